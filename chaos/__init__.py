@@ -1,0 +1,1 @@
+"""Chaos harness: breaks the reference backend on purpose and judges what clients saw."""

@@ -1,0 +1,186 @@
+"""The ``harness`` command line.
+
+Every harness or infrastructure error, including bad input, is printed as one line naming
+the problem and the fix, and exits with code 4 (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chaos.errors import EXIT_HARNESS_ERROR, HarnessError
+from chaos.settings import Settings
+from chaos.stack import ComponentStatus, Stack
+from chaos.state import StackState
+from chaos.toxiproxy import server as toxiproxy_server
+
+# Wider than rich's 80 columns when not on a terminal, so that logs stay readable.
+_out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+_err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+
+
+def _settings(ctx: click.Context, **overrides: object) -> Settings:
+    base: Settings = ctx.obj
+    return base.with_overrides(**overrides)
+
+
+def _report(message: str) -> None:
+    _err.print(f"[dim]·[/dim] {message}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the stack's state (default: $HARNESS_STATE_DIR or .harness).",
+)
+@click.pass_context
+def cli(ctx: click.Context, state_dir: Path | None) -> None:
+    """Resilience harness: start the stack, break parts of it, judge what clients saw."""
+    ctx.obj = Settings.from_env(os.environ).with_overrides(state_dir=state_dir)
+
+
+@cli.command()
+@click.option("--pg-port", type=int, help="Port for PostgreSQL (default: a free one).")
+@click.option("--toxiproxy-port", type=int, help="API port for Toxiproxy (default: a free one).")
+@click.pass_context
+def up(ctx: click.Context, pg_port: int | None, toxiproxy_port: int | None) -> None:
+    """Start PostgreSQL, Toxiproxy and one proxy per link on free loopback ports."""
+    stack = Stack(_settings(ctx, pg_port=pg_port, toxiproxy_port=toxiproxy_port), _report)
+    state, started = stack.up()
+    if not started:
+        _err.print("the stack is already running:")
+    _print_state(state, stack.probe(state))
+    _out.print(f"state: {stack.store.path}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the state and probes as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Probe each component of the running stack; exit 4 if any required one is down."""
+    stack = Stack(_settings(ctx))
+    state = stack.load()
+    if state is None:
+        if as_json:
+            _out.print_json(json.dumps({"running": False}))
+        raise HarnessError("the stack is not running", "start it with `harness up`")
+    probes = stack.probe(state)
+    healthy = all(p.healthy for p in probes if p.required)
+    if as_json:
+        payload = {
+            "running": True,
+            "healthy": healthy,
+            "state": json.loads(state.model_dump_json()),
+            "components": [p.__dict__ for p in probes],
+        }
+        _out.print_json(json.dumps(payload))
+    else:
+        _print_state(state, probes)
+    if not healthy:
+        down = ", ".join(p.name for p in probes if p.required and not p.healthy)
+        raise HarnessError(
+            f"stack unhealthy: {down}",
+            "see `harness status`; restart with `harness down && harness up`",
+        )
+
+
+@cli.command()
+@click.pass_context
+def down(ctx: click.Context) -> None:
+    """Stop everything `up` started (also after `up` was killed) and remove the cluster."""
+    stack = Stack(_settings(ctx), _report)
+    if stack.down():
+        _out.print("stack stopped")
+    else:
+        _out.print("nothing running")
+
+
+@cli.command("install-toxiproxy")
+@click.pass_context
+def install_toxiproxy(ctx: click.Context) -> None:
+    """Build Shopify's Toxiproxy server into the tool folder unless one is found."""
+    settings = _settings(ctx)
+    found = toxiproxy_server.find_binary(settings)
+    if found is not None:
+        _out.print(f"toxiproxy-server: {found.path} ({found.source})")
+        return
+    built = toxiproxy_server.build(settings.tools_dir)
+    _out.print(f"toxiproxy-server: built {built.path}")
+
+
+@cli.command()
+@click.option("--link", default="pg_deposits", show_default=True, help="Link to cut.")
+@click.option(
+    "--cut", "cut_seconds", default=2.0, show_default=True, help="Seconds the link stays down."
+)
+@click.pass_context
+def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
+    """Start the stack, cut one link, show a client failing and recovering, stop the stack."""
+    from chaos.demo import run_demo
+
+    stack = Stack(_settings(ctx), _report)
+    result = run_demo(stack, link=link, cut_seconds=cut_seconds, console=_out)
+    sys.exit(result)
+
+
+def _print_state(state: StackState, probes: Sequence[ComponentStatus]) -> None:
+    table = Table(title="stack", title_justify="left")
+    for column in ("component", "state", "address", "detail"):
+        table.add_column(column)
+    for probe in probes:
+        mark = (
+            "[green]up[/green]"
+            if probe.healthy
+            else ("[red]DOWN[/red]" if probe.required else "[yellow]idle[/yellow]")
+        )
+        table.add_row(probe.name, mark, probe.address, probe.detail)
+    _out.print(table)
+    if state.postgres is not None:
+        _out.print(f"postgres dsn: {state.postgres.dsn}")
+    if state.toxiproxy is not None:
+        _out.print(f"toxiproxy url: {state.toxiproxy.url}")
+
+
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    # SystemExit unwinds `finally` blocks, so whatever was started or injected is undone.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``harness`` console script."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="harness",
+            standalone_mode=False,
+        )
+    except HarnessError as exc:
+        _err.print(f"harness: error: {exc}", soft_wrap=True, markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        # Bad command-line input is bad input like any other: one line, exit 4.
+        _err.print(
+            f"harness: error: {exc.format_message()} (see `harness --help`)",
+            soft_wrap=True,
+            markup=False,
+        )
+        sys.exit(EXIT_HARNESS_ERROR)
+    except click.exceptions.Abort:
+        _err.print("harness: interrupted", markup=False)
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,190 @@
+"""`harness demo`: a client through one link fails while the link is cut and recovers after.
+
+Until the scenarios exist this is the headline demonstration: it starts the stack (unless
+it runs already), cuts one PostgreSQL link with Toxiproxy, and shows a client that keeps
+querying through it. The link is restored in ``finally``, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+from rich.console import Console
+from rich.table import Table
+
+from chaos import postgres
+from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD, ConfigError, HarnessError
+from chaos.links import link_named
+from chaos.ports import LOOPBACK
+from chaos.stack import Stack
+from chaos.state import StackState
+from chaos.toxiproxy.client import ToxiproxyClient
+
+INTERVAL = 0.1
+BASELINE_SECONDS = 1.0
+RECOVERY_DEADLINE = 10.0
+AFTER_RECOVERY_SECONDS = 1.0
+
+
+@dataclass
+class Attempt:
+    """One query of the client."""
+
+    at: float
+    phase: str
+    ok: bool
+    latency_ms: float
+    error: str = ""
+
+
+@dataclass
+class LinkClient:
+    """A PostgreSQL client with one connection, reconnecting after a failure (like a pool)."""
+
+    dsn: str
+    conn: psycopg2.extensions.connection | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def query(self, phase: str, started: float) -> Attempt:
+        """Run ``SELECT 1``, reconnecting first if the last attempt broke the connection."""
+        t0 = time.monotonic()
+        try:
+            if self.conn is None:
+                self.conn = postgres.connect(self.dsn, timeout=1.0)
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            attempt = Attempt(t0 - started, phase, True, (time.monotonic() - t0) * 1000)
+        except (HarnessError, psycopg2.Error) as exc:
+            self.close()
+            message = exc.problem if isinstance(exc, HarnessError) else str(exc)
+            error = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+            attempt = Attempt(t0 - started, phase, False, (time.monotonic() - t0) * 1000, error)
+        self.attempts.append(attempt)
+        return attempt
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def run_demo(stack: Stack, *, link: str, cut_seconds: float, console: Console) -> int:
+    """Run the demonstration; return the exit code (0 when the client failed and recovered)."""
+    try:
+        target = link_named(link)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]), "pass one of the names listed with --link") from None
+    if target.target != "postgres":
+        raise ConfigError(
+            f"link {link} does not lead to PostgreSQL", "pass a pg_* link, e.g. --link pg_p2p"
+        )
+    if cut_seconds <= 0:
+        raise ConfigError(f"--cut {cut_seconds:g}: must be positive", "pass e.g. --cut 2")
+    state, started = stack.up()
+    try:
+        return _show(state, link, cut_seconds, console)
+    finally:
+        if started:
+            stack.down()
+            console.print("stack stopped")
+
+
+def _show(state: StackState, link: str, cut_seconds: float, console: Console) -> int:
+    assert state.postgres is not None
+    assert state.toxiproxy is not None
+    url = state.toxiproxy.url
+    port = state.links[link].listen_port
+    user = psycopg2.extensions.parse_dsn(state.postgres.dsn).get("user", postgres.SUPERUSER)
+    client = LinkClient(f"host={LOOPBACK} port={port} user={user} dbname=postgres")
+    console.print(
+        f"\nA client queries PostgreSQL through link [bold]{link}[/bold] "
+        f"({LOOPBACK}:{port}) every {INTERVAL * 1000:.0f} ms.\n"
+    )
+    started = time.monotonic()
+    recovered_after: float | None = None
+    try:
+        _run_phase(client, "baseline", BASELINE_SECONDS, started, console)
+        console.print(f"[bold red]>>> cutting link {link} (Toxiproxy: disable proxy)[/bold red]")
+        asyncio.run(_set_enabled(url, link, enabled=False))
+        _run_phase(client, "cut", cut_seconds, started, console)
+    finally:
+        asyncio.run(_set_enabled(url, link, enabled=True))
+    restored = time.monotonic()
+    console.print(f"[bold green]>>> link {link} restored[/bold green]")
+    deadline = restored + RECOVERY_DEADLINE
+    while time.monotonic() < deadline:
+        attempt = _tick(client, "recovery", started, console)
+        if attempt.ok:
+            recovered_after = started + attempt.at + attempt.latency_ms / 1000 - restored
+            break
+    _run_phase(client, "recovered", AFTER_RECOVERY_SECONDS, started, console)
+    client.close()
+    return _summarise(client.attempts, recovered_after, console)
+
+
+def _run_phase(
+    client: LinkClient, phase: str, seconds: float, started: float, console: Console
+) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        _tick(client, phase, started, console)
+
+
+def _tick(client: LinkClient, phase: str, started: float, console: Console) -> Attempt:
+    t0 = time.monotonic()
+    attempt = client.query(phase, started)
+    result = (
+        f"[green]ok[/green]   {attempt.latency_ms:7.1f} ms"
+        if attempt.ok
+        else f"[red]FAIL[/red] {attempt.latency_ms:7.1f} ms  {attempt.error}"
+    )
+    console.print(f"  +{attempt.at:5.2f}s  {phase:<9}  {result}")
+    time.sleep(max(0.0, INTERVAL - (time.monotonic() - t0)))
+    return attempt
+
+
+async def _set_enabled(url: str, link: str, *, enabled: bool) -> None:
+    async with ToxiproxyClient(url) as client:
+        if enabled:
+            await client.enable(link)
+        else:
+            await client.disable(link)
+
+
+def _summarise(attempts: list[Attempt], recovered_after: float | None, console: Console) -> int:
+    table = Table(title="summary", title_justify="left")
+    for column in ("phase", "queries", "ok", "failed", "first error"):
+        table.add_column(column)
+    phases = ["baseline", "cut", "recovery", "recovered"]
+    by_phase = {p: [a for a in attempts if a.phase == p] for p in phases}
+    for phase in phases:
+        rows = by_phase[phase]
+        failed = [a for a in rows if not a.ok]
+        table.add_row(
+            phase,
+            str(len(rows)),
+            str(len(rows) - len(failed)),
+            str(len(failed)),
+            failed[0].error if failed else "",
+        )
+    console.print(table)
+    cut_failures = sum(not a.ok for a in by_phase["cut"])
+    if not by_phase["baseline"] or not all(a.ok for a in by_phase["baseline"]):
+        console.print("[yellow]INVALID[/yellow]: the client failed before the link was cut")
+        return EXIT_INVALID
+    if cut_failures == 0:
+        console.print("[yellow]INVALID[/yellow]: cutting the link had no effect on the client")
+        return EXIT_INVALID
+    if recovered_after is None or not all(a.ok for a in by_phase["recovered"]):
+        console.print(f"[red]FAIL[/red]: the client did not recover within {RECOVERY_DEADLINE:g} s")
+        return EXIT_THRESHOLD
+    console.print(
+        f"[green]PASS[/green]: the client failed while the link was cut "
+        f"({cut_failures} failed queries) and recovered {recovered_after * 1000:.0f} ms after it "
+        "was restored"
+    )
+    return EXIT_PASS

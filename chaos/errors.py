@@ -1,0 +1,84 @@
+"""The harness's exception tree, in one place.
+
+Every error the harness raises on purpose derives from :class:`HarnessError`. The command
+line prints ``str(error)`` as one line (the problem, then the fix) and exits with
+:data:`EXIT_HARNESS_ERROR`.
+
+    HarnessError
+    ├── ConfigError          bad variable, option or value given by the user
+    │   └── PortInUseError   an explicitly requested port is taken
+    ├── MissingToolError     a binary the harness needs is not installed
+    ├── ComponentError       a component failed to start, stop or answer
+    │   └── NotReadyError    a component did not become ready before its deadline
+    ├── NotSupportedError    the operation is impossible in this set-up (e.g. restarting
+    │                        an external PostgreSQL server)
+    └── ToxiproxyError       the Toxiproxy API answered with an error
+        ├── ProxyNotFound / ToxicNotFound   (404)
+        └── AlreadyExists                   (409)
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_THRESHOLD = 1
+EXIT_INVARIANT = 2
+EXIT_INVALID = 3
+EXIT_HARNESS_ERROR = 4
+
+
+class HarnessError(Exception):
+    """An error of the harness or its infrastructure (exit code 4).
+
+    ``problem`` says what went wrong, ``fix`` what the user can do about it.
+    """
+
+    exit_code = EXIT_HARNESS_ERROR
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem} — {fix}" if fix else problem)
+
+
+class ConfigError(HarnessError):
+    """A variable, option or value given by the user is invalid."""
+
+
+class PortInUseError(ConfigError):
+    """A port requested explicitly is already taken."""
+
+
+class MissingToolError(HarnessError):
+    """A binary the harness needs is not installed or not found."""
+
+
+class ComponentError(HarnessError):
+    """A component (PostgreSQL, Toxiproxy, …) failed to start, stop or answer."""
+
+
+class NotReadyError(ComponentError):
+    """A component did not become ready before its deadline."""
+
+
+class NotSupportedError(HarnessError):
+    """The operation is not possible with this set-up."""
+
+
+class ToxiproxyError(HarnessError):
+    """The Toxiproxy API answered with an error; ``status`` is its HTTP status."""
+
+    def __init__(self, problem: str, fix: str = "", *, status: int = 0) -> None:
+        self.status = status
+        super().__init__(problem, fix)
+
+
+class ProxyNotFound(ToxiproxyError):
+    """No proxy of that name exists on the Toxiproxy server."""
+
+
+class ToxicNotFound(ToxiproxyError):
+    """No toxic of that name exists on the proxy."""
+
+
+class AlreadyExists(ToxiproxyError):
+    """A proxy or toxic of that name already exists."""

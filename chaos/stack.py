@@ -1,0 +1,347 @@
+"""The local stack: PostgreSQL, Toxiproxy and one proxy per link, started and stopped as one.
+
+``up`` records each step in the state file before it takes the next one, and undoes what it
+started if a step fails or it is interrupted; ``down`` stops whatever the state file names,
+also after ``up`` itself was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2.extensions
+
+from chaos import postgres
+from chaos.errors import ComponentError, HarnessError, ProxyNotFound
+from chaos.links import LINKS
+from chaos.ports import LOOPBACK, ensure_free, free_port, is_listening, wait_closed
+from chaos.process import ProcessRecord, stop
+from chaos.settings import Settings
+from chaos.state import (
+    LinkState,
+    PostgresState,
+    ProcessState,
+    StackState,
+    StateStore,
+    ToxiproxyState,
+)
+from chaos.toxiproxy import server as toxiproxy_server
+from chaos.toxiproxy.client import ProxySpec, ToxiproxyClient
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """What ``status`` found for one component."""
+
+    name: str
+    healthy: bool
+    address: str
+    detail: str
+    #: False for parts that are optional at this stage (e.g. a fake not started yet)
+    required: bool = True
+
+
+@dataclass
+class _Plan:
+    """What ``up`` will start, decided and checked before it starts anything."""
+
+    pg_bin: Path | None = None
+    pg_port: int | None = None
+    toxiproxy_port: int | None = None
+    toxiproxy_binary: toxiproxy_server.ServerBinary | None = None
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class Stack:
+    """The stack described by ``settings``; its state lives in ``settings.state_dir``."""
+
+    def __init__(self, settings: Settings, report: Report = _quiet) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.store = StateStore(self.state_dir)
+        self.report = report
+
+    # -- up -----------------------------------------------------------------------------------
+
+    def up(self) -> tuple[StackState, bool]:
+        """Start the stack unless it runs; return its state and whether anything was started."""
+        with self.store.locked():
+            existing = self.store.load()
+            if existing is not None:
+                if all(s.healthy for s in self.probe(existing) if s.required):
+                    return existing, False
+                self.report("a previous stack is partly down: stopping what is left of it")
+                self._down(existing)
+            plan = self._plan()
+            state = StackState()
+            try:
+                self._start_postgres(state, plan)
+                self._start_toxiproxy(state, plan)
+                self._create_links(state)
+            except BaseException:
+                self.report("start failed: stopping what was started")
+                with contextlib.suppress(HarnessError):
+                    self._down(state)
+                raise
+            return state, True
+
+    def _plan(self) -> _Plan:
+        """Check every input before anything starts, so bad input leaves nothing behind."""
+        settings = self.settings
+        plan = _Plan()
+        if settings.pg_dsn is None:
+            plan.pg_bin = postgres.find_bin_dir(settings.pg_bin)
+            plan.pg_port = (
+                ensure_free(settings.pg_port, "PostgreSQL", "HARNESS_PG_PORT")
+                if settings.pg_port
+                else free_port()
+            )
+        if settings.toxiproxy_url is None:
+            if settings.toxiproxy_port:
+                plan.toxiproxy_port = ensure_free(
+                    settings.toxiproxy_port, "the Toxiproxy API", "HARNESS_TOXIPROXY_PORT"
+                )
+            else:
+                plan.toxiproxy_port = free_port()
+            plan.toxiproxy_binary = toxiproxy_server.ensure_binary(settings)
+        return plan
+
+    def _start_postgres(self, state: StackState, plan: _Plan) -> None:
+        settings = self.settings
+        if settings.pg_dsn is not None:
+            server = postgres.ExternalPostgres(settings.pg_dsn)
+            postgres.wait_ready(
+                server.dsn(), timeout=10, what=f"HARNESS_PG_DSN server {server.host}:{server.port}"
+            )
+            state.postgres = PostgresState(
+                kind="external", host=server.host, port=server.port, dsn=server.dsn()
+            )
+            self.store.save(state)
+            self.report(f"PostgreSQL: using the existing server at {server.host}:{server.port}")
+            return
+        assert plan.pg_bin is not None
+        assert plan.pg_port is not None
+        port, bin_dir = plan.pg_port, plan.pg_bin
+        cluster = postgres.LocalCluster(
+            bin_dir,
+            self.state_dir / "pg" / "data",
+            port,
+            fsync=settings.pg_fsync == "on",
+            max_connections=settings.pg_max_connections,
+        )
+        # Recorded before it starts, so that `down` finds the cluster if `up` dies now.
+        state.postgres = PostgresState(
+            kind="local",
+            host=LOOPBACK,
+            port=port,
+            dsn=cluster.dsn(),
+            data_dir=cluster.data_dir,
+            bin_dir=bin_dir,
+        )
+        self.store.save(state)
+        self.report(f"PostgreSQL: starting a cluster on {LOOPBACK}:{port} ({bin_dir})")
+        cluster.start()
+
+    def _start_toxiproxy(self, state: StackState, plan: _Plan) -> None:
+        settings = self.settings
+        if settings.toxiproxy_url is not None:
+            running = toxiproxy_server.connect(settings.toxiproxy_url)
+            state.toxiproxy = ToxiproxyState(
+                kind="external", url=running.url, version=running.version
+            )
+            self.store.save(state)
+            self.report(f"Toxiproxy: using the existing server at {running.url}")
+            return
+        assert plan.toxiproxy_binary is not None
+        assert plan.toxiproxy_port is not None
+        port, binary = plan.toxiproxy_port, plan.toxiproxy_binary
+        self.report(f"Toxiproxy: starting {binary.path} ({binary.source}) on {LOOPBACK}:{port}")
+        log_path = self.state_dir / "logs" / "toxiproxy.log"
+        running = toxiproxy_server.start(
+            binary,
+            port,
+            log_path,
+            on_spawn=lambda record: self._record_toxiproxy(state, binary.path, port, record),
+        )
+        assert state.toxiproxy is not None
+        state.toxiproxy.version = running.version
+        self.store.save(state)
+
+    def _record_toxiproxy(
+        self, state: StackState, binary: Path, port: int, record: ProcessRecord
+    ) -> None:
+        state.toxiproxy = ToxiproxyState(
+            kind="local",
+            url=f"http://{LOOPBACK}:{port}",
+            port=port,
+            process=ProcessState.of(record),
+            binary=str(binary),
+        )
+        self.store.save(state)
+
+    def _create_links(self, state: StackState) -> None:
+        assert state.postgres is not None
+        tox = state.toxiproxy
+        assert tox is not None
+        state.fake_ports = {"payments": free_port(), "prices": free_port()}
+        upstreams = {
+            "postgres": f"{state.postgres.host}:{state.postgres.port}",
+            "payments": f"{LOOPBACK}:{state.fake_ports['payments']}",
+            "prices": f"{LOOPBACK}:{state.fake_ports['prices']}",
+        }
+        specs = [
+            # Port 0: Toxiproxy binds a free port itself and reports it, so no race.
+            ProxySpec(link.name, listen=f"{LOOPBACK}:0", upstream=upstreams[link.target])
+            for link in LINKS
+        ]
+
+        async def create() -> None:
+            async with ToxiproxyClient(tox.url) as client:
+                existing = await client.proxies()
+                clash = sorted(set(existing) & {spec.name for spec in specs})
+                if clash and tox.kind == "external":
+                    raise ComponentError(
+                        f"Toxiproxy at {tox.url} already has proxies {', '.join(clash)}",
+                        "another stack uses that server: run `harness down` there or delete them",
+                    )
+                for spec in specs:
+                    proxy = await client.create_proxy(
+                        spec.name, listen=spec.listen, upstream=spec.upstream
+                    )
+                    state.links[proxy.name] = LinkState(
+                        listen=proxy.listen, upstream=proxy.upstream
+                    )
+                    self.store.save(state)
+
+        asyncio.run(create())
+        self.report(f"Toxiproxy: {len(state.links)} links created")
+
+    # -- down ---------------------------------------------------------------------------------
+
+    def down(self) -> bool:
+        """Stop everything the state file names; False when nothing was recorded."""
+        with self.store.locked():
+            state = self.store.load()
+            if state is None:
+                return False
+            self._down(state)
+            return True
+
+    def _down(self, state: StackState) -> None:
+        errors: list[str] = []
+        tox = state.toxiproxy
+        if tox is not None and tox.kind == "external" and state.links:
+            try:
+                asyncio.run(_delete_proxies(tox.url, list(state.links)))
+            except HarnessError as exc:
+                errors.append(str(exc))
+        if tox is not None and tox.process is not None:
+            try:
+                stop(tox.process.record())
+                if tox.port is not None and not wait_closed(tox.port, time.monotonic() + 5):
+                    errors.append(f"Toxiproxy port {tox.port} still listening")
+                self.report("Toxiproxy: stopped")
+            except HarnessError as exc:
+                errors.append(str(exc))
+        pg = state.postgres
+        if pg is not None and pg.kind == "local" and pg.data_dir is not None:
+            cluster = postgres.LocalCluster(
+                pg.bin_dir or postgres.find_bin_dir(self.settings.pg_bin), pg.data_dir, pg.port
+            )
+            try:
+                cluster.destroy()
+                if not wait_closed(pg.port, time.monotonic() + 5):
+                    errors.append(f"PostgreSQL port {pg.port} still listening")
+                self.report("PostgreSQL: stopped and removed")
+            except HarnessError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ComponentError("; ".join(errors), f"state kept in {self.store.path}")
+        self.store.clear()
+
+    # -- status -------------------------------------------------------------------------------
+
+    def load(self) -> StackState | None:
+        """The recorded state, if a stack was started."""
+        return self.store.load()
+
+    def probe(self, state: StackState) -> list[ComponentStatus]:
+        """Check every component of ``state`` from the outside."""
+        found: list[ComponentStatus] = []
+        pg = state.postgres
+        if pg is None:
+            found.append(ComponentStatus("postgres", False, "-", "not started"))
+        else:
+            found.append(_probe_pg("postgres", pg.dsn, f"{pg.host}:{pg.port}", pg.kind))
+        tox = state.toxiproxy
+        if tox is None:
+            found.append(ComponentStatus("toxiproxy", False, "-", "not started"))
+            return found
+        try:
+            version = toxiproxy_server.wait_ready(tox.url, timeout=1.0)
+            proxies = toxiproxy_server.api_get(tox.url, "/proxies")
+        except HarnessError as exc:
+            found.append(ComponentStatus("toxiproxy", False, tox.url, exc.problem))
+            return found
+        found.append(ComponentStatus("toxiproxy", True, tox.url, f"{tox.kind}, version {version}"))
+        assert isinstance(proxies, dict)
+        for link in LINKS:
+            recorded = state.links.get(link.name)
+            proxy = proxies.get(link.name)
+            if recorded is None or not isinstance(proxy, dict):
+                found.append(ComponentStatus(f"link {link.name}", False, "-", "missing"))
+                continue
+            toxics = len(proxy.get("toxics") or [])
+            flags = ("enabled" if proxy.get("enabled") else "DISABLED") + (
+                f", {toxics} toxic(s)" if toxics else ""
+            )
+            address = f"{recorded.listen} -> {recorded.upstream}"
+            if link.target == "postgres" and pg is not None:
+                dsn = (
+                    f"host={LOOPBACK} port={recorded.listen_port} user={_dsn_user(pg.dsn)} "
+                    f"dbname=postgres"
+                )
+                probed = _probe_pg(f"link {link.name}", dsn, address, flags)
+                found.append(probed)
+            else:
+                upstream_port = int(recorded.upstream.rsplit(":", 1)[1])
+                up = is_listening(upstream_port)
+                found.append(
+                    ComponentStatus(
+                        f"link {link.name}",
+                        bool(proxy.get("enabled")),
+                        address,
+                        flags + ("" if up else f"; no {link.target} fake listening yet"),
+                        required=False,
+                    )
+                )
+        return found
+
+
+def _probe_pg(name: str, dsn: str, address: str, detail: str) -> ComponentStatus:
+    try:
+        postgres.ping(dsn, timeout=2.0)
+    except HarnessError as exc:
+        return ComponentStatus(name, False, address, f"{detail}; {exc.problem}")
+    return ComponentStatus(name, True, address, detail)
+
+
+def _dsn_user(dsn: str) -> str:
+    return str(psycopg2.extensions.parse_dsn(dsn).get("user") or postgres.SUPERUSER)
+
+
+async def _delete_proxies(url: str, names: list[str]) -> None:
+    async with ToxiproxyClient(url) as client:
+        for name in names:
+            with contextlib.suppress(ProxyNotFound):
+                await client.delete_proxy(name)

@@ -1,0 +1,1 @@
+"""Load generation with Locust: users, runner, distributed runs."""

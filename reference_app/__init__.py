@@ -1,0 +1,1 @@
+"""Reference backend: the crypto wallet/exchange the harness tests (system under test)."""

@@ -1,0 +1,284 @@
+"""`harness up | status | down | demo` as a user runs them: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chaos.process import ProcessRecord
+from chaos.state import StackState
+from tests.plugins.pg_cluster import cluster_folder
+
+HARNESS = str(Path(sys.executable).with_name("harness"))
+EXIT_HARNESS_ERROR = 4
+
+
+@dataclass
+class Harness:
+    """Runs the `harness` command with a state folder of its own."""
+
+    state_dir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [HARNESS, *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [HARNESS, *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def state(self) -> StackState | None:
+        path = self.state_dir / "stack.json"
+        try:
+            return StackState.model_validate_json(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    state_dir = cluster_folder("harness-test-cli-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
+    env["HARNESS_STATE_DIR"] = str(state_dir)
+    h = Harness(state_dir, env)
+    try:
+        yield h
+    finally:
+        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ports_of(state: StackState) -> list[int]:
+    assert state.postgres is not None
+    assert state.toxiproxy is not None
+    assert state.toxiproxy.port is not None
+    return [
+        state.postgres.port,
+        state.toxiproxy.port,
+        *(link.listen_port for link in state.links.values()),
+    ]
+
+
+def processes_of(state: StackState) -> list[ProcessRecord]:
+    assert state.toxiproxy is not None
+    assert state.toxiproxy.process is not None
+    assert state.postgres is not None
+    assert state.postgres.data_dir is not None
+    pid_file = state.postgres.data_dir / "postmaster.pid"
+    postmaster = ProcessRecord.of(int(pid_file.read_text().split()[0]))
+    return [state.toxiproxy.process.record(), postmaster]
+
+
+def assert_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == EXIT_HARNESS_ERROR, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("harness: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_up_status_down_lifecycle(harness: Harness) -> None:
+    result = harness.run("up")
+    assert result.returncode == 0, result.stderr
+    state = harness.state()
+    assert state is not None
+    assert set(state.links) == {
+        "pg_deposits", "pg_wallet", "pg_p2p", "pg_swap", "pg_express", "pg_admin",
+        "pg_background", "payments", "prices",
+    }  # fmt: skip
+    ports = ports_of(state)
+    processes = processes_of(state)
+    assert all(listening(port) for port in ports)
+    assert all(proc.alive() for proc in processes)
+    assert "pg_p2p" in result.stdout
+    assert state.postgres is not None
+    assert f"port={state.postgres.port}" in result.stdout
+
+    status = harness.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["healthy"] is True
+    by_name = {c["name"]: c for c in report["components"]}
+    assert by_name["postgres"]["healthy"]
+    assert by_name["link pg_p2p"]["healthy"]
+
+    again = harness.run("up")
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stderr
+    assert harness.state() == state, "a second `up` started the stack again"
+
+    down = harness.run("down")
+    assert down.returncode == 0, down.stderr
+    assert "stack stopped" in down.stdout
+    assert not any(proc.alive() for proc in processes)
+    assert not any(listening(port) for port in ports)
+    assert harness.state() is None
+    assert state.postgres.data_dir is not None
+    assert not state.postgres.data_dir.exists()
+
+    nothing = harness.run("down")
+    assert nothing.returncode == 0
+    assert "nothing running" in nothing.stdout
+    assert_error_line(harness.run("status"), "not running", "harness up")
+
+
+def test_status_reports_a_cut_link(harness: Harness) -> None:
+    assert harness.run("up").returncode == 0
+    state = harness.state()
+    assert state is not None
+    assert state.toxiproxy is not None
+    cut = urllib.request.Request(
+        f"{state.toxiproxy.url}/proxies/pg_wallet", data=b'{"enabled": false}', method="PATCH"
+    )
+    urllib.request.urlopen(cut, timeout=5).close()
+    status = harness.run("status")
+    assert status.returncode == EXIT_HARNESS_ERROR
+    assert "link pg_wallet" in status.stderr
+    assert "DISABLED" in status.stdout
+
+
+def test_down_after_up_was_killed(harness: Harness) -> None:
+    up = harness.spawn("up")
+    deadline = time.monotonic() + 60
+    state = harness.state()
+    while (state is None or state.toxiproxy is None) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        state = harness.state()
+    up.kill()
+    up.communicate()
+    state = harness.state()
+    assert state is not None
+    assert state.toxiproxy is not None, "up never got to start Toxiproxy"
+    assert state.toxiproxy.process is not None
+    toxiproxy_process = state.toxiproxy.process.record()
+    assert state.postgres is not None
+    assert state.postgres.data_dir is not None
+    pid_file = state.postgres.data_dir / "postmaster.pid"
+    postmaster = ProcessRecord.of(int(pid_file.read_text().split()[0]))
+
+    down = harness.run("down")
+    assert down.returncode == 0, down.stderr
+    assert not toxiproxy_process.alive()
+    assert not postmaster.alive()
+    assert not listening(state.postgres.port)
+    assert harness.state() is None
+
+
+def test_sigterm_during_up_stops_what_it_started(harness: Harness) -> None:
+    up = harness.spawn("up")
+    deadline = time.monotonic() + 60
+    state = harness.state()
+    while (state is None or state.toxiproxy is None) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        state = harness.state()
+    up.send_signal(signal.SIGTERM)
+    up.communicate(timeout=60)
+    assert state is not None
+    assert state.postgres is not None
+    assert state.toxiproxy is not None
+    assert state.toxiproxy.process is not None
+    if up.returncode == 0:
+        pytest.fail("up finished before the signal; the test needs it interrupted")
+    assert up.returncode == 128 + signal.SIGTERM
+    assert not state.toxiproxy.process.record().alive()
+    assert not listening(state.postgres.port)
+    assert harness.state() is None
+
+
+def test_up_refuses_an_occupied_port(harness: Harness) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = harness.run("up", "--pg-port", str(port))
+        assert_error_line(result, f"port {port} for PostgreSQL is already in use")
+        result = harness.run("up", HARNESS_TOXIPROXY_PORT=str(port))
+        assert_error_line(result, f"port {port} for the Toxiproxy API", "HARNESS_TOXIPROXY_PORT")
+    assert harness.state() is None
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "fragments"),
+    [
+        ({"HARNESS_PG_PROT": "1"}, ["up"], ["unknown variable HARNESS_PG_PROT", "HARNESS_PG_PORT"]),
+        ({"HARNESS_PG_PORT": "five"}, ["up"], ["HARNESS_PG_PORT='five'"]),
+        ({"TOXIPROXY_URL": "127.0.0.1:8474"}, ["up"], ["TOXIPROXY_URL", "http URL"]),
+        ({}, ["up", "--pg-port", "abc"], ["'abc' is not a valid integer"]),
+        ({}, ["up", "--pg-port", "0"], ["HARNESS_PG_PORT=0"]),
+        ({}, ["launch"], ["No such command 'launch'"]),
+        ({"HARNESS_PG_BIN": "/nonexistent/bin"}, ["up"], ["initdb", "apt-get install postgresql"]),
+        ({"TOXIPROXY_SERVER": "/nonexistent/toxiproxy-server"}, ["up"], ["TOXIPROXY_SERVER"]),
+        ({}, ["demo", "--link", "pg_nope"], ["unknown link 'pg_nope'"]),
+        ({}, ["demo", "--link", "payments"], ["does not lead to PostgreSQL"]),
+    ],
+    ids=[
+        "unknown-variable", "bad-port-variable", "bad-url", "bad-option-type", "bad-port-option",
+        "unknown-command", "no-postgres", "no-toxiproxy-binary", "unknown-link", "link-not-pg",
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_exit_4(
+    harness: Harness, env: dict[str, str], args: list[str], fragments: list[str]
+) -> None:
+    result = harness.run(*args, **env)
+    assert_error_line(result, *fragments)
+    assert harness.state() is None
+
+
+def test_missing_toxiproxy_and_go_says_what_to_install(harness: Harness, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "harness").symlink_to(HARNESS)
+    result = harness.run(
+        "up",
+        PATH=f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        HARNESS_TOOLS_DIR=str(tmp_path / "empty-tools"),
+    )
+    assert shutil.which("toxiproxy-server", path=f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin") is None
+    assert_error_line(result, "Toxiproxy server not found", "install Go >= 1.23", "TOXIPROXY_URL")
+    assert harness.state() is None
+
+
+def test_demo_shows_the_client_failing_and_recovering(harness: Harness) -> None:
+    result = harness.run("demo", "--cut", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    cut = [line for line in lines if " cut " in line and "FAIL" in line]
+    recovered = [line for line in lines if "recovered" in line and " ok " in line]
+    assert cut, result.stdout
+    assert recovered, result.stdout
+    assert "PASS: the client failed while the link was cut" in result.stdout
+    assert "stack stopped" in result.stdout
+    assert harness.state() is None

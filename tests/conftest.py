@@ -1,0 +1,7 @@
+"""Fixtures for the whole suite come from plugin modules, one per component."""
+
+pytest_plugins = (
+    "tests.plugins.preflight",
+    "tests.plugins.pg_cluster",
+    "tests.plugins.toxiproxy_server",
+)
