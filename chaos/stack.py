@@ -18,7 +18,7 @@ import psycopg2.extensions
 
 from chaos import postgres
 from chaos.errors import ComponentError, HarnessError, ProxyNotFound
-from chaos.links import LINKS
+from chaos.links import LINK_NAMES, LINKS
 from chaos.ports import LOOPBACK, ensure_free, free_port, is_listening, wait_closed
 from chaos.process import ProcessRecord, stop
 from chaos.settings import Settings
@@ -106,7 +106,9 @@ class Stack:
                 if settings.pg_port
                 else free_port()
             )
-        if settings.toxiproxy_url is None:
+        if settings.toxiproxy_url is not None:
+            _check_no_clash(settings.toxiproxy_url)
+        else:
             if settings.toxiproxy_port:
                 plan.toxiproxy_port = ensure_free(
                     settings.toxiproxy_port, "the Toxiproxy API", "HARNESS_TOXIPROXY_PORT"
@@ -207,13 +209,6 @@ class Stack:
 
         async def create() -> None:
             async with ToxiproxyClient(tox.url) as client:
-                existing = await client.proxies()
-                clash = sorted(set(existing) & {spec.name for spec in specs})
-                if clash and tox.kind == "external":
-                    raise ComponentError(
-                        f"Toxiproxy at {tox.url} already has proxies {', '.join(clash)}",
-                        "another stack uses that server: run `harness down` there or delete them",
-                    )
                 for spec in specs:
                     proxy = await client.create_proxy(
                         spec.name, listen=spec.listen, upstream=spec.upstream
@@ -338,6 +333,18 @@ def _probe_pg(name: str, dsn: str, address: str, detail: str) -> ComponentStatus
 
 def _dsn_user(dsn: str) -> str:
     return str(psycopg2.extensions.parse_dsn(dsn).get("user") or postgres.SUPERUSER)
+
+
+def _check_no_clash(url: str) -> None:
+    """Refuse an external Toxiproxy server that already has proxies of our links' names."""
+    toxiproxy_server.connect(url)
+    existing = toxiproxy_server.api_get(url, "/proxies")
+    clash = sorted(set(existing) & LINK_NAMES) if isinstance(existing, dict) else []
+    if clash:
+        raise ComponentError(
+            f"Toxiproxy at {url} already has proxies {', '.join(clash)}",
+            "another stack uses that server: run `harness down` there or delete them",
+        )
 
 
 async def _delete_proxies(url: str, names: list[str]) -> None:

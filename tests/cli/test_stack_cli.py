@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from chaos import postgres
 from chaos.process import ProcessRecord
 from chaos.state import StackState
-from tests.plugins.pg_cluster import cluster_folder
+from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 EXIT_HARNESS_ERROR = 4
@@ -282,3 +283,57 @@ def test_demo_shows_the_client_failing_and_recovering(harness: Harness) -> None:
     assert "PASS: the client failed while the link was cut" in result.stdout
     assert "stack stopped" in result.stdout
     assert harness.state() is None
+
+
+def test_go_too_old_says_what_to_install(harness: Harness, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    old_go = bin_dir / "go"
+    old_go.write_text("#!/bin/sh\necho 'go version go1.19.8 linux/amd64'\n")
+    old_go.chmod(0o755)
+    result = harness.run(
+        "up",
+        PATH=f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        HARNESS_TOOLS_DIR=str(tmp_path / "empty-tools"),
+    )
+    assert_error_line(result, "Go is too old (1.19)", "install Go >= 1.23")
+    assert harness.state() is None
+
+
+def test_existing_servers_are_used_and_never_stopped(
+    harness: Harness, pg_server: PostgresServer, toxiproxy_url: str
+) -> None:
+    result = harness.run("up", HARNESS_PG_DSN=pg_server.dsn(), TOXIPROXY_URL=toxiproxy_url)
+    assert result.returncode == 0, result.stderr
+    assert "using the existing server" in result.stderr
+    state = harness.state()
+    assert state is not None
+    assert state.postgres is not None
+    assert state.toxiproxy is not None
+    assert (state.postgres.kind, state.toxiproxy.kind) == ("external", "external")
+    assert state.postgres.port == pg_server.port
+    with urllib.request.urlopen(f"{toxiproxy_url}/proxies", timeout=5) as answer:
+        proxies = json.loads(answer.read())
+    assert {"pg_deposits", "pg_p2p", "payments"} <= set(proxies)
+    status = harness.run("status", HARNESS_PG_DSN=pg_server.dsn(), TOXIPROXY_URL=toxiproxy_url)
+    assert status.returncode == 0, status.stderr
+
+    down = harness.run("down", HARNESS_PG_DSN=pg_server.dsn(), TOXIPROXY_URL=toxiproxy_url)
+    assert down.returncode == 0, down.stderr
+    # Our proxies are gone, the servers themselves still answer.
+    with urllib.request.urlopen(f"{toxiproxy_url}/proxies", timeout=5) as answer:
+        assert not {"pg_deposits", "pg_p2p", "payments"} & set(json.loads(answer.read()))
+    postgres.ping(pg_server.dsn())
+
+
+def test_existing_toxiproxy_with_our_proxies_is_refused(
+    harness: Harness, toxiproxy_url: str
+) -> None:
+    first = harness.run("up", TOXIPROXY_URL=toxiproxy_url)
+    assert first.returncode == 0, first.stderr
+    other_state = harness.state_dir / "second"
+    second = harness.run("up", TOXIPROXY_URL=toxiproxy_url, HARNESS_STATE_DIR=str(other_state))
+    assert_error_line(second, "already has proxies", "another stack uses that server")
+    assert not (other_state / "stack.json").exists()
+    # The first stack's links were not touched by the refused second one.
+    assert harness.run("status", TOXIPROXY_URL=toxiproxy_url).returncode == 0
