@@ -52,6 +52,15 @@ class Harness:
             text=True,
         )
 
+    def wait_for_toxiproxy_record(self, timeout: float = 60) -> StackState | None:
+        """Poll the state file until `up` has recorded the Toxiproxy process."""
+        deadline = time.monotonic() + timeout
+        state = self.state()
+        while (state is None or state.toxiproxy is None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            state = self.state()
+        return state
+
     def state(self) -> StackState | None:
         path = self.state_dir / "stack.json"
         try:
@@ -173,11 +182,7 @@ def test_status_reports_a_cut_link(harness: Harness) -> None:
 
 def test_down_after_up_was_killed(harness: Harness) -> None:
     up = harness.spawn("up")
-    deadline = time.monotonic() + 60
-    state = harness.state()
-    while (state is None or state.toxiproxy is None) and time.monotonic() < deadline:
-        time.sleep(0.01)
-        state = harness.state()
+    state = harness.wait_for_toxiproxy_record()
     up.kill()
     up.communicate()
     state = harness.state()
@@ -200,11 +205,7 @@ def test_down_after_up_was_killed(harness: Harness) -> None:
 
 def test_sigterm_during_up_stops_what_it_started(harness: Harness) -> None:
     up = harness.spawn("up")
-    deadline = time.monotonic() + 60
-    state = harness.state()
-    while (state is None or state.toxiproxy is None) and time.monotonic() < deadline:
-        time.sleep(0.01)
-        state = harness.state()
+    state = harness.wait_for_toxiproxy_record()
     up.send_signal(signal.SIGTERM)
     up.communicate(timeout=60)
     assert state is not None

@@ -6,6 +6,7 @@ own, for tests that restart or crash it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -47,6 +48,26 @@ def new_cluster(folder: Path) -> postgres.LocalCluster:
     )
 
 
+@contextlib.contextmanager
+def running_cluster(
+    request: pytest.FixtureRequest, prefix: str, what: str
+) -> Iterator[postgres.LocalCluster]:
+    """A started cluster in a new folder; stopped and deleted afterwards, whatever happens."""
+    folder = cluster_folder(prefix)
+    cluster = new_cluster(folder)
+    try:
+        try:
+            cluster.start()
+        except HarnessError as exc:
+            stop_run(request, what, exc)
+        yield cluster
+    finally:
+        try:
+            cluster.destroy()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """This worker's PostgreSQL: its own cluster, or its own database on HARNESS_PG_DSN."""
@@ -62,19 +83,8 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
         yield postgres.ExternalPostgres(external.dsn(database))
         postgres.drop_database(external.dsn(), database)
         return
-    folder = cluster_folder(f"harness-test-pg-{worker}-")
-    cluster = new_cluster(folder)
-    try:
-        try:
-            cluster.start()
-        except HarnessError as exc:
-            stop_run(request, "the test PostgreSQL cluster", exc)
-        yield cluster
-    finally:
-        try:
-            cluster.destroy()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    with running_cluster(request, f"harness-test-pg-{worker}-", "the test PostgreSQL cluster") as c:
+        yield c
 
 
 @pytest.fixture
@@ -82,16 +92,5 @@ def fresh_cluster(request: pytest.FixtureRequest) -> Iterator[postgres.LocalClus
     """A started cluster of this test's own, destroyed afterwards (for restart/crash tests)."""
     if test_settings().pg_dsn is not None:
         pytest.skip("restart and crash need a cluster the harness controls, not HARNESS_PG_DSN")
-    folder = cluster_folder("harness-test-pg-own-")
-    cluster = new_cluster(folder)
-    try:
-        try:
-            cluster.start()
-        except HarnessError as exc:
-            stop_run(request, "a test's own PostgreSQL cluster", exc)
-        yield cluster
-    finally:
-        try:
-            cluster.destroy()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    with running_cluster(request, "harness-test-pg-own-", "a test's own PostgreSQL cluster") as c:
+        yield c
