@@ -4,4 +4,5 @@ pytest_plugins = (
     "tests.plugins.preflight",
     "tests.plugins.pg_cluster",
     "tests.plugins.toxiproxy_server",
+    "tests.plugins.reference_app",
 )

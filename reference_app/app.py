@@ -1,0 +1,143 @@
+"""The composition root: ``create_app(settings)`` is the only place where objects are wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from reference_app import fault_api, health
+from reference_app.app_keys import (
+    DATABASES,
+    FAULTS,
+    HTTP,
+    METRICS,
+    P2P,
+    PRICES,
+    ROUTES,
+    SETTINGS,
+    SWAP,
+    TOKENS,
+    WALLET,
+)
+from reference_app.auth import Tokens
+from reference_app.boundary import Boundary
+from reference_app.db import DatabaseManager
+from reference_app.faults import FaultSwitches
+from reference_app.http_api import Route
+from reference_app.metrics import AppMetrics
+from reference_app.middleware import errors, metrics, request_id
+from reference_app.migrate import migrate
+from reference_app.prices_client import PriceSource
+from reference_app.services.p2p import views as p2p_views
+from reference_app.services.p2p.service import P2PService
+from reference_app.services.swap import views as swap_views
+from reference_app.services.swap.service import SwapService
+from reference_app.services.wallet import views as wallet_views
+from reference_app.services.wallet.service import WalletService
+from reference_app.settings import SERVICES, AppSettings
+
+log = logging.getLogger("reference_app")
+LEGACY_POOL = "shared"
+
+
+def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -> web.Application:
+    """Build the app for ``settings``: pools, services, routes; nothing is built at import."""
+    isolated = settings.architecture == "isolated"
+    app = web.Application(
+        middlewares=[request_id, metrics, errors(structured=isolated)],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[TOKENS] = Tokens(settings.token_secret, settings.admin_token)
+    app[METRICS] = AppMetrics()
+    app[FAULTS] = FaultSwitches(SERVICES, fault_state_file)
+    app.cleanup_ctx.append(_schema)
+    app.cleanup_ctx.append(_databases)
+    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_fault_watch)
+
+    routes: list[Route] = [
+        *health.ROUTES,
+        *wallet_views.ROUTES,
+        *p2p_views.ROUTES,
+        *swap_views.ROUTES,
+    ]
+    if settings.fault_api:
+        routes += fault_api.ROUTES
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+    app[ROUTES] = routes
+    return app
+
+
+async def _schema(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.admin_dsn is not None:
+        applied = await asyncio.to_thread(migrate, settings.admin_dsn, SERVICES)
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+    yield
+
+
+async def _databases(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    manager = DatabaseManager(app[METRICS], app[FAULTS])
+    try:
+        if settings.architecture == "isolated":
+            for service in SERVICES:
+                await manager.add_pool(service, settings.databases[service], (service,))
+        else:
+            assert settings.legacy_database is not None
+            # Root causes 2 and 3: one pool for every feature, no acquire timeout.
+            shared = settings.legacy_database.model_copy(update={"acquire_timeout": None})
+            await manager.add_pool(LEGACY_POOL, shared, SERVICES)
+        app[DATABASES] = manager
+        yield
+    finally:
+        await app[FAULTS].close()
+        await manager.close()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    isolated = settings.architecture == "isolated"
+    manager = app[DATABASES]
+
+    def boundary(service: str) -> Boundary:
+        return Boundary(
+            service,
+            app[FAULTS],
+            timeout=settings.service_timeout if isolated else None,
+            isolate=isolated,
+        )
+
+    wallet = WalletService(manager.for_service("wallet"), boundary("wallet"))
+    app[WALLET] = wallet
+    app[P2P] = P2PService(manager.for_service("p2p"), boundary("p2p"), wallet, settings)
+    app[PRICES] = PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout)
+    app[SWAP] = SwapService(
+        manager.for_service("swap"), boundary("swap"), wallet, app[PRICES], settings
+    )
+    yield
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP client session for the app's calls to the provider and the price source."""
+    async with aiohttp.ClientSession() as session:
+        app[HTTP] = session
+        yield
+
+
+async def _fault_watch(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[FAULTS].watch(), name="fault-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,86 @@
+"""The error boundary around every use case of a service.
+
+In the isolated design a use case runs under the service's time limit, and a driver error,
+a timeout or an exhausted pool becomes :class:`DependencyUnavailable` naming the service:
+one service's trouble is answered as that service's 503 and goes no further. The legacy
+design has no boundary: errors escape as they are (root cause 4 of the source document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg2
+
+from reference_app.db import PoolTimeout
+from reference_app.errors import AppError, DependencyUnavailable
+from reference_app.faults import FaultSwitches
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Boundary:
+    """Runs a service's use cases: faults first, then the time limit and error mapping."""
+
+    def __init__(
+        self, service: str, faults: FaultSwitches, *, timeout: float | None, isolate: bool
+    ) -> None:
+        self.service = service
+        self.faults = faults
+        self.timeout = timeout
+        self.isolate = isolate
+
+    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        if not self.isolate:
+            if self.faults.get(self.service).mode == "raise":
+                raise RuntimeError(f"{self.service} failed")  # unstructured, as of old
+            return await fn(*args, **kwargs)
+        self.faults.before_call(self.service)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await fn(*args, **kwargs)
+        except AppError:
+            raise
+        except PoolTimeout as exc:
+            raise DependencyUnavailable(
+                f"{self.service}: database busy, {exc}", service=self.service, code="pool_timeout"
+            ) from exc
+        except TimeoutError as exc:
+            raise DependencyUnavailable(
+                f"{self.service}: no answer within {self.timeout:g} s",
+                service=self.service,
+                code="timeout",
+            ) from exc
+        except (psycopg2.OperationalError, psycopg2.InterfaceError, OSError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DependencyUnavailable(
+                f"{self.service}: database unavailable ({detail})",
+                service=self.service,
+                code="database_unavailable",
+            ) from exc
+
+
+class BoundedService:
+    """Base of the services: every public coroutine method runs inside ``self.boundary``."""
+
+    boundary: Boundary
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if name.startswith("_") or not inspect.iscoroutinefunction(member):
+                continue
+            setattr(cls, name, _bounded(member))
+
+
+def _bounded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def run(self: BoundedService, *args: Any, **kwargs: Any) -> Any:
+        return await self.boundary.call(method, self, *args, **kwargs)
+
+    return run

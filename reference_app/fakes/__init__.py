@@ -1,0 +1,1 @@
+"""Fakes of the outside providers the reference app calls, each its own aiohttp app."""

@@ -1,0 +1,164 @@
+"""Faults injected on purpose into one service through the fault API (chaos scenarios).
+
+Modes: ``raise`` (every call of the service fails at once), ``hang`` (calls hold a database
+connection and never finish until the fault is cleared), ``slow`` (calls hold a connection
+``slow_ms`` longer), ``leak`` (the service's pool connections are taken and held).
+
+With several worker processes the switches live in a small JSON file that every worker
+watches, so a fault set through any worker breaks the service in all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from reference_app.errors import ServiceBroken
+
+WATCH_INTERVAL = 0.05
+
+
+class FaultMode(StrEnum):
+    NONE = "none"
+    RAISE = "raise"
+    HANG = "hang"
+    SLOW = "slow"
+    LEAK = "leak"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The fault of one service."""
+
+    mode: FaultMode = FaultMode.NONE
+    slow_ms: int = 0
+
+
+NO_FAULT = Fault()
+
+#: starts holding a service's connections; the returned task releases them when cancelled
+Leaker = Callable[[str], Awaitable[asyncio.Task[None]]]
+
+
+class FaultSwitches:
+    """The fault of every service, shared by the worker processes through ``state_file``."""
+
+    def __init__(self, services: tuple[str, ...], state_file: Path | None = None) -> None:
+        self.services = services
+        self._state_file = state_file
+        self._faults: dict[str, Fault] = dict.fromkeys(services, NO_FAULT)
+        self._changed: dict[str, asyncio.Event] = {s: asyncio.Event() for s in services}
+        self._leaks: dict[str, asyncio.Task[None]] = {}
+        self._leaker: Leaker | None = None
+        self._seen_mtime = 0
+
+    def attach_leaker(self, leaker: Leaker) -> None:
+        """Give the switches the way to hold a service's connections (the pools)."""
+        self._leaker = leaker
+
+    def get(self, service: str) -> Fault:
+        return self._faults[service]
+
+    def all(self) -> dict[str, Fault]:
+        return dict(self._faults)
+
+    async def set(self, service: str, fault: Fault) -> None:
+        """Set ``service``'s fault here and, with a state file, in every worker."""
+        await self._apply({**self._faults, service: fault})
+        self._write()
+
+    async def clear_all(self) -> None:
+        await self._apply(dict.fromkeys(self.services, NO_FAULT))
+        self._write()
+
+    # -- what the services call -----------------------------------------------------------
+
+    def before_call(self, service: str) -> None:
+        """At a service's boundary: fail at once in ``raise`` mode."""
+        if self._faults[service].mode is FaultMode.RAISE:
+            raise ServiceBroken(
+                f"{service} is broken on purpose (fault API: raise)", service=service
+            )
+
+    async def on_connection(self, service: str) -> None:
+        """With a connection in hand: stall in ``hang`` and ``slow`` modes."""
+        fault = self._faults[service]
+        if fault.mode is FaultMode.SLOW and fault.slow_ms > 0:
+            await asyncio.sleep(fault.slow_ms / 1000)
+        elif fault.mode is FaultMode.HANG:
+            while self._faults[service].mode is FaultMode.HANG:
+                self._changed[service].clear()
+                await self._changed[service].wait()
+
+    # -- sharing between workers ------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Follow the state file (run as a task by each worker)."""
+        if self._state_file is None:
+            return
+        while True:
+            await self.reload()
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    async def reload(self) -> None:
+        """Apply the state file if it changed since last seen."""
+        if self._state_file is None:
+            return
+        try:
+            mtime = self._state_file.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._seen_mtime:
+            return
+        self._seen_mtime = mtime
+        try:
+            raw = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return  # caught mid-write by another worker: the next tick reads it whole
+        faults = {
+            s: Fault(FaultMode(raw[s]["mode"]), int(raw[s].get("slow_ms", 0)))
+            for s in self.services
+            if s in raw
+        }
+        await self._apply({**dict.fromkeys(self.services, NO_FAULT), **faults})
+
+    def _write(self) -> None:
+        if self._state_file is None:
+            return
+        payload = {s: {**asdict(f), "mode": f.mode.value} for s, f in self._faults.items()}
+        tmp = self._state_file.with_name(f".{self._state_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, self._state_file)
+        self._seen_mtime = self._state_file.stat().st_mtime_ns
+
+    async def _apply(self, faults: dict[str, Fault]) -> None:
+        for service, fault in faults.items():
+            previous = self._faults[service]
+            self._faults[service] = fault
+            if fault != previous:
+                self._changed[service].set()
+            if fault.mode is FaultMode.LEAK and service not in self._leaks:
+                if self._leaker is not None:
+                    self._leaks[service] = await self._leaker(service)
+            elif fault.mode is not FaultMode.LEAK and service in self._leaks:
+                await _cancel(self._leaks.pop(service))
+
+    async def close(self) -> None:
+        """Release every leak and wake every hung call (app shutdown)."""
+        for service in list(self._leaks):
+            await _cancel(self._leaks.pop(service))
+        self._faults = dict.fromkeys(self.services, NO_FAULT)
+        for event in self._changed.values():
+            event.set()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

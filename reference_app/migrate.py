@@ -1,0 +1,104 @@
+"""Roles, schemas and migrations: one schema and one role per service, applied idempotently.
+
+Run as a superuser before the app serves (once, not per worker process). Each service's
+role owns its schema and nothing else; the legacy design's role is a member of them all.
+Migrations are the ``NNN_name.sql`` files of ``reference_app/migrations/<service>/``,
+applied in order as the service's role and recorded in ``<schema>.schema_migrations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+
+import psycopg2
+from psycopg2 import sql
+
+LEGACY_ROLE = "app_legacy"
+_LOCK_KEY = 715_304_221  # pg_advisory_lock key serialising concurrent migrations
+
+
+def role_of(service: str) -> str:
+    """The database role of ``service``."""
+    return f"svc_{service}"
+
+
+def migrations_of(service: str) -> list[tuple[str, str]]:
+    """``(name, sql)`` of the service's migrations, in order."""
+    folder = resources.files("reference_app.migrations") / service
+    if not folder.is_dir():
+        return []
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
+
+
+def migrate(admin_dsn: str, services: Iterable[str]) -> list[str]:
+    """Create roles and schemas and apply pending migrations; return what was applied."""
+    applied: list[str] = []
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            try:
+                _ensure_role(cur, LEGACY_ROLE)
+                for service in services:
+                    applied += _migrate_service(cur, service)
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    finally:
+        conn.close()
+    return applied
+
+
+def _ensure_role(cur: psycopg2.extensions.cursor, role: str) -> None:
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+
+
+def _migrate_service(cur: psycopg2.extensions.cursor, service: str) -> list[str]:
+    role = role_of(service)
+    _ensure_role(cur, role)
+    cur.execute(
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(service), sql.Identifier(role)
+        )
+    )
+    cur.execute(
+        sql.SQL("ALTER ROLE {} SET search_path = {}").format(
+            sql.Identifier(role), sql.Identifier(service)
+        )
+    )
+    # The legacy design's single role reaches every service's tables.
+    cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(LEGACY_ROLE)))
+    applied = []
+    cur.execute("BEGIN")
+    try:
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.schema_migrations "
+                "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(service))
+        )
+        cur.execute(
+            sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(service))
+        )
+        done = {row[0] for row in cur.fetchall()}
+        for name, text in migrations_of(service):
+            if name in done:
+                continue
+            cur.execute(text)
+            cur.execute(
+                sql.SQL("INSERT INTO {}.schema_migrations (name) VALUES (%s)").format(
+                    sql.Identifier(service)
+                ),
+                (name,),
+            )
+            applied.append(f"{service}/{name}")
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    return applied

@@ -1,0 +1,1 @@
+"""The services of the reference backend, one package each (domain, queries, service, views)."""

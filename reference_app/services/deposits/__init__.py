@@ -1,0 +1,1 @@
+"""Deposits through the NOWPayments-compatible provider; IPN callbacks credit the wallet."""

@@ -1,0 +1,1 @@
+"""P2P trading: offers, trades with an explicit state machine, escrow through the wallet."""

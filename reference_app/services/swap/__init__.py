@@ -1,0 +1,1 @@
+"""Swap: quotes from the price source with spread, fee and expiry; atomic execution."""

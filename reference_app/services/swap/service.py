@@ -1,0 +1,27 @@
+"""Swap use cases (being written)."""
+
+from __future__ import annotations
+
+from reference_app.boundary import Boundary, BoundedService
+from reference_app.db import ServiceDatabase
+from reference_app.prices_client import PriceSource
+from reference_app.services.wallet.service import WalletService
+from reference_app.settings import AppSettings
+
+SERVICE = "swap"
+
+
+class SwapService(BoundedService):
+    def __init__(
+        self,
+        db: ServiceDatabase,
+        boundary: Boundary,
+        wallet: WalletService,
+        prices: PriceSource,
+        settings: AppSettings,
+    ) -> None:
+        self.db = db
+        self.boundary = boundary
+        self.wallet = wallet
+        self.prices = prices
+        self.settings = settings

@@ -1,0 +1,1 @@
+"""Wallet: users, balances, a double-entry ledger, escrow locks."""

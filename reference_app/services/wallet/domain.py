@@ -1,0 +1,116 @@
+"""Wallet domain: accounts, legs of a ledger transaction, escrow lock states. No I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class AccountKind(StrEnum):
+    AVAILABLE = "available"
+    ESCROW = "escrow"
+    SYSTEM = "system"
+
+
+class LockState(StrEnum):
+    HELD = "held"
+    RELEASED = "released"
+    UNLOCKED = "unlocked"
+
+
+#: where deposited money comes from (the outside world)
+DEPOSITS_SOURCE = "system:deposits"
+#: where admin funding comes from
+TREASURY = "system:treasury"
+#: where withdrawn money goes
+WITHDRAWALS = "system:withdrawals"
+#: the other side of every swap
+SWAP_DESK = "system:swap"
+#: fees earned by the platform
+PLATFORM_REVENUE = "platform:revenue"
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """An account by its natural key."""
+
+    owner: str
+    currency: str
+    kind: AccountKind
+
+    @classmethod
+    def available(cls, user: uuid.UUID, currency: str) -> AccountRef:
+        return cls(str(user), currency, AccountKind.AVAILABLE)
+
+    @classmethod
+    def escrow(cls, user: uuid.UUID, currency: str) -> AccountRef:
+        return cls(str(user), currency, AccountKind.ESCROW)
+
+    @classmethod
+    def system(cls, name: str, currency: str) -> AccountRef:
+        return cls(name, currency, AccountKind.SYSTEM)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One entry of a ledger transaction: ``amount`` added to ``account`` (negative: taken)."""
+
+    account: AccountRef
+    amount: Decimal
+
+
+class UnbalancedTransaction(ValueError):
+    """The legs of a transaction do not sum to zero in each currency (a bug, never input)."""
+
+
+def check_balanced(legs: list[Leg]) -> None:
+    """Double entry: per currency, what is taken equals what is given."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for leg in legs:
+        if leg.amount == 0:
+            raise UnbalancedTransaction(f"zero leg on {leg.account}")
+        totals[leg.account.currency] += leg.amount
+    unbalanced = {c: t for c, t in totals.items() if t != 0}
+    if unbalanced:
+        raise UnbalancedTransaction(f"legs do not balance: {unbalanced}")
+
+
+def transfer(source: AccountRef, target: AccountRef, amount: Decimal) -> list[Leg]:
+    """The two legs moving ``amount`` from ``source`` to ``target``."""
+    return [Leg(source, -amount), Leg(target, amount)]
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    available: Decimal
+    escrow: Decimal
+
+
+@dataclass(frozen=True)
+class Posted:
+    """The outcome of a money movement; ``replayed`` when the idempotency key was seen."""
+
+    transaction_id: int
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class EscrowLock:
+    reference: str
+    owner: uuid.UUID
+    currency: str
+    amount: Decimal
+    state: LockState
+    released_to: uuid.UUID | None
+    fee: Decimal | None
+
+
+LOCK_TRANSITIONS: dict[LockState, frozenset[LockState]] = {
+    LockState.HELD: frozenset({LockState.RELEASED, LockState.UNLOCKED}),
+    LockState.RELEASED: frozenset(),
+    LockState.UNLOCKED: frozenset(),
+}

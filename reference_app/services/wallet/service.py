@@ -1,0 +1,316 @@
+"""Wallet use cases: every movement of money is one transaction with its ledger entries."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import aiopg
+
+from reference_app.boundary import Boundary, BoundedService
+from reference_app.db import ServiceDatabase, rows_as_dicts
+from reference_app.errors import BadRequest, Conflict, InsufficientFunds, NotFound
+from reference_app.services.wallet import queries as q
+from reference_app.services.wallet.domain import (
+    DEPOSITS_SOURCE,
+    LOCK_TRANSITIONS,
+    PLATFORM_REVENUE,
+    SWAP_DESK,
+    AccountKind,
+    AccountRef,
+    Balance,
+    EscrowLock,
+    Leg,
+    LockState,
+    Posted,
+    check_balanced,
+    transfer,
+)
+
+SERVICE = "wallet"
+
+
+class WalletService(BoundedService):
+    """Balances, credits and debits, escrow, and the ledger behind them."""
+
+    def __init__(self, db: ServiceDatabase, boundary: Boundary) -> None:
+        self.db = db
+        self.boundary = boundary
+
+    # -- users ----------------------------------------------------------------------------
+
+    async def create_user(self, username: str) -> uuid.UUID:
+        """Register ``username``; :class:`Conflict` if it is taken."""
+        user_id = uuid.uuid4()
+        async with self.db.cursor() as cur:
+            await cur.execute(q.INSERT_USER, {"id": str(user_id), "username": username})
+            if await cur.fetchone() is None:
+                raise Conflict(
+                    f"username {username!r} is taken", service=SERVICE, code="username_taken"
+                )
+        return user_id
+
+    async def require_user(self, user_id: uuid.UUID) -> None:
+        """:class:`NotFound` unless ``user_id`` is a registered user."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.USER_EXISTS, {"id": str(user_id)})
+            if await cur.fetchone() is None:
+                raise NotFound("no such user", service=SERVICE, code="user_not_found")
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def balances(self, user_id: uuid.UUID) -> list[Balance]:
+        async with self.db.cursor() as cur:
+            await cur.execute(q.BALANCES, {"owner": str(user_id)})
+            rows = await cur.fetchall()
+        return [Balance(c, Decimal(a), Decimal(e)) for c, a, e in rows]
+
+    async def balance(self, user_id: uuid.UUID, currency: str) -> Balance:
+        for balance in await self.balances(user_id):
+            if balance.currency == currency:
+                return balance
+        return Balance(currency, Decimal(0), Decimal(0))
+
+    async def entries(self, user_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
+        """The user's ledger entries, newest first."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.USER_ENTRIES, {"owner": str(user_id), "limit": limit})
+            return rows_as_dicts(cur, await cur.fetchall())
+
+    async def escrow_lock(self, reference: str) -> EscrowLock:
+        async with self.db.cursor() as cur:
+            await cur.execute(q.LOCK_BY_REFERENCE, {"reference": reference})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no escrow lock {reference}", service=SERVICE)
+        return _lock(row)
+
+    # -- movements ------------------------------------------------------------------------
+
+    async def credit(
+        self,
+        user_id: uuid.UUID,
+        currency: str,
+        amount: Decimal,
+        *,
+        source: str = DEPOSITS_SOURCE,
+        kind: str = "credit",
+        idempotency_key: str,
+        reference: str | None = None,
+    ) -> Posted:
+        """Add ``amount`` to the user's available balance, taken from system account ``source``."""
+        legs = transfer(
+            AccountRef.system(source, currency), AccountRef.available(user_id, currency), amount
+        )
+        async with self.db.transaction() as cur:
+            return await self._post(cur, kind, reference, idempotency_key, legs)
+
+    async def debit(
+        self,
+        user_id: uuid.UUID,
+        currency: str,
+        amount: Decimal,
+        *,
+        sink: str,
+        kind: str = "debit",
+        idempotency_key: str,
+        reference: str | None = None,
+    ) -> Posted:
+        """Take ``amount`` from the user's available balance; never overdraws."""
+        legs = transfer(
+            AccountRef.available(user_id, currency), AccountRef.system(sink, currency), amount
+        )
+        async with self.db.transaction() as cur:
+            return await self._post(cur, kind, reference, idempotency_key, legs)
+
+    async def exchange(
+        self,
+        user_id: uuid.UUID,
+        *,
+        sell: tuple[str, Decimal],
+        buy: tuple[str, Decimal],
+        fee: Decimal,
+        idempotency_key: str,
+        reference: str,
+    ) -> Posted:
+        """Swap: the user gives ``sell`` (of which ``fee`` is the platform's) and gets ``buy``."""
+        (sell_ccy, sell_amount), (buy_ccy, buy_amount) = sell, buy
+        if not Decimal(0) <= fee < sell_amount:
+            raise BadRequest("fee must be below the amount sold", service=SERVICE)
+        legs = [
+            Leg(AccountRef.available(user_id, sell_ccy), -sell_amount),
+            Leg(AccountRef.system(SWAP_DESK, sell_ccy), sell_amount - fee),
+            *([Leg(AccountRef.system(PLATFORM_REVENUE, sell_ccy), fee)] if fee else []),
+            *transfer(
+                AccountRef.system(SWAP_DESK, buy_ccy),
+                AccountRef.available(user_id, buy_ccy),
+                buy_amount,
+            ),
+        ]
+        async with self.db.transaction() as cur:
+            return await self._post(cur, "swap", reference, idempotency_key, legs)
+
+    async def lock_for_escrow(
+        self, reference: str, user_id: uuid.UUID, currency: str, amount: Decimal
+    ) -> EscrowLock:
+        """Move ``amount`` from available to escrow under ``reference`` (idempotent)."""
+        async with self.db.transaction() as cur:
+            await cur.execute(
+                q.INSERT_LOCK,
+                {"reference": reference, "owner": str(user_id), "currency": currency,
+                 "amount": amount},
+            )  # fmt: skip
+            if await cur.fetchone() is None:
+                await cur.execute(q.LOCK_BY_REFERENCE, {"reference": reference})
+                existing = _lock(await cur.fetchone())
+                if (existing.owner, existing.currency, existing.amount) != (
+                    user_id, currency, amount,
+                ):  # fmt: skip
+                    raise Conflict(f"escrow {reference} exists with other terms", service=SERVICE)
+                return existing
+            legs = transfer(
+                AccountRef.available(user_id, currency),
+                AccountRef.escrow(user_id, currency),
+                amount,
+            )
+            await self._post(cur, "escrow_lock", reference, f"escrow_lock:{reference}", legs)
+            await cur.execute(q.LOCK_BY_REFERENCE, {"reference": reference})
+            return _lock(await cur.fetchone())
+
+    async def release_escrow(
+        self, reference: str, to_user: uuid.UUID, fee: Decimal = Decimal(0)
+    ) -> EscrowLock:
+        """Pay the held escrow to ``to_user``, less ``fee`` for the platform (idempotent)."""
+        async with self.db.transaction() as cur:
+            lock = await self._lock_for_update(cur, reference)
+            if lock.state is LockState.RELEASED and lock.released_to == to_user:
+                return lock
+            _check_lock_transition(lock, LockState.RELEASED)
+            if not Decimal(0) <= fee < lock.amount:
+                raise BadRequest("fee must be below the escrowed amount", service=SERVICE)
+            escrow = AccountRef.escrow(lock.owner, lock.currency)
+            legs = [
+                Leg(escrow, -lock.amount),
+                Leg(AccountRef.available(to_user, lock.currency), lock.amount - fee),
+                *([Leg(AccountRef.system(PLATFORM_REVENUE, lock.currency), fee)] if fee else []),
+            ]
+            await self._post(cur, "escrow_release", reference, f"escrow_close:{reference}", legs)
+            await cur.execute(
+                q.CLOSE_LOCK,
+                {"reference": reference, "state": LockState.RELEASED.value,
+                 "released_to": str(to_user), "fee": fee},
+            )  # fmt: skip
+            await cur.execute(q.LOCK_BY_REFERENCE, {"reference": reference})
+            return _lock(await cur.fetchone())
+
+    async def unlock_escrow(self, reference: str) -> EscrowLock:
+        """Give the held escrow back to its owner (idempotent)."""
+        async with self.db.transaction() as cur:
+            lock = await self._lock_for_update(cur, reference)
+            if lock.state is LockState.UNLOCKED:
+                return lock
+            _check_lock_transition(lock, LockState.UNLOCKED)
+            legs = transfer(
+                AccountRef.escrow(lock.owner, lock.currency),
+                AccountRef.available(lock.owner, lock.currency),
+                lock.amount,
+            )
+            await self._post(cur, "escrow_unlock", reference, f"escrow_close:{reference}", legs)
+            await cur.execute(
+                q.CLOSE_LOCK,
+                {"reference": reference, "state": LockState.UNLOCKED.value,
+                 "released_to": None, "fee": None},
+            )  # fmt: skip
+            await cur.execute(q.LOCK_BY_REFERENCE, {"reference": reference})
+            return _lock(await cur.fetchone())
+
+    # -- the ledger -----------------------------------------------------------------------
+
+    async def _lock_for_update(self, cur: aiopg.Cursor, reference: str) -> EscrowLock:
+        await cur.execute(q.LOCK_FOR_UPDATE, {"reference": reference})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no escrow lock {reference}", service=SERVICE)
+        return _lock(row)
+
+    async def _post(
+        self,
+        cur: aiopg.Cursor,
+        kind: str,
+        reference: str | None,
+        idempotency_key: str,
+        legs: list[Leg],
+    ) -> Posted:
+        """Record ``legs`` as one ledger transaction and apply them to the balances.
+
+        Runs inside the caller's database transaction. A second call with the same
+        idempotency key changes nothing and returns the first transaction.
+        """
+        check_balanced(legs)
+        await cur.execute(
+            q.INSERT_TRANSACTION, {"kind": kind, "reference": reference, "key": idempotency_key}
+        )
+        row = await cur.fetchone()
+        if row is None:
+            await cur.execute(q.TRANSACTION_BY_KEY, {"key": idempotency_key})
+            existing = await cur.fetchone()
+            return Posted(existing[0], replayed=True)
+        transaction_id = row[0]
+        accounts = {leg.account for leg in legs}
+        for account in accounts:
+            await cur.execute(
+                q.ENSURE_ACCOUNT,
+                {"owner": account.owner, "currency": account.currency, "kind": account.kind.value},
+            )
+        keys = tuple((a.owner, a.currency, a.kind.value) for a in accounts)
+        await cur.execute(q.LOCK_ACCOUNTS, {"keys": keys})
+        rows = await cur.fetchall()
+        by_key = {
+            (owner, ccy, AccountKind(kind)): (id_, Decimal(bal))
+            for id_, owner, ccy, kind, bal in rows
+        }
+        for leg in legs:
+            account_id, balance = by_key[
+                (leg.account.owner, leg.account.currency, leg.account.kind)
+            ]
+            new_balance = balance + leg.amount
+            if leg.account.kind is not AccountKind.SYSTEM and new_balance < 0:
+                raise InsufficientFunds(
+                    f"insufficient {leg.account.currency} {leg.account.kind.value} balance: "
+                    f"{balance} available, {-leg.amount} needed",
+                    service=SERVICE,
+                )
+            by_key[(leg.account.owner, leg.account.currency, leg.account.kind)] = (
+                account_id,
+                new_balance,
+            )
+            await cur.execute(q.ADD_TO_BALANCE, {"id": account_id, "amount": leg.amount})
+            await cur.execute(
+                q.INSERT_ENTRY,
+                {"transaction_id": transaction_id, "account_id": account_id,
+                 "currency": leg.account.currency, "amount": leg.amount},
+            )  # fmt: skip
+        return Posted(transaction_id, replayed=False)
+
+
+def _lock(row: Any) -> EscrowLock:
+    reference, owner, currency, amount, state, released_to, fee = row
+    return EscrowLock(
+        reference=reference,
+        owner=uuid.UUID(str(owner)),
+        currency=currency,
+        amount=Decimal(amount),
+        state=LockState(state),
+        released_to=uuid.UUID(str(released_to)) if released_to else None,
+        fee=Decimal(fee) if fee is not None else None,
+    )
+
+
+def _check_lock_transition(lock: EscrowLock, target: LockState) -> None:
+    if target not in LOCK_TRANSITIONS[lock.state]:
+        raise Conflict(
+            f"escrow {lock.reference} is {lock.state.value}, cannot become {target.value}",
+            service=SERVICE,
+            code="invalid_transition",
+        )

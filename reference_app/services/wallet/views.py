@@ -1,0 +1,108 @@
+"""Wallet endpoints: parse, call one use case, respond."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from reference_app.app_keys import SETTINGS, TOKENS, WALLET
+from reference_app.http_api import (
+    Route,
+    idempotency_key,
+    query_int,
+    read_model,
+    respond,
+)
+from reference_app.money import parse_amount, parse_currency
+from reference_app.services.wallet.domain import TREASURY, WITHDRAWALS
+
+
+class CreateUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class MoveMoney(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    currency: str
+    amount: str | int
+
+
+class FundUser(MoveMoney):
+    user_id: uuid.UUID
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_model(request, CreateUser)
+    user_id = await request.app[WALLET].create_user(body.username)
+    token = request.app[TOKENS].issue(user_id)
+    return respond({"user_id": user_id, "username": body.username, "token": token}, status=201)
+
+
+async def balances(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    rows = await request.app[WALLET].balances(user)
+    return respond(
+        {"balances": [{"currency": b.currency, "available": b.available, "escrow": b.escrow}
+                      for b in rows]}
+    )  # fmt: skip
+
+
+async def transactions(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    limit = query_int(request, "limit", 50, 1, 500)
+    return respond({"entries": await request.app[WALLET].entries(user, limit)})
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    key = idempotency_key(request)
+    body = await read_model(request, MoveMoney)
+    currencies = request.app[SETTINGS].currencies
+    currency = parse_currency(body.currency, currencies)
+    amount = parse_amount(body.amount, currency, currencies)
+    posted = await request.app[WALLET].debit(
+        user, currency, amount, sink=WITHDRAWALS, kind="withdrawal",
+        idempotency_key=f"withdraw:{user}:{key}",
+    )  # fmt: skip
+    return respond(
+        {"transaction_id": posted.transaction_id, "replayed": posted.replayed,
+         "currency": currency, "amount": amount},
+        status=200 if posted.replayed else 201,
+    )  # fmt: skip
+
+
+async def fund_user(request: web.Request) -> web.Response:
+    request.app[TOKENS].admin(request)
+    key = idempotency_key(request)
+    body = await read_model(request, FundUser)
+    currencies = request.app[SETTINGS].currencies
+    currency = parse_currency(body.currency, currencies)
+    amount = parse_amount(body.amount, currency, currencies)
+    wallet = request.app[WALLET]
+    await wallet.require_user(body.user_id)
+    posted = await wallet.credit(
+        body.user_id, currency, amount, source=TREASURY, kind="funding",
+        idempotency_key=f"fund:{key}",
+    )  # fmt: skip
+    return respond(
+        {"transaction_id": posted.transaction_id, "replayed": posted.replayed,
+         "user_id": body.user_id, "currency": currency, "amount": amount},
+        status=200 if posted.replayed else 201,
+    )  # fmt: skip
+
+
+ROUTES = [
+    Route("POST", "/api/users", create_user, "Create a user and get a bearer token", "users",
+          auth="none", body=CreateUser, responses={201: "user created", 409: "username taken"}),
+    Route("GET", "/api/wallet/balances", balances, "Balances per currency", "wallet"),
+    Route("GET", "/api/wallet/transactions", transactions, "Ledger entries, newest first",
+          "wallet"),
+    Route("POST", "/api/wallet/withdraw", withdraw, "Withdraw (debit without overdraft)",
+          "wallet", body=MoveMoney, idempotent=True,
+          responses={201: "debited", 409: "insufficient funds"}),
+    Route("POST", "/api/admin/credit", fund_user, "Fund a user from the treasury", "admin",
+          auth="admin", body=FundUser, idempotent=True, responses={201: "credited"}),
+]  # fmt: skip

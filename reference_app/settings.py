@@ -1,0 +1,90 @@
+"""Settings of the reference backend: everything ``create_app`` wires, validated up front."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reference_app.money import DEFAULT_CURRENCIES
+
+#: The services of the isolated design; each has its own pool, link, schema and role.
+SERVICES: tuple[str, ...] = ("deposits", "wallet", "p2p", "swap")
+
+Architecture = Literal["isolated", "legacy"]
+
+
+class PoolSettings(BaseModel):
+    """One PostgreSQL pool: where it connects and how it behaves under pressure."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dsn: str
+    min_size: int = Field(default=2, ge=0)
+    max_size: int = Field(default=10, ge=1)
+    #: seconds to wait for a free connection (including opening a new one); None: forever
+    acquire_timeout: float | None = Field(default=2.0, gt=0)
+    #: server-side limit for one statement
+    statement_timeout_ms: int = Field(default=5000, ge=0)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PoolSettings:
+        if self.max_size < self.min_size:
+            raise ValueError("max_size must be at least min_size")
+        return self
+
+
+class AppSettings(BaseModel):
+    """The whole configuration of one app (all its worker processes share it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    architecture: Architecture = "isolated"
+    #: per service (isolated design): its pool through its own link, as its own role
+    databases: dict[str, PoolSettings] = Field(default_factory=dict)
+    #: the one shared pool of the legacy design
+    legacy_database: PoolSettings | None = None
+    #: superuser DSN to create roles and schemas and apply migrations at start (optional)
+    admin_dsn: str | None = None
+    #: seconds a service method may take before its boundary answers 503 (isolated design)
+    service_timeout: float = Field(default=10.0, gt=0)
+
+    admin_token: str = Field(min_length=16)
+    token_secret: str = Field(min_length=16)
+    fault_api: bool = False
+
+    payments_url: str = "http://127.0.0.1:1"
+    payments_api_key: str = "test-api-key"
+    ipn_secret: str = Field(default="test-ipn-secret", min_length=8)
+    #: the app's own URL as the provider reaches it, for IPN callbacks
+    public_url: str = "http://127.0.0.1:8080"
+    provider_timeout: float = Field(default=5.0, gt=0)
+
+    prices_url: str = "http://127.0.0.1:1"
+    prices_timeout: float = Field(default=3.0, gt=0)
+
+    currencies: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_CURRENCIES))
+    p2p_fee_rate: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    swap_spread: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
+    swap_fee_rate: Decimal = Field(default=Decimal("0.002"), ge=0, lt=1)
+    quote_ttl_seconds: float = Field(default=30.0, gt=0)
+    trade_ttl_seconds: float = Field(default=900.0, gt=0)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _databases(self) -> AppSettings:
+        if self.architecture == "isolated":
+            missing = [s for s in SERVICES if s not in self.databases]
+            if missing:
+                raise ValueError(f"databases: no pool settings for {', '.join(missing)}")
+        elif self.legacy_database is None:
+            raise ValueError("legacy_database: required when architecture is legacy")
+        return self
+
+    @classmethod
+    def from_file(cls, path: Path) -> AppSettings:
+        """Settings from a JSON file (written by the harness)."""
+        return cls.model_validate_json(path.read_text())

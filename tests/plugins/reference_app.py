@@ -1,0 +1,159 @@
+"""The reference backend for tests: its database on this worker's PostgreSQL, a Toxiproxy
+link per service, and the app served over real HTTP (aiohttp's TestServer)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from chaos import postgres
+from chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from reference_app.app import create_app
+from reference_app.migrate import LEGACY_ROLE, migrate, role_of
+from reference_app.settings import SERVICES, AppSettings, PoolSettings
+from tests.plugins.pg_cluster import PostgresServer
+
+APP_DATABASE = "exchange"
+ADMIN_TOKEN = "admin-" + "t" * 24
+TOKEN_SECRET = "secret-" + "s" * 24
+
+
+@pytest.fixture(scope="session")
+def app_database(pg_server: PostgresServer) -> str:
+    """The app's database on this worker's server, migrated; returns its admin DSN."""
+    postgres.ensure_database(pg_server.dsn(), APP_DATABASE)
+    admin_dsn = pg_server.dsn(APP_DATABASE)
+    migrate(admin_dsn, SERVICES)
+    return admin_dsn
+
+
+def service_dsn(pg: PostgresServer, port: int, role: str) -> str:
+    return f"host=127.0.0.1 port={port} user={role} dbname={APP_DATABASE}"
+
+
+@pytest.fixture
+async def links(
+    toxiproxy: ToxiproxyClient, pg_server: PostgresServer, app_database: str
+) -> dict[str, Proxy]:
+    """A Toxiproxy link to PostgreSQL per service, plus ``shared`` for the legacy design."""
+    upstream = f"{pg_server.host}:{pg_server.port}"
+    found = {}
+    for name in (*SERVICES, "shared"):
+        proxy_name = f"pg_{name}_{uuid.uuid4().hex[:6]}"
+        found[name] = await toxiproxy.create_proxy(
+            proxy_name, listen="127.0.0.1:0", upstream=upstream
+        )
+    return found
+
+
+def make_settings(
+    pg: PostgresServer, links: dict[str, Proxy], architecture: str = "isolated", **overrides: Any
+) -> AppSettings:
+    pool = {"min_size": 1, "max_size": 10, "acquire_timeout": 2.0}
+    pool.update(overrides.pop("pool", {}))
+    values: dict[str, Any] = {
+        "architecture": architecture,
+        "admin_token": ADMIN_TOKEN,
+        "token_secret": TOKEN_SECRET,
+        "fault_api": True,
+        "databases": {
+            s: PoolSettings(dsn=service_dsn(pg, links[s].listen_port, role_of(s)), **pool)
+            for s in SERVICES
+        },
+        "legacy_database": PoolSettings(
+            dsn=service_dsn(pg, links["shared"].listen_port, LEGACY_ROLE), **pool
+        ),
+    }
+    values.update(overrides)
+    return AppSettings.model_validate(values)
+
+
+@dataclass
+class RunningApp:
+    """An app served on a real port, with a client session."""
+
+    app: web.Application
+    server: TestServer
+    http: aiohttp.ClientSession
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        key: str | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One request; returns the status and the decoded JSON body (or text)."""
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            sent["Idempotency-Key"] = key
+        async with self.http.request(
+            method, self.url(path), json=json, data=data, headers=sent
+        ) as response:
+            text = await response.text()
+            try:
+                body = await response.json(content_type=None) if text else None
+            except ValueError:
+                body = text
+            return response.status, body
+
+    async def new_user(self, funds: dict[str, str] | None = None) -> tuple[uuid.UUID, str]:
+        """A registered user with a token, funded by the admin with ``funds``."""
+        status, body = await self.call(
+            "POST", "/api/users", json={"username": f"u_{secrets.token_hex(6)}"}
+        )
+        assert status == 201, body
+        user_id, token = uuid.UUID(body["user_id"]), body["token"]
+        for currency, amount in (funds or {}).items():
+            status, answer = await self.call(
+                "POST", "/api/admin/credit", token=ADMIN_TOKEN, key=secrets.token_hex(8),
+                json={"user_id": str(user_id), "currency": currency, "amount": amount},
+            )  # fmt: skip
+            assert status == 201, answer
+        return user_id, token
+
+
+StartApp = Callable[..., Awaitable[RunningApp]]
+
+
+@pytest.fixture
+async def start_app(pg_server: PostgresServer, links: dict[str, Proxy]) -> AsyncIterator[StartApp]:
+    """Start apps (isolated by default) on this worker's database, through the links."""
+    started: list[RunningApp] = []
+
+    async def start(architecture: str = "isolated", **overrides: Any) -> RunningApp:
+        app = create_app(make_settings(pg_server, links, architecture, **overrides))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        running = RunningApp(app, server, http)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.http.close()
+        await running.server.close()
+
+
+@pytest.fixture
+async def api(start_app: StartApp) -> RunningApp:
+    """The isolated app, started."""
+    return await start_app()
