@@ -14,6 +14,7 @@ from aiohttp import web
 from reference_app import fault_api, health
 from reference_app.app_keys import (
     DATABASES,
+    DEPOSITS,
     FAULTS,
     HTTP,
     METRICS,
@@ -34,6 +35,9 @@ from reference_app.metrics import AppMetrics
 from reference_app.middleware import errors, metrics, request_id
 from reference_app.migrate import migrate
 from reference_app.prices_client import PriceSource
+from reference_app.services.deposits import views as deposit_views
+from reference_app.services.deposits.provider import PaymentProvider
+from reference_app.services.deposits.service import DepositsService
 from reference_app.services.p2p import views as p2p_views
 from reference_app.services.p2p.service import P2PService
 from reference_app.services.swap import views as swap_views
@@ -65,6 +69,7 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
 
     routes: list[Route] = [
         *health.ROUTES,
+        *deposit_views.ROUTES,
         *wallet_views.ROUTES,
         *p2p_views.ROUTES,
         *swap_views.ROUTES,
@@ -120,6 +125,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
     wallet = WalletService(manager.for_service("wallet"), boundary("wallet"))
     app[WALLET] = wallet
+    provider = PaymentProvider(
+        app[HTTP], settings.payments_url, settings.payments_api_key, settings.provider_timeout
+    )
+    app[DEPOSITS] = DepositsService(
+        manager.for_service("deposits"),
+        boundary("deposits"),
+        wallet,
+        provider,
+        ipn_secret=settings.ipn_secret,
+        ipn_callback_url=settings.public_url.rstrip("/") + "/api/nowpayments/ipn",
+    )
     app[P2P] = P2PService(manager.for_service("p2p"), boundary("p2p"), wallet, settings)
     app[PRICES] = PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout)
     app[SWAP] = SwapService(

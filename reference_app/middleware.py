@@ -14,7 +14,7 @@ from reference_app.errors import AppError, PayloadTooLarge
 from reference_app.http_api import respond
 
 log = logging.getLogger("reference_app")
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 REQUEST_ID_HEADER = "X-Request-Id"
 
 

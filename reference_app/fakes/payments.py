@@ -502,6 +502,7 @@ async def _progress(request: web.Request) -> web.Response:
 async def _resend_ipn(request: web.Request) -> web.Response:
     book = request.app[PAYMENT_BOOK]
     payment_id = _payment_id(request)
+    book.get(payment_id)
     async with book.lock(payment_id):
         outcome = await _send(request.app, book.last_ipn(payment_id))
     return _json_response({"payment": book.get(payment_id).to_json(), "ipn": outcome.to_json()})

@@ -16,7 +16,11 @@ from aiohttp.test_utils import TestServer
 
 from chaos import postgres
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from chaos.ports import free_port
+from chaos.ports import free_port
 from reference_app.app import create_app
+from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
+from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
 from reference_app.migrate import LEGACY_ROLE, migrate, role_of
 from reference_app.settings import SERVICES, AppSettings, PoolSettings
 from tests.plugins.pg_cluster import PostgresServer
@@ -131,16 +135,72 @@ class RunningApp:
 
 
 StartApp = Callable[..., Awaitable[RunningApp]]
+PAYMENTS_API_KEY = "fake-payments-api-key"
+IPN_SECRET = "fake-ipn-secret-0123456789"
+
+
+@dataclass
+class PaymentsFake:
+    """The payment-provider fake: its control URL, and the ``payments`` link to it."""
+
+    url: str
+    link: Proxy
+    http: aiohttp.ClientSession
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.link.listen_port}"
+
+    async def control(self, method: str, path: str, json: Any = None) -> Any:
+        async with self.http.request(method, f"{self.url}/_control{path}", json=json) as answer:
+            assert answer.status < 300, await answer.text()
+            return await answer.json()
+
+    async def progress(self, payment_id: str, status: str, *, through: bool = False) -> Any:
+        """Move a payment to ``status`` and deliver the IPN; returns the fake's report."""
+        return await self.control(
+            "POST", f"/payments/{payment_id}/progress", {"status": status, "through": through}
+        )
 
 
 @pytest.fixture
-async def start_app(pg_server: PostgresServer, links: dict[str, Proxy]) -> AsyncIterator[StartApp]:
+async def payments_fake(toxiproxy: ToxiproxyClient) -> AsyncIterator[PaymentsFake]:
+    """The provider fake, reached by the app through its own Toxiproxy link."""
+    config = PaymentsFakeConfig(
+        api_key=PAYMENTS_API_KEY,
+        ipn_secret=IPN_SECRET,
+        # Distinct per test: the deposits table outlives the fake.
+        first_payment_id=secrets.randbelow(10**9) * 1000 + 10**12,
+    )
+    server = TestServer(create_payments_app(config), host="127.0.0.1")
+    await server.start_server()
+    link = await toxiproxy.create_proxy(
+        f"payments_{uuid.uuid4().hex[:6]}", listen="127.0.0.1:0",
+        upstream=f"127.0.0.1:{server.port}",
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        yield PaymentsFake(str(server.make_url("")).rstrip("/"), link, http)
+    await server.close()
+
+
+@pytest.fixture
+async def start_app(
+    pg_server: PostgresServer, links: dict[str, Proxy], payments_fake: PaymentsFake
+) -> AsyncIterator[StartApp]:
     """Start apps (isolated by default) on this worker's database, through the links."""
     started: list[RunningApp] = []
 
     async def start(architecture: str = "isolated", **overrides: Any) -> RunningApp:
+        port = free_port()
+        overrides = {
+            "public_url": f"http://127.0.0.1:{port}",
+            "payments_url": payments_fake.api_url,
+            "payments_api_key": PAYMENTS_API_KEY,
+            "ipn_secret": IPN_SECRET,
+            **overrides,
+        }
         app = create_app(make_settings(pg_server, links, architecture, **overrides))
-        server = TestServer(app, host="127.0.0.1")
+        server = TestServer(app, host="127.0.0.1", port=port)
         await server.start_server()
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         running = RunningApp(app, server, http)

@@ -1,0 +1,87 @@
+"""Deposit domain: NOWPayments' payment states and the transitions a callback may make."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class DepositStatus(StrEnum):
+    #: inserted, the provider not yet asked (never visible outside its transaction)
+    CREATING = "creating"
+    WAITING = "waiting"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    SENDING = "sending"
+    PARTIALLY_PAID = "partially_paid"
+    FINISHED = "finished"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+
+
+S = DepositStatus
+_PROGRESS = {S.CONFIRMING, S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}
+
+#: where an IPN callback may move a deposit. Callbacks can arrive out of order, so forward
+#: jumps are allowed; there is no way back from ``finished`` or the other final states.
+TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
+    S.CREATING: frozenset({S.WAITING}),
+    S.WAITING: frozenset(_PROGRESS | {S.EXPIRED}),
+    S.CONFIRMING: frozenset({S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),
+    S.CONFIRMED: frozenset({S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),
+    S.SENDING: frozenset({S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),
+    S.PARTIALLY_PAID: frozenset({S.CONFIRMING, S.CONFIRMED, S.SENDING, S.FINISHED, S.FAILED,
+                                 S.EXPIRED}),
+    S.FINISHED: frozenset(),
+    S.FAILED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+    S.EXPIRED: frozenset(),
+}  # fmt: skip
+FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+
+
+class Outcome(StrEnum):
+    """What a callback did."""
+
+    APPLIED = "applied"
+    REPEATED = "repeated"  # same status again: a no-op
+    REFUSED = "refused"  # not allowed from the current status (e.g. back from finished)
+
+
+def judge(current: DepositStatus, reported: DepositStatus) -> Outcome:
+    """Whether a callback reporting ``reported`` moves a deposit that is ``current``."""
+    if reported == current:
+        return Outcome.REPEATED
+    if reported in TRANSITIONS[current]:
+        return Outcome.APPLIED
+    return Outcome.REFUSED
+
+
+@dataclass(frozen=True)
+class Deposit:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    currency: str
+    amount: Decimal
+    status: DepositStatus
+    provider_payment_id: str | None
+    pay_address: str | None
+    pay_amount: Decimal | None
+    pay_currency: str | None
+    credited_at: datetime.datetime | None
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    """What the provider answered when asked for a payment."""
+
+    payment_id: str
+    status: str
+    pay_address: str
+    pay_amount: Decimal
+    pay_currency: str

@@ -1,0 +1,62 @@
+"""The payment provider (NOWPayments API), reached over HTTP through the ``payments`` link."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import aiohttp
+
+from reference_app.services.deposits.domain import ProviderPayment
+
+
+class ProviderUnavailable(Exception):
+    """The provider failed, timed out or answered something unusable."""
+
+
+class PaymentProvider:
+    """Creates payments at a NOWPayments-compatible API."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def create_payment(
+        self, *, amount: Decimal, currency: str, order_id: str, ipn_callback_url: str
+    ) -> ProviderPayment:
+        """``POST /v1/payment`` for ``amount`` of ``currency``, paid in the same currency."""
+        body = {
+            "price_amount": str(amount),
+            "price_currency": currency.lower(),
+            "pay_currency": currency.lower(),
+            "order_id": order_id,
+            "order_description": f"deposit {order_id}",
+            "ipn_callback_url": ipn_callback_url,
+        }
+        try:
+            async with self._http.post(
+                f"{self._base_url}/v1/payment",
+                json=body,
+                headers={"x-api-key": self._api_key},
+                timeout=self._timeout,
+            ) as response:
+                text = await response.text()
+                if response.status >= 300:
+                    raise ProviderUnavailable(f"provider answered {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderUnavailable(f"provider unreachable ({type(exc).__name__})") from exc
+        try:
+            data = json.loads(text, parse_float=Decimal)
+            return ProviderPayment(
+                payment_id=str(data["payment_id"]),
+                status=str(data["payment_status"]),
+                pay_address=str(data["pay_address"]),
+                pay_amount=Decimal(str(data["pay_amount"])),
+                pay_currency=str(data["pay_currency"]).upper(),
+            )
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise ProviderUnavailable("provider answered a malformed payment") from exc

@@ -1,0 +1,59 @@
+"""All SQL of the deposits service."""
+
+INSERT_DEPOSIT = """
+INSERT INTO deposits.deposits (id, user_id, currency, amount, status, idempotency_key)
+VALUES (%(id)s, %(user_id)s, %(currency)s, %(amount)s, 'creating', %(key)s)
+ON CONFLICT (user_id, idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+DEPOSIT_BY_KEY = """
+SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
+       pay_amount, pay_currency, credited_at, created_at
+FROM deposits.deposits
+WHERE user_id = %(user_id)s AND idempotency_key = %(key)s
+"""
+
+RECORD_PROVIDER_PAYMENT = """
+UPDATE deposits.deposits
+SET status = 'waiting', provider_payment_id = %(payment_id)s, pay_address = %(pay_address)s,
+    pay_amount = %(pay_amount)s, pay_currency = %(pay_currency)s, updated_at = now()
+WHERE id = %(id)s
+"""
+
+DEPOSIT_BY_ID = """
+SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
+       pay_amount, pay_currency, credited_at, created_at
+FROM deposits.deposits WHERE id = %(id)s
+"""
+
+USER_DEPOSITS = """
+SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
+       pay_amount, pay_currency, credited_at, created_at
+FROM deposits.deposits
+WHERE user_id = %(user_id)s AND status <> 'creating'
+ORDER BY created_at DESC
+LIMIT %(limit)s
+"""
+
+DEPOSIT_BY_PAYMENT_FOR_UPDATE = """
+SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
+       pay_amount, pay_currency, credited_at, created_at
+FROM deposits.deposits WHERE provider_payment_id = %(payment_id)s FOR UPDATE
+"""
+
+SET_STATUS = """
+UPDATE deposits.deposits SET status = %(status)s, updated_at = now() WHERE id = %(id)s
+"""
+
+MARK_FINISHED = """
+UPDATE deposits.deposits
+SET status = 'finished', credited_at = now(), wallet_transaction_id = %(transaction_id)s,
+    updated_at = now()
+WHERE id = %(id)s
+"""
+
+RECORD_IPN = """
+INSERT INTO deposits.ipn_events (provider_payment_id, status, outcome, body)
+VALUES (%(payment_id)s, %(status)s, %(outcome)s, %(body)s)
+"""

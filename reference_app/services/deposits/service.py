@@ -1,0 +1,193 @@
+"""Deposit use cases: create a deposit at the provider, apply its IPN callbacks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import aiopg
+
+from reference_app.boundary import Boundary, BoundedService
+from reference_app.db import ServiceDatabase
+from reference_app.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, Unauthorized
+from reference_app.payments_signature import verify
+from reference_app.services.deposits import queries as q
+from reference_app.services.deposits.domain import (
+    Deposit,
+    DepositStatus,
+    Outcome,
+    judge,
+)
+from reference_app.services.deposits.provider import PaymentProvider, ProviderUnavailable
+from reference_app.services.wallet.domain import DEPOSITS_SOURCE
+from reference_app.services.wallet.service import WalletService
+
+SERVICE = "deposits"
+
+
+class DepositsService(BoundedService):
+    """Deposits: one provider payment each; ``finished`` credits the wallet exactly once."""
+
+    def __init__(
+        self,
+        db: ServiceDatabase,
+        boundary: Boundary,
+        wallet: WalletService,
+        provider: PaymentProvider,
+        *,
+        ipn_secret: str,
+        ipn_callback_url: str,
+    ) -> None:
+        self.db = db
+        self.boundary = boundary
+        self.wallet = wallet
+        self.provider = provider
+        self._ipn_secret = ipn_secret
+        self._ipn_callback_url = ipn_callback_url
+
+    async def create_deposit(
+        self, user_id: uuid.UUID, currency: str, amount: Decimal, idempotency_key: str
+    ) -> tuple[Deposit, bool]:
+        """Create a deposit (or return the one made with the same key): ``(deposit, replayed)``.
+
+        The row and the provider's payment are one unit: the row is written in a
+        transaction that commits only after the provider answered, so a failing provider
+        leaves nothing behind. A concurrent request with the same key waits on the row and
+        then returns the same deposit.
+        """
+        deposit_id = uuid.uuid4()
+        async with self.db.transaction() as cur:
+            await cur.execute(
+                q.INSERT_DEPOSIT,
+                {"id": str(deposit_id), "user_id": str(user_id), "currency": currency,
+                 "amount": amount, "key": idempotency_key},
+            )  # fmt: skip
+            if await cur.fetchone() is None:
+                await cur.execute(
+                    q.DEPOSIT_BY_KEY, {"user_id": str(user_id), "key": idempotency_key}
+                )
+                existing = _deposit(await cur.fetchone())
+                if (existing.currency, existing.amount) != (currency, amount):
+                    raise Conflict(
+                        "Idempotency-Key already used for a different deposit",
+                        service=SERVICE,
+                        code="idempotency_key_reused",
+                    )
+                return existing, True
+            try:
+                payment = await self.provider.create_payment(
+                    amount=amount,
+                    currency=currency,
+                    order_id=str(deposit_id),
+                    ipn_callback_url=self._ipn_callback_url,
+                )
+            except ProviderUnavailable as exc:
+                raise DependencyUnavailable(
+                    f"payment provider unavailable: {exc}",
+                    service=SERVICE,
+                    code="provider_unavailable",
+                ) from exc
+            await cur.execute(
+                q.RECORD_PROVIDER_PAYMENT,
+                {"id": str(deposit_id), "payment_id": payment.payment_id,
+                 "pay_address": payment.pay_address, "pay_amount": payment.pay_amount,
+                 "pay_currency": payment.pay_currency},
+            )  # fmt: skip
+            await cur.execute(q.DEPOSIT_BY_ID, {"id": str(deposit_id)})
+            return _deposit(await cur.fetchone()), False
+
+    async def deposit(self, user_id: uuid.UUID, deposit_id: uuid.UUID) -> Deposit:
+        """The user's deposit; someone else's is :class:`NotFound` like a missing one."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.DEPOSIT_BY_ID, {"id": str(deposit_id)})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound("no such deposit", service=SERVICE)
+        found = _deposit(row)
+        if found.user_id != user_id or found.status is DepositStatus.CREATING:
+            raise NotFound("no such deposit", service=SERVICE)
+        return found
+
+    async def deposits(self, user_id: uuid.UUID, limit: int = 50) -> list[Deposit]:
+        async with self.db.cursor() as cur:
+            await cur.execute(q.USER_DEPOSITS, {"user_id": str(user_id), "limit": limit})
+            return [_deposit(row) for row in await cur.fetchall()]
+
+    async def apply_ipn(self, raw_body: bytes, signature: str | None) -> tuple[Outcome, Deposit]:
+        """Apply a provider callback: only signed ones, only allowed transitions.
+
+        On ``finished`` the wallet is credited first, with the deposit as idempotency key,
+        and then the deposit is marked finished: if anything fails in between, the provider
+        calls again, the credit is not repeated, and the deposit gets marked. The deposit row
+        stays locked meanwhile, so concurrent callbacks for it apply one after the other.
+        """
+        if not verify(raw_body, signature, self._ipn_secret):
+            raise Unauthorized("invalid IPN signature", service=SERVICE, code="invalid_signature")
+        payment_id, reported = _read_ipn(raw_body)
+        async with self.db.transaction() as cur:
+            await cur.execute(q.DEPOSIT_BY_PAYMENT_FOR_UPDATE, {"payment_id": payment_id})
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"no deposit for payment {payment_id}", service=SERVICE)
+            deposit = _deposit(row)
+            outcome = judge(deposit.status, reported)
+            if outcome is Outcome.APPLIED:
+                await self._move(cur, deposit, reported)
+            await cur.execute(
+                q.RECORD_IPN,
+                {"payment_id": payment_id, "status": reported.value, "outcome": outcome.value,
+                 "body": raw_body.decode()},
+            )  # fmt: skip
+            await cur.execute(q.DEPOSIT_BY_ID, {"id": str(deposit.id)})
+            return outcome, _deposit(await cur.fetchone())
+
+    async def _move(self, cur: aiopg.Cursor, deposit: Deposit, status: DepositStatus) -> None:
+        if status is not DepositStatus.FINISHED:
+            await cur.execute(q.SET_STATUS, {"id": str(deposit.id), "status": status.value})
+            return
+        posted = await self.wallet.credit(
+            deposit.user_id,
+            deposit.currency,
+            deposit.amount,
+            source=DEPOSITS_SOURCE,
+            kind="deposit",
+            idempotency_key=f"deposit:{deposit.id}",
+            reference=f"deposit:{deposit.id}",
+        )
+        await cur.execute(
+            q.MARK_FINISHED, {"id": str(deposit.id), "transaction_id": posted.transaction_id}
+        )
+
+
+def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus]:
+    try:
+        body = json.loads(raw_body, parse_float=Decimal)
+        payment_id = body["payment_id"]
+        status = DepositStatus(body["payment_status"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest(
+            f"malformed IPN body ({exc})", service=SERVICE, code="invalid_ipn"
+        ) from None
+    if status is DepositStatus.CREATING or isinstance(payment_id, bool):
+        raise BadRequest("malformed IPN body", service=SERVICE, code="invalid_ipn")
+    return str(payment_id), status
+
+
+def _deposit(row: Any) -> Deposit:
+    (id_, user_id, currency, amount, status, payment_id, pay_address, pay_amount,
+     pay_currency, credited_at, created_at) = row  # fmt: skip
+    return Deposit(
+        id=uuid.UUID(str(id_)),
+        user_id=uuid.UUID(str(user_id)),
+        currency=currency,
+        amount=Decimal(amount),
+        status=DepositStatus(status),
+        provider_payment_id=payment_id,
+        pay_address=pay_address,
+        pay_amount=Decimal(pay_amount) if pay_amount is not None else None,
+        pay_currency=pay_currency,
+        credited_at=credited_at,
+        created_at=created_at,
+    )

@@ -1,0 +1,81 @@
+"""Deposit endpoints (names as in the source document: /api/nowpayments/...)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
+from reference_app.http_api import (
+    Route,
+    idempotency_key,
+    path_uuid,
+    query_int,
+    read_model,
+    respond,
+)
+from reference_app.money import parse_amount, parse_currency
+from reference_app.services.deposits.domain import Deposit
+
+IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
+
+
+class CreateDeposit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    currency: str
+    amount: str | int
+
+
+def _public(deposit: Deposit) -> dict[str, object]:
+    body = asdict(deposit)
+    body["status"] = deposit.status.value
+    return body
+
+
+async def create_deposit(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    key = idempotency_key(request)
+    assert key is not None
+    body = await read_model(request, CreateDeposit)
+    currencies = request.app[SETTINGS].currencies
+    currency = parse_currency(body.currency, currencies)
+    amount = parse_amount(body.amount, currency, currencies)
+    deposit, replayed = await request.app[DEPOSITS].create_deposit(user, currency, amount, key)
+    return respond({**_public(deposit), "replayed": replayed}, status=200 if replayed else 201)
+
+
+async def get_deposit(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    deposit = await request.app[DEPOSITS].deposit(user, path_uuid(request, "deposit_id"))
+    return respond(_public(deposit))
+
+
+async def list_deposits(request: web.Request) -> web.Response:
+    user = request.app[TOKENS].user(request)
+    limit = query_int(request, "limit", 50, 1, 500)
+    found = await request.app[DEPOSITS].deposits(user, limit)
+    return respond({"deposits": [_public(d) for d in found]})
+
+
+async def ipn(request: web.Request) -> web.Response:
+    raw = await request.read()
+    signature = request.headers.get(IPN_SIGNATURE_HEADER)
+    outcome, deposit = await request.app[DEPOSITS].apply_ipn(raw, signature)
+    return respond({"outcome": outcome.value, "deposit_id": deposit.id, "status": deposit.status})
+
+
+ROUTES = [
+    Route("POST", "/api/nowpayments/create-deposit", create_deposit,
+          "Create a deposit address at the payment provider", "deposits", body=CreateDeposit,
+          idempotent=True, responses={201: "created", 200: "replayed (same Idempotency-Key)",
+                                      503: "provider or database unavailable"}),
+    Route("GET", "/api/nowpayments/deposits", list_deposits, "The caller's deposits",
+          "deposits"),
+    Route("GET", "/api/nowpayments/deposits/{deposit_id}", get_deposit, "One deposit",
+          "deposits", responses={404: "no such deposit (or someone else's)"}),
+    Route("POST", "/api/nowpayments/ipn", ipn, "Payment status callback (signed with "
+          "HMAC-SHA512 in x-nowpayments-sig)", "deposits", auth="signature",
+          responses={200: "applied, repeated or refused", 401: "bad signature"}),
+]  # fmt: skip
