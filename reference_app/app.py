@@ -152,8 +152,21 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _fault_watch(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[FAULTS].watch(), name="fault-watch")
+    """Follow faults set through other workers, and publish this worker's pool gauges."""
+    tasks = [
+        asyncio.create_task(app[FAULTS].watch(), name="fault-watch"),
+        asyncio.create_task(_publish_pools(app[METRICS]), name="pool-gauges"),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _publish_pools(metrics: AppMetrics) -> None:
+    if not metrics.multiprocess:
+        return
+    while True:
+        metrics.publish_pools()
+        await asyncio.sleep(0.25)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from reference_app.app_keys import DATABASES, METRICS, SETTINGS
 from reference_app.errors import NotFound
@@ -17,7 +18,7 @@ READY_TIMEOUT = 1.0
 
 
 async def live(request: web.Request) -> web.Response:
-    return respond({"status": "ok"})
+    return respond({"status": "ok", "worker": os.getpid()})
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -46,7 +47,7 @@ async def _probe(app: web.Application, service: str) -> dict[str, object]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

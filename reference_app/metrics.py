@@ -1,13 +1,29 @@
-"""Prometheus metrics of one app: its own registry (no global one), pool gauges per service."""
+"""Prometheus metrics of one app: its own registry (no global one), pool gauges per service.
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the server before the
+workers start), counters and histograms are summed over the workers by prometheus-client's
+multiprocess collector, and each worker publishes its pools' figures as live-summed gauges.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_POOL_HELP = {
+    "size": "Open connections",
+    "in_use": "Connections checked out",
+    "free": "Idle connections",
+    "waiting": "Requests waiting for a connection",
+    "max_size": "Configured maximum size",
+}
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -33,17 +49,8 @@ class PoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         families = {
-            "size": GaugeMetricFamily("db_pool_size", "Open connections", labels=["service"]),
-            "in_use": GaugeMetricFamily(
-                "db_pool_in_use", "Connections checked out", labels=["service"]
-            ),
-            "free": GaugeMetricFamily("db_pool_free", "Idle connections", labels=["service"]),
-            "waiting": GaugeMetricFamily(
-                "db_pool_waiting", "Requests waiting for a connection", labels=["service"]
-            ),
-            "max_size": GaugeMetricFamily(
-                "db_pool_max_size", "Configured maximum size", labels=["service"]
-            ),
+            field: GaugeMetricFamily(f"db_pool_{field}", text, labels=["service"])
+            for field, text in _POOL_HELP.items()
         }
         for service, stats in sorted(self._stats().items()):
             for field, family in families.items():
@@ -55,7 +62,10 @@ class AppMetrics:
     """The app's metrics, registered in its own :class:`CollectorRegistry`."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
+        self._pool_stats: Callable[[], Mapping[str, PoolStats]] | None = None
+        self._pool_gauges: dict[str, Gauge] = {}
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests answered",
@@ -90,5 +100,33 @@ class AppMetrics:
         )
 
     def watch_pools(self, stats: Callable[[], Mapping[str, PoolStats]]) -> None:
-        """Export the pools' gauges, read at scrape time."""
-        self.registry.register(PoolCollector(stats))
+        """Export the pools' gauges, read at scrape time (or published, with several workers)."""
+        self._pool_stats = stats
+        if not self.multiprocess:
+            self.registry.register(PoolCollector(stats))
+            return
+        for field in (f.name for f in fields(PoolStats)):
+            self._pool_gauges[field] = Gauge(
+                f"db_pool_{field}",
+                _POOL_HELP[field],
+                ["service"],
+                registry=self.registry,
+                multiprocess_mode="livesum",
+            )
+
+    def publish_pools(self) -> None:
+        """Write this worker's pool figures where the other workers' scrapes see them."""
+        if not self._pool_gauges or self._pool_stats is None:
+            return
+        for service, stats in self._pool_stats().items():
+            for field, gauge in self._pool_gauges.items():
+                gauge.labels(service).set(getattr(stats, field))
+
+    def render(self) -> bytes:
+        """The Prometheus text of this app (all workers' figures with several workers)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.publish_pools()
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

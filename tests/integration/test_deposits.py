@@ -24,9 +24,7 @@ def deposits(api: RunningApp) -> DepositsService:
 
 async def count_rows(deposits: DepositsService, user: uuid.UUID) -> int:
     async with deposits.db.cursor() as cur:
-        await cur.execute(
-            "SELECT count(*) FROM deposits.deposits WHERE user_id = %s", (str(user),)
-        )
+        await cur.execute("SELECT count(*) FROM deposits.deposits WHERE user_id = %s", (str(user),))
         row = await cur.fetchone()
         return int(row[0])
 
@@ -77,7 +75,7 @@ async def test_provider_failure_rolls_back(
     assert caught.value.service == "deposits"
     assert await count_rows(deposits, user) == 0
     await payments_fake.control("POST", "/mode", {"mode": "normal"})
-    deposit, replayed = await deposits.create_deposit(user, "BTC", Decimal("1"), "k")
+    _deposit, replayed = await deposits.create_deposit(user, "BTC", Decimal("1"), "k")
     assert not replayed, "the failed attempt must not have kept the key"
     assert await count_rows(deposits, user) == 1
 
@@ -136,7 +134,9 @@ async def test_no_way_back_from_finished(deposits: DepositsService) -> None:
 
     async def callback(status: str) -> Outcome:
         payload = {"payment_id": payment_id, "payment_status": status}
-        outcome, _ = await deposits.apply_ipn(json.dumps(payload).encode(), sign(payload, IPN_SECRET))
+        outcome, _ = await deposits.apply_ipn(
+            json.dumps(payload).encode(), sign(payload, IPN_SECRET)
+        )
         return outcome
 
     assert await callback("confirming") is Outcome.APPLIED

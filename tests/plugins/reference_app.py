@@ -15,11 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaos import postgres
+from chaos.ports import free_port
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from chaos.ports import free_port
-from chaos.ports import free_port
 from reference_app.app import create_app
-from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
 from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
 from reference_app.migrate import LEGACY_ROLE, migrate, role_of
 from reference_app.settings import SERVICES, AppSettings, PoolSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
 from reference_app.http_api import (
@@ -25,7 +25,7 @@ IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
 class CreateDeposit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     currency: str
-    amount: str | int
+    amount: StrictStr | StrictInt
 
 
 def _public(deposit: Deposit) -> dict[str, object]:

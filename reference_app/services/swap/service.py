@@ -1,17 +1,41 @@
-"""Swap use cases (being written)."""
+"""Swap use cases: quotes from the price source with spread, fee and expiry; execution
+through the wallet, atomic and at most once per quote."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
 from reference_app.boundary import Boundary, BoundedService
 from reference_app.db import ServiceDatabase
+from reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
+from reference_app.money import MAX_AMOUNT
 from reference_app.prices_client import PriceSource
+from reference_app.services.swap import queries as q
+from reference_app.services.swap.domain import (
+    Execution,
+    Quote,
+    QuoteState,
+    UnquotableAmount,
+    can_become,
+    quote_terms,
+)
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
 
 SERVICE = "swap"
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class SwapService(BoundedService):
+    """Quotes a price for a while, then exchanges at it through the wallet."""
+
     def __init__(
         self,
         db: ServiceDatabase,
@@ -19,9 +43,175 @@ class SwapService(BoundedService):
         wallet: WalletService,
         prices: PriceSource,
         settings: AppSettings,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.db = db
         self.boundary = boundary
         self.wallet = wallet
         self.prices = prices
         self.settings = settings
+        self._clock = clock
+
+    async def request_quote(
+        self, user_id: uuid.UUID, sell: str, buy: str, amount: Decimal
+    ) -> Quote:
+        """Quote selling ``amount`` of ``sell`` for ``buy`` at the current price.
+
+        Currencies and amount are validated at the edge; a price source that is down,
+        slow or stale is :class:`DependencyUnavailable` and nothing is written.
+        """
+        if sell == buy:
+            raise BadRequest(
+                "sell and buy must be different currencies", service=SERVICE, code="same_currency"
+            )
+        market = await self.prices.price(sell, buy)
+        currencies = self.settings.currencies
+        try:
+            terms = quote_terms(
+                price=market.price,
+                sell_amount=amount,
+                spread=self.settings.swap_spread,
+                fee_rate=self.settings.swap_fee_rate,
+                sell_places=currencies[sell],
+                buy_places=currencies[buy],
+                max_amount=MAX_AMOUNT,
+            )
+        except UnquotableAmount as exc:
+            raise BadRequest(str(exc), service=SERVICE, code=exc.code) from None
+        now = self._clock()
+        async with self.db.cursor() as cur:
+            await cur.execute(
+                q.INSERT_QUOTE,
+                {"id": str(uuid.uuid4()), "user_id": str(user_id), "sell_currency": sell,
+                 "buy_currency": buy, "sell_amount": amount, "buy_amount": terms.buy_amount,
+                 "fee": terms.fee, "price": market.price, "rate": terms.rate,
+                 "price_as_of": market.as_of, "created_at": now,
+                 "expires_at": now + timedelta(seconds=self.settings.quote_ttl_seconds)},
+            )  # fmt: skip
+            return _quote(await cur.fetchone())
+
+    async def quote(self, user_id: uuid.UUID, quote_id: uuid.UUID) -> Quote:
+        """The user's quote; :class:`NotFound` if absent or someone else's."""
+        async with self.db.cursor() as cur:
+            return await self._user_quote(cur, user_id, quote_id)
+
+    async def execute_quote(
+        self, user_id: uuid.UUID, quote_id: uuid.UUID, execution_key: str | None = None
+    ) -> Execution:
+        """Exchange at the quote's terms, once: a retry returns the first execution.
+
+        An expired quote is :class:`Gone` and nothing moves; a refusal by the wallet
+        (insufficient funds) leaves the quote open.
+
+        The steps, in this order, each safe to repeat:
+
+        1. claim: ``open -> executing`` in the swap schema, only before the deadline. The
+           deadline is judged here once: a quote claimed in time may complete later, so a
+           retry after a failure between steps 2 and 3 finishes the execution instead of
+           expiring a quote whose money has moved.
+        2. exchange in the wallet (its own database, its own transaction), under an
+           idempotency key derived from the quote id: whatever the retries and concurrent
+           calls, the ledger holds the exchange at most once, and a repeat answers the
+           first transaction.
+        3. mark ``executed`` with the ledger transaction.
+
+        The wallet goes first because it is the truth: marking the quote executed first
+        would claim a movement that may never happen. If step 3 fails the quote stays
+        ``executing`` with the money moved, and any retry completes it (step 2 replays).
+        No swap connection is held during step 2, so a slow wallet cannot exhaust the
+        swap pool and stop quoting.
+        """
+        now = self._clock()
+        async with self.db.cursor() as cur:
+            await cur.execute(
+                q.CLAIM_FOR_EXECUTION,
+                {"id": str(quote_id), "user_id": str(user_id), "key": execution_key, "now": now},
+            )
+            row = await cur.fetchone()
+            quote = _quote(row) if row is not None else None
+            if quote is None:
+                quote = await self._user_quote(cur, user_id, quote_id)
+                if quote.state is QuoteState.EXECUTED:
+                    return Execution(quote, replayed=True)
+                if quote.state is QuoteState.OPEN:  # and past its deadline
+                    await cur.execute(q.EXPIRE, {"id": str(quote_id), "now": now})
+                    quote = await self._user_quote(cur, user_id, quote_id)
+                if quote.state is QuoteState.EXPIRED:
+                    raise Gone(
+                        f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
+                        service=SERVICE,
+                        code="quote_expired",
+                    )
+                # EXECUTING: claimed by an execution that is running or was interrupted:
+                # this one completes it (the wallet's idempotency key makes that safe).
+        try:
+            posted = await self.wallet.exchange(
+                user_id,
+                sell=(quote.sell_currency, quote.sell_amount),
+                buy=(quote.buy_currency, quote.buy_amount),
+                fee=quote.fee,
+                idempotency_key=quote.wallet_key,
+                reference=quote.reference,
+            )
+        except AppError as exc:
+            if exc.status < 500:
+                # The wallet refused and rolled back: nothing moved, the quote is open again.
+                async with self.db.cursor() as cur:
+                    await cur.execute(q.GIVE_BACK, {"id": str(quote_id)})
+            raise
+        async with self.db.cursor() as cur:
+            await cur.execute(
+                q.MARK_EXECUTED,
+                {"id": str(quote_id), "now": self._clock(),
+                 "transaction_id": posted.transaction_id},
+            )  # fmt: skip
+            row = await cur.fetchone()
+            if row is None:  # a concurrent execution marked it first
+                quote = await self._user_quote(cur, user_id, quote_id)
+                if quote.state is not QuoteState.EXECUTED:
+                    raise Conflict(
+                        f"quote {quote_id} is {quote.state.value} though the wallet "
+                        f"posted transaction {posted.transaction_id}",
+                        service=SERVICE,
+                        code="invalid_transition",
+                    )
+                return Execution(quote, replayed=True)
+            executed = _quote(row)
+        assert can_become(quote.state, QuoteState.EXECUTED)
+        return Execution(executed, replayed=posted.replayed)
+
+    async def _user_quote(self, cur: Any, user_id: uuid.UUID, quote_id: uuid.UUID) -> Quote:
+        await cur.execute(q.USER_QUOTE, {"id": str(quote_id), "user_id": str(user_id)})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no quote {quote_id}", service=SERVICE, code="quote_not_found")
+        return _quote(row)
+
+
+def _quote(row: Any) -> Quote:
+    (id_, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
+     price_as_of, state, created_at, expires_at, executed_at, transaction_id) = row  # fmt: skip
+    return Quote(
+        id=uuid.UUID(str(id_)),
+        user_id=uuid.UUID(str(user_id)),
+        sell_currency=sell_currency,
+        buy_currency=buy_currency,
+        sell_amount=_amount(sell_amount),
+        buy_amount=_amount(buy_amount),
+        fee=_amount(fee),
+        price=_amount(price),
+        rate=_amount(rate),
+        price_as_of=price_as_of.astimezone(UTC),
+        state=QuoteState(state),
+        created_at=created_at.astimezone(UTC),
+        expires_at=expires_at.astimezone(UTC),
+        executed_at=executed_at.astimezone(UTC) if executed_at is not None else None,
+        transaction_id=transaction_id,
+    )
+
+
+def _amount(value: Any) -> Decimal:
+    """A NUMERIC(38, 18) value without the scale's trailing zeros."""
+    amount = Decimal(value)
+    return amount.normalize() if amount else Decimal(0)

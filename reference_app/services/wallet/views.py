@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from reference_app.app_keys import SETTINGS, TOKENS, WALLET
 from reference_app.http_api import (
@@ -27,7 +27,7 @@ class CreateUser(BaseModel):
 class MoveMoney(BaseModel):
     model_config = ConfigDict(extra="forbid")
     currency: str
-    amount: str | int
+    amount: StrictStr | StrictInt
 
 
 class FundUser(MoveMoney):

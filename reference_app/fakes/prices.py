@@ -1,0 +1,351 @@
+"""A price source, faked as its own aiohttp app: fixed, deterministic prices and a mode switch.
+
+Price API:
+
+- ``GET /v1/prices`` -> ``{"prices": [<price>, ...]}``, every pair the fake can price,
+  sorted by pair.
+- ``GET /v1/prices/{base}-{quote}`` -> ``<price>``, or 404 ``unknown_pair``.
+
+A price is ``{"pair": "BTC-USDT", "price": "64000.00", "as_of": "2025-01-01T12:00:00.000Z"}``:
+how many units of ``quote`` one unit of ``base`` is worth, as a decimal string, and when it
+was observed (ISO 8601, UTC; the time of the request, as if the feed were live).
+
+Prices: a table of *direct* pairs (:data:`DEFAULT_PRICES`, below, or the config's table);
+the fake also answers each direct pair's inverse, computed exactly with ``Decimal`` as
+``1 / price`` and rounded half-even to :data:`PRICE_PLACES` decimal places (the scale of the
+app's ``NUMERIC(38, 18)``). Direct prices are written as they were given (``"64000.00"``),
+inverse ones without trailing zeros (``"0.000015625"``). The default table:
+
+    =========  ===========  =====================
+    pair       price        inverse
+    =========  ===========  =====================
+    BTC-USDT   64000.00     USDT-BTC 0.000015625
+    BTC-USD    64000.00     USD-BTC  0.000015625
+    ETH-USDT   3200.00      USDT-ETH 0.0003125
+    ETH-USD    3200.00      USD-ETH  0.0003125
+    BTC-ETH    20.00000000  ETH-BTC  0.05
+    USDT-USD   1.0000       USD-USDT 1
+    =========  ===========  =====================
+
+Control API, for tests and chaos (never affected by the mode):
+
+- ``PUT /_control/prices/{base}-{quote}`` with ``{"price": "65000.00"}`` (a positive decimal
+  string, at most 18 decimal places, below 10**15): sets the pair's price; its inverse
+  follows. A new currency may be named (2 to 10 letters or digits). Answers the price.
+- ``POST /_control/mode`` with ``{"mode", "status"?, "delay_ms"?, "stale_seconds"?}``,
+  ``GET /_control/mode``: how the ``/v1`` endpoints behave. ``normal``; ``error``: answer
+  ``status`` (400..599, default 503) with an error body; ``slow``: wait ``delay_ms``
+  (default 1000), then answer; ``stale``: answer with ``as_of`` ``stale_seconds`` (default
+  3600) in the past; ``malformed``: answer 200 with the first half of the real body, which
+  is not valid JSON.
+- ``POST /_control/reset``: the configured prices again, mode normal.
+
+Errors are ``{"error": {"code", "message"}}``: 404 ``unknown_pair``, 400 ``invalid_request``,
+and the mode's ``injected_fault``.
+
+Run standalone: ``python -m reference_app.fakes.prices --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+#: decimal places of a computed (inverse) price, and the most a set price may have
+PRICE_PLACES = 18
+MAX_PRICE = Decimal(10) ** 15
+#: the direct pairs and their prices; every other pair served is the inverse of one of these
+DEFAULT_PRICES: Mapping[str, Decimal] = MappingProxyType(
+    {
+        "BTC-USDT": Decimal("64000.00"),
+        "BTC-USD": Decimal("64000.00"),
+        "ETH-USDT": Decimal("3200.00"),
+        "ETH-USD": Decimal("3200.00"),
+        "BTC-ETH": Decimal("20.00000000"),
+        "USDT-USD": Decimal("1.0000"),
+    }
+)
+_CODE = r"[A-Z0-9]{2,10}"
+_PAIR = re.compile(rf"({_CODE})-({_CODE})")
+_DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+class Mode(StrEnum):
+    """How the ``/v1`` endpoints behave."""
+
+    NORMAL = "normal"
+    ERROR = "error"
+    SLOW = "slow"
+    STALE = "stale"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    mode: Mode = Mode.NORMAL
+    status: int = 503
+    delay_ms: int = 1000
+    stale_seconds: int = 3600
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "status": self.status,
+            "delay_ms": self.delay_ms,
+            "stale_seconds": self.stale_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class PricesFakeConfig:
+    """The direct pairs the fake starts with (and returns to on reset)."""
+
+    prices: Mapping[str, Decimal] = field(default_factory=lambda: DEFAULT_PRICES)
+
+
+class FakeError(Exception):
+    """An answer in the fake's error shape."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str) -> FakeError:
+    return FakeError(400, "invalid_request", message)
+
+
+def inverse(price: Decimal) -> Decimal:
+    """``1 / price``, exact up to :data:`PRICE_PLACES` decimal places (half-even)."""
+    with localcontext() as context:
+        context.prec = 60  # more digits than NUMERIC(38, 18) holds, before the quantize
+        exact = Decimal(1) / price
+        return exact.quantize(Decimal(1).scaleb(-PRICE_PLACES), ROUND_HALF_EVEN).normalize()
+
+
+class PriceBook:
+    """The fake's state: the direct prices and the current behaviour. No I/O."""
+
+    def __init__(self, config: PricesFakeConfig) -> None:
+        self.config = config
+        self.behaviour = Behaviour()
+        self._direct: dict[str, Decimal] = {}
+        self.reset()
+
+    def price(self, pair: str) -> Decimal:
+        """The price of ``pair``: set directly, or the inverse of its reverse pair."""
+        base, quote = _split_pair(pair)
+        if pair in self._direct:
+            return self._direct[pair]
+        reverse = f"{quote}-{base}"
+        if reverse in self._direct:
+            return inverse(self._direct[reverse])
+        raise FakeError(404, "unknown_pair", f"no price for {pair}")
+
+    def pairs(self) -> list[str]:
+        """Every pair the fake prices: the direct ones and their inverses."""
+        found = set(self._direct)
+        for pair in self._direct:
+            base, quote = _split_pair(pair)
+            found.add(f"{quote}-{base}")
+        return sorted(found)
+
+    def set_price(self, pair: str, price: Decimal) -> None:
+        """Make ``pair`` a direct pair at ``price``; its inverse follows from it."""
+        base, quote = _split_pair(pair)
+        self._direct.pop(f"{quote}-{base}", None)
+        self._direct[pair] = price
+
+    def reset(self) -> None:
+        self._direct = {}
+        for pair, price in self.config.prices.items():
+            self.set_price(pair, price)
+        self.behaviour = Behaviour()
+
+    def as_of(self) -> datetime:
+        """When the prices were observed: now, or long ago in the ``stale`` mode."""
+        now = datetime.now(UTC)
+        if self.behaviour.mode is Mode.STALE:
+            return now - timedelta(seconds=self.behaviour.stale_seconds)
+        return now
+
+    def quote_json(self, pair: str, as_of: datetime) -> dict[str, str]:
+        return {"pair": pair, "price": format(self.price(pair), "f"), "as_of": _iso(as_of)}
+
+
+PRICE_BOOK = web.AppKey("price_book", PriceBook)
+
+
+def create_prices_app(config: PricesFakeConfig) -> web.Application:
+    """The fake price source: its routes and its state."""
+    app = web.Application(middlewares=[_source_behaviour, _fake_errors])
+    app[PRICE_BOOK] = PriceBook(config)
+    app.router.add_get("/v1/prices", _all_prices)
+    app.router.add_get("/v1/prices/{pair}", _one_price)
+    app.router.add_put("/_control/prices/{pair}", _set_price)
+    app.router.add_get("/_control/mode", _get_mode)
+    app.router.add_post("/_control/mode", _set_mode)
+    app.router.add_post("/_control/reset", _reset)
+    return app
+
+
+@web.middleware
+async def _source_behaviour(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    behaviour = request.app[PRICE_BOOK].behaviour
+    if behaviour.mode is Mode.ERROR:
+        return _error_response(
+            FakeError(behaviour.status, "injected_fault", "error injected by the fake's mode")
+        )
+    if behaviour.mode is Mode.SLOW:
+        await asyncio.sleep(behaviour.delay_ms / 1000)
+    response = await handler(request)
+    if behaviour.mode is Mode.MALFORMED and isinstance(response, web.Response):
+        body = response.body if isinstance(response.body, bytes) else b"{}"
+        return web.Response(
+            status=200, body=body[: len(body) // 2], content_type="application/json"
+        )
+    return response
+
+
+@web.middleware
+async def _fake_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except FakeError as exc:
+        return _error_response(exc)
+
+
+async def _all_prices(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    as_of = book.as_of()
+    return web.json_response({"prices": [book.quote_json(pair, as_of) for pair in book.pairs()]})
+
+
+async def _one_price(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    pair = _pair(request)
+    return web.json_response(book.quote_json(pair, book.as_of()))
+
+
+async def _set_price(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    pair = _pair(request)
+    body = await _json_object(request)
+    book.set_price(pair, _parse_price(body.get("price")))
+    return web.json_response(book.quote_json(pair, datetime.now(UTC)))
+
+
+async def _get_mode(request: web.Request) -> web.Response:
+    return web.json_response(request.app[PRICE_BOOK].behaviour.to_json())
+
+
+async def _set_mode(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    book.behaviour = _parse_behaviour(await _json_object(request))
+    return web.json_response(book.behaviour.to_json())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[PRICE_BOOK].reset()
+    return web.json_response({"reset": True})
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    match = _PAIR.fullmatch(pair)
+    if match is None or match[1] == match[2]:
+        raise FakeError(404, "unknown_pair", f"{pair!r} is not a pair such as BTC-USDT")
+    return match[1], match[2]
+
+
+def _pair(request: web.Request) -> str:
+    pair = request.match_info["pair"].upper()
+    _split_pair(pair)
+    return pair
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        raise _invalid("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise _invalid("the body must be a JSON object")
+    return body
+
+
+def _parse_price(value: object) -> Decimal:
+    if not isinstance(value, str) or not _DECIMAL_TEXT.fullmatch(value):
+        raise _invalid('"price" must be a decimal string such as "64000.00"')
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise _invalid('"price" must be a decimal string such as "64000.00"') from None
+    exponent = price.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if price <= 0 or price >= MAX_PRICE or -exponent > PRICE_PLACES:
+        raise _invalid(
+            f'"price" must be above 0, below {MAX_PRICE:f}, '
+            f"with at most {PRICE_PLACES} decimal places"
+        )
+    return price
+
+
+def _whole(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(f'"{name}" must be a whole number from {low} to {high}')
+    return value
+
+
+def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:
+    mode = body.get("mode")
+    if not isinstance(mode, str) or mode not in {m.value for m in Mode}:
+        raise _invalid(f'"mode" must be one of {", ".join(Mode)}, not {mode!r}')
+    return Behaviour(
+        mode=Mode(mode),
+        status=_whole(body, "status", 503, 400, 599),
+        delay_ms=_whole(body, "delay_ms", 1000, 0, 600_000),
+        stale_seconds=_whole(body, "stale_seconds", 3600, 1, 10**9),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_response(error: FakeError) -> web.Response:
+    return web.json_response(
+        {"error": {"code": error.code, "message": error.message}}, status=error.status
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake price source on its own."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_app.fakes.prices",
+        description="A price-source fake with fixed prices and a mode switch.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8791)
+    args = parser.parse_args(argv)
+    web.run_app(create_prices_app(PricesFakeConfig()), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

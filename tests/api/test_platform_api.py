@@ -1,0 +1,154 @@
+"""Health, metrics, the OpenAPI document, the fault API and error shapes, over HTTP."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from reference_app.app_keys import ROUTES
+from reference_app.settings import SERVICES
+from tests.plugins.api_helpers import metric
+from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
+
+
+async def test_liveness_and_readiness(
+    api: RunningApp, links: dict[str, Proxy], toxiproxy: ToxiproxyClient
+) -> None:
+    status, body = await api.call("GET", "/health/live")
+    assert (status, body["status"]) == (200, "ok")
+    status, body = await api.call("GET", "/health/ready")
+    assert status == 200
+    assert set(body["services"]) == set(SERVICES)
+    await toxiproxy.disable(links["swap"].name)
+    status, body = await api.call("GET", "/health/ready")
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert not body["services"]["swap"]["ready"]
+    assert all(body["services"][s]["ready"] for s in SERVICES if s != "swap")
+    assert (await api.call("GET", "/health/ready/deposits"))[0] == 200
+    assert (await api.call("GET", "/health/ready/swap"))[0] == 503
+    status, body = await api.call("GET", "/health/ready/nope")
+    assert status == 404
+    assert "deposits" in body["error"]["message"]
+    status, body = await api.call("GET", "/health/live")
+    assert (status, body["status"]) == (200, "ok")
+
+
+async def test_metrics_count_requests_and_show_pools(api: RunningApp) -> None:
+    _, token = await api.new_user()
+    for _ in range(3):
+        assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
+    assert (await api.call("GET", "/api/wallet/balances"))[0] == 401
+    status, text = await api.call("GET", "/metrics")
+    assert status == 200
+    route = "/api/wallet/balances"
+    assert metric(text, "http_requests_total", route=route, status="200", method="GET") == 3
+    assert metric(text, "http_requests_total", route=route, status="401", method="GET") == 1
+    assert metric(text, "http_request_duration_seconds_count", route=route, method="GET") == 4
+    for service in SERVICES:
+        assert metric(text, "db_pool_max_size", service=service) == 10
+        assert metric(text, "db_pool_size", service=service) >= 0
+        assert metric(text, "db_pool_waiting", service=service) == 0
+    assert metric(text, "db_pool_size", service="wallet") >= 1
+    assert metric(text, "db_pool_in_use", service="wallet") == 0
+    assert metric(text, "db_pool_acquire_seconds_count", service="wallet") >= 3
+
+
+async def test_openapi_matches_the_real_routes(api: RunningApp) -> None:
+    status, doc = await api.call("GET", "/openapi.json")
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    served = {
+        (resource.canonical, route.method.lower())
+        for resource in api.app.router.resources()
+        for route in resource
+        if route.method != "HEAD"
+    }
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == served
+    assert len(api.app[ROUTES]) == len(served)
+    create = doc["paths"]["/api/nowpayments/create-deposit"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/CreateDeposit"
+    )
+    assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
+    assert "CreateDeposit" in doc["components"]["schemas"]
+
+
+async def test_fault_api_is_absent_unless_enabled(start_app: StartApp) -> None:
+    api = await start_app(fault_api=False)
+    status, _body = await api.call("GET", "/api/_faults", token=ADMIN_TOKEN)
+    assert status == 404
+    status, doc = await api.call("GET", "/openapi.json")
+    assert not [p for p in doc["paths"] if "_faults" in p]
+
+
+async def set_fault(api: RunningApp, service: str, **body: Any) -> tuple[int, Any]:
+    return await api.call("PUT", f"/api/_faults/{service}", token=ADMIN_TOKEN, json=body)
+
+
+async def test_raise_fault_breaks_only_its_service(api: RunningApp) -> None:
+    _, token = await api.new_user()
+    status, body = await set_fault(api, "wallet", mode="raise")
+    assert status == 200
+    assert body["faults"]["wallet"]["mode"] == "raise"
+    status, body = await api.call("GET", "/api/wallet/balances", token=token)
+    assert status == 503
+    assert (body["error"]["service"], body["error"]["code"]) == ("wallet", "service_broken")
+    status, body = await api.call(
+        "POST", "/api/nowpayments/create-deposit", token=token, key=secrets.token_hex(4),
+        json={"currency": "BTC", "amount": "1"},
+    )  # fmt: skip
+    assert status == 201, body
+    status, body = await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
+    assert all(f["mode"] == "none" for f in body["faults"].values())
+    assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
+
+
+async def test_leak_fault_exhausts_only_its_pool(api: RunningApp) -> None:
+    _, token = await api.new_user()
+    assert (await set_fault(api, "wallet", mode="leak"))[0] == 200
+    status, text = await api.call("GET", "/metrics")
+    assert metric(text, "db_pool_in_use", service="wallet") == 10
+    status, body = await api.call("GET", "/api/wallet/balances", token=token)
+    assert status == 503
+    assert (body["error"]["service"], body["error"]["code"]) == ("wallet", "pool_timeout")
+    assert (await api.call("GET", "/health/ready/deposits"))[0] == 200
+    await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
+    status, text = await api.call("GET", "/metrics")
+    assert metric(text, "db_pool_in_use", service="wallet") == 0
+    assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
+
+
+async def test_slow_fault_delays_its_service(api: RunningApp) -> None:
+    import time
+
+    _, token = await api.new_user()
+    await set_fault(api, "wallet", mode="slow", slow_ms=300)
+    started = time.monotonic()
+    assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
+    assert time.monotonic() - started >= 0.3
+
+
+async def test_fault_api_bad_input(api: RunningApp) -> None:
+    status, body = await set_fault(api, "nope", mode="raise")
+    assert status == 404
+    status, body = await set_fault(api, "wallet", mode="explode")
+    assert status == 400
+    assert "mode" in body["error"]["message"]
+    status, body = await set_fault(api, "wallet", mode="slow", slow_ms=-1)
+    assert status == 400
+    status, body = await api.call("PUT", "/api/_faults/wallet", json={"mode": "raise"})
+    assert status == 401
+
+
+async def test_legacy_errors_are_unstructured(start_app: StartApp) -> None:
+    api = await start_app("legacy")
+    _, token = await api.new_user()
+    await set_fault(api, "wallet", mode="raise")
+    status, body = await api.call("GET", "/api/wallet/balances", token=token)
+    assert status == 500
+    assert not isinstance(body, dict), body  # aiohttp's bare error page, no JSON shape
+    status, text = await api.call("GET", "/metrics")
+    assert metric(text, "db_pool_max_size", service="shared") == 10

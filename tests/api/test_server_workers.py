@@ -1,0 +1,110 @@
+"""The app served by several worker processes on one port, as `python -m reference_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from chaos.ports import free_port, is_listening
+from chaos.process import ProcessRecord, children_of
+from chaos.toxiproxy.client import Proxy
+from tests.plugins.api_helpers import metric
+from tests.plugins.pg_cluster import PostgresServer
+from tests.plugins.reference_app import ADMIN_TOKEN, make_settings
+
+WORKERS = 2
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, pg_server: PostgresServer, links: dict[str, Proxy], app_database: str
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    settings = make_settings(pg_server, links, admin_dsn=app_database)
+    config = tmp_path / "settings.json"
+    config.write_text(settings.model_dump_json())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reference_app", "--config", str(config),
+         "--port", str(port), "--workers", str(WORKERS)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not is_listening(port):
+            assert process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            await asyncio.sleep(0.05)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+async def test_workers_share_the_port_faults_and_metrics(
+    served: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    url, process = served
+    workers = [ProcessRecord.of(pid) for pid in children_of(process.pid)]
+    async with aiohttp.ClientSession() as http:
+        pids: set[int] = set()
+        # Both workers must be up and serving; new connections are spread by the kernel.
+        deadline = time.monotonic() + 30
+        while len(pids) < WORKERS and time.monotonic() < deadline:
+            async with http.get(f"{url}/health/live", headers={"Connection": "close"}) as r:
+                pids.add((await r.json())["worker"])
+        assert len(pids) == WORKERS
+
+        async with http.post(f"{url}/api/users", json={"username": f"w_{os.getpid()}"}) as r:
+            token = (await r.json())["token"]
+        auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        for _ in range(40):
+            async with http.get(f"{url}/api/wallet/balances", headers=auth) as r:
+                assert r.status == 200
+        async with http.get(f"{url}/metrics") as r:
+            text = await r.text()
+        assert metric(text, "http_requests_total", route="/api/wallet/balances", status="200") == 40
+        assert metric(text, "db_pool_max_size", service="wallet") == 10 * WORKERS
+
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with http.put(
+            f"{url}/api/_faults/wallet", json={"mode": "raise"}, headers=admin
+        ) as r:
+            assert r.status == 200
+        await asyncio.sleep(0.3)  # the other worker picks it up within its watch interval
+        statuses = []
+        for _ in range(20):
+            async with http.get(f"{url}/api/wallet/balances", headers=auth) as r:
+                statuses.append(r.status)
+        assert statuses == [503] * 20
+        async with http.delete(f"{url}/api/_faults", headers=admin) as r:
+            assert r.status == 200
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert not any(worker.alive() for worker in workers)
+    port = int(url.rsplit(":", 1)[1])
+    assert not is_listening(port)
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"architecture": "isolated"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "reference_app", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--config" in result.stderr
+    assert "admin_token" in result.stderr
