@@ -25,6 +25,8 @@ LINKS: tuple[Link, ...] = (
     Link("pg_express", "express", "postgres"),
     Link("pg_admin", "admin", "postgres"),
     Link("pg_background", "background", "postgres"),
+    # The legacy design's one shared pool: every service's database traffic in one link.
+    Link("pg_shared", "legacy", "postgres"),
     Link("payments", "deposits", "payments"),
     Link("prices", "background", "prices"),
 )

@@ -43,6 +43,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "toxiproxy_port",
         "API port of the Toxiproxy server the harness starts",
     ),
+    "HARNESS_APP_PORT": ("app_port", "port of the reference app (default: a free one)"),
+    "HARNESS_APP_WORKERS": ("app_workers", "worker processes of the reference app (default 2)"),
+    "HARNESS_APP_VARIANT": ("app_variant", "isolated|legacy: the app's design (default isolated)"),
     "TOXIPROXY_URL": ("toxiproxy_url", "use this running Toxiproxy server; never start or stop it"),
     "TOXIPROXY_SERVER": ("toxiproxy_server", "path of a toxiproxy-server binary to start"),
 }
@@ -63,6 +66,9 @@ class Settings(BaseModel):
     pg_fsync: Literal["on", "off"] = "off"
     pg_max_connections: int = Field(default=500, ge=20, le=10000)
     toxiproxy_port: int | None = Field(default=None, ge=1, le=65535)
+    app_port: int | None = Field(default=None, ge=1, le=65535)
+    app_workers: int = Field(default=2, ge=1, le=64)
+    app_variant: Literal["isolated", "legacy"] = "isolated"
     toxiproxy_url: str | None = None
     toxiproxy_server: Path | None = None
 

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2.extensions
 
-from chaos import postgres
+from chaos import backend, postgres
 from chaos.errors import ComponentError, HarnessError, ProxyNotFound
 from chaos.links import LINK_NAMES, LINKS
 from chaos.ports import LOOPBACK, ensure_free, free_port, is_listening, wait_closed
 from chaos.process import ProcessRecord, stop
 from chaos.settings import Settings
 from chaos.state import (
+    AppState,
     LinkState,
     PostgresState,
     ProcessState,
@@ -56,6 +60,7 @@ class _Plan:
     pg_port: int | None = None
     toxiproxy_port: int | None = None
     toxiproxy_binary: toxiproxy_server.ServerBinary | None = None
+    app_port: int | None = None
 
 
 def _quiet(_: str) -> None:
@@ -88,6 +93,7 @@ class Stack:
                 self._start_postgres(state, plan)
                 self._start_toxiproxy(state, plan)
                 self._create_links(state)
+                self._start_backend(state, plan)
             except BaseException:
                 self.report("start failed: stopping what was started")
                 with contextlib.suppress(HarnessError):
@@ -106,6 +112,11 @@ class Stack:
                 if settings.pg_port
                 else free_port()
             )
+        plan.app_port = (
+            ensure_free(settings.app_port, "the reference app", "HARNESS_APP_PORT")
+            if settings.app_port
+            else free_port()
+        )
         if settings.toxiproxy_url is not None:
             _check_no_clash(settings.toxiproxy_url)
         else:
@@ -221,6 +232,51 @@ class Stack:
         asyncio.run(create())
         self.report(f"Toxiproxy: {len(state.links)} links created")
 
+    def _start_backend(self, state: StackState, plan: _Plan) -> None:
+        """The provider fakes and the app, each process recorded as soon as it exists."""
+        assert state.postgres is not None
+        assert plan.app_port is not None
+        settings = self.settings
+        postgres.ensure_database(state.postgres.dsn, backend.APP_DATABASE)
+        ipn_secret = secrets.token_hex(16)
+        self.report("fakes: starting the payment provider and the price source")
+        for name, record in backend.start_fakes(state, self.state_dir, ipn_secret).items():
+            state.processes[name] = ProcessState.of(record)
+        self.store.save(state)
+        backend.wait_fakes(
+            state, {n: p.record() for n, p in state.processes.items()}, self.state_dir
+        )
+        admin_token = secrets.token_urlsafe(24)
+        settings_file = self.state_dir / "app-settings.json"
+        backend.write_settings(
+            settings_file,
+            backend.app_settings(
+                state,
+                variant=settings.app_variant,
+                app_port=plan.app_port,
+                admin_token=admin_token,
+                ipn_secret=ipn_secret,
+            ),
+        )
+        url = f"http://{LOOPBACK}:{plan.app_port}"
+        state.app = AppState(
+            url=url,
+            port=plan.app_port,
+            variant=settings.app_variant,
+            workers=settings.app_workers,
+            admin_token=admin_token,
+            settings_file=settings_file,
+        )
+        log_path = self.state_dir / "logs" / "app.log"
+        self.report(
+            f"app: starting the {settings.app_variant} design with {settings.app_workers} "
+            f"workers on {url}"
+        )
+        record = backend.start_app(settings_file, plan.app_port, settings.app_workers, log_path)
+        state.processes["app"] = ProcessState.of(record)
+        self.store.save(state)
+        backend.wait_app(url, record, log_path)
+
     # -- down ---------------------------------------------------------------------------------
 
     def down(self) -> bool:
@@ -234,6 +290,14 @@ class Stack:
 
     def _down(self, state: StackState) -> None:
         errors: list[str] = []
+        if state.processes:
+            try:
+                backend.stop_all({n: p.record() for n, p in state.processes.items()})
+                if state.app is not None and not wait_closed(state.app.port, time.monotonic() + 5):
+                    errors.append(f"app port {state.app.port} still listening")
+                self.report("app and fakes: stopped")
+            except HarnessError as exc:
+                errors.append(str(exc))
         tox = state.toxiproxy
         if tox is not None and tox.kind == "external" and state.links:
             try:
@@ -314,13 +378,44 @@ class Stack:
                 found.append(
                     ComponentStatus(
                         f"link {link.name}",
-                        bool(proxy.get("enabled")),
+                        bool(proxy.get("enabled")) and up,
                         address,
-                        flags + ("" if up else f"; no {link.target} fake listening yet"),
-                        required=False,
+                        flags + ("" if up else f"; nothing listens on {recorded.upstream}"),
                     )
                 )
+        found.extend(_probe_backend(state))
         return found
+
+
+def _probe_backend(state: StackState) -> list[ComponentStatus]:
+    found = []
+    for name, target in (("payments_fake", "payments"), ("prices_fake", "prices")):
+        port = state.fake_ports.get(target)
+        process = state.processes.get(name)
+        alive = process is not None and process.record().alive()
+        listening = port is not None and is_listening(port)
+        found.append(
+            ComponentStatus(
+                name.replace("_", " "),
+                alive and listening,
+                f"{LOOPBACK}:{port}",
+                "running" if alive and listening else "not running",
+            )
+        )
+    app = state.app
+    if app is None:
+        found.append(ComponentStatus("app", False, "-", "not started"))
+        return found
+    try:
+        with urllib.request.urlopen(f"{app.url}/health/ready", timeout=3) as answer:  # noqa: S310
+            detail = f"{app.variant}, {app.workers} workers, ready"
+            healthy = answer.status == 200
+    except urllib.error.HTTPError as exc:
+        healthy, detail = False, f"{app.variant}: not ready ({exc.code})"
+    except (urllib.error.URLError, OSError) as exc:
+        healthy, detail = False, f"{app.variant}: no answer ({exc})"
+    found.append(ComponentStatus("app", healthy, app.url, detail))
+    return found
 
 
 def _probe_pg(name: str, dsn: str, address: str, detail: str) -> ComponentStatus:

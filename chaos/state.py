@@ -69,6 +69,17 @@ class LinkState(BaseModel):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+class AppState(BaseModel):
+    """The reference app as the stack runs it."""
+
+    url: str
+    port: int
+    variant: Literal["isolated", "legacy"]
+    workers: int
+    admin_token: str
+    settings_file: Path
+
+
 class StackState(BaseModel):
     """Everything ``harness up`` started or uses."""
 
@@ -76,8 +87,11 @@ class StackState(BaseModel):
     postgres: PostgresState | None = None
     toxiproxy: ToxiproxyState | None = None
     links: dict[str, LinkState] = Field(default_factory=dict)
-    #: ports reserved for the provider fakes behind the ``payments`` and ``prices`` links
+    #: ports of the provider fakes behind the ``payments`` and ``prices`` links
     fake_ports: dict[str, int] = Field(default_factory=dict)
+    #: the fakes and the app (``payments_fake``, ``prices_fake``, ``app``)
+    processes: dict[str, ProcessState] = Field(default_factory=dict)
+    app: AppState | None = None
 
 
 class StateStore:

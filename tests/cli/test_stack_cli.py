@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chaos import postgres
-from chaos.process import ProcessRecord
+from chaos.process import ProcessRecord, children_of
 from chaos.state import StackState
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 
@@ -94,9 +94,12 @@ def ports_of(state: StackState) -> list[int]:
     assert state.postgres is not None
     assert state.toxiproxy is not None
     assert state.toxiproxy.port is not None
+    assert state.app is not None
     return [
         state.postgres.port,
         state.toxiproxy.port,
+        state.app.port,
+        *state.fake_ports.values(),
         *(link.listen_port for link in state.links.values()),
     ]
 
@@ -108,7 +111,11 @@ def processes_of(state: StackState) -> list[ProcessRecord]:
     assert state.postgres.data_dir is not None
     pid_file = state.postgres.data_dir / "postmaster.pid"
     postmaster = ProcessRecord.of(int(pid_file.read_text().split()[0]))
-    return [state.toxiproxy.process.record(), postmaster]
+    backend = [p.record() for p in state.processes.values()]
+    assert {"app", "payments_fake", "prices_fake"} == set(state.processes)
+    app_workers = [ProcessRecord.of(pid) for pid in children_of(state.processes["app"].pid)]
+    assert len(app_workers) >= 2
+    return [state.toxiproxy.process.record(), postmaster, *backend, *app_workers]
 
 
 def assert_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -127,7 +134,7 @@ def test_up_status_down_lifecycle(harness: Harness) -> None:
     assert state is not None
     assert set(state.links) == {
         "pg_deposits", "pg_wallet", "pg_p2p", "pg_swap", "pg_express", "pg_admin",
-        "pg_background", "payments", "prices",
+        "pg_background", "pg_shared", "payments", "prices",
     }  # fmt: skip
     ports = ports_of(state)
     processes = processes_of(state)

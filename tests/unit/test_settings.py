@@ -24,6 +24,9 @@ def test_every_variable_is_read() -> None:
         "HARNESS_PG_FSYNC": "on",
         "HARNESS_PG_MAX_CONNECTIONS": "800",
         "HARNESS_TOXIPROXY_PORT": "9474",
+        "HARNESS_APP_PORT": "8081",
+        "HARNESS_APP_WORKERS": "3",
+        "HARNESS_APP_VARIANT": "legacy",
         "TOXIPROXY_URL": "http://127.0.0.1:8474/",
         "TOXIPROXY_SERVER": "/opt/toxiproxy-server",
     }
@@ -37,6 +40,7 @@ def test_every_variable_is_read() -> None:
     assert settings.pg_fsync == "on"
     assert settings.pg_max_connections == 800
     assert settings.toxiproxy_port == 9474
+    assert (settings.app_port, settings.app_workers, settings.app_variant) == (8081, 3, "legacy")
     assert settings.toxiproxy_url == "http://127.0.0.1:8474"
     assert settings.toxiproxy_server == Path("/opt/toxiproxy-server")
 
@@ -71,6 +75,8 @@ def test_empty_variables_count_as_unset() -> None:
         ("TOXIPROXY_URL", "localhost:8474", "http URL"),
         ("TOXIPROXY_URL", "http://host:port", "malformed port"),
         ("HARNESS_PG_DSN", "   ", "empty"),
+        ("HARNESS_APP_WORKERS", "0", "greater than or equal to 1"),
+        ("HARNESS_APP_VARIANT", "monolith", "'isolated' or 'legacy'"),
     ],
 )
 def test_invalid_value_names_variable_value_and_fix(

@@ -151,14 +151,14 @@ class Offer:
         """Whether ``buyer`` may open a trade of ``amount`` on this offer now."""
         if buyer == self.seller:
             raise BadTerms("you cannot trade on your own offer", "own_offer")
+        if self.state is not OfferState.OPEN:
+            raise StateConflict(f"the offer is {self.state.value}", "offer_closed")
         if not self.min_amount <= amount <= self.max_amount:
             raise BadTerms(
                 f"amount: must be between {self.min_amount:f} and {self.max_amount:f} "
                 f"{self.currency} on this offer",
                 "invalid_amount",
             )
-        if self.state is not OfferState.OPEN:
-            raise StateConflict(f"the offer is {self.state.value}", "offer_closed")
         if amount > self.remaining:
             raise StateConflict(
                 f"the offer has {self.remaining:f} {self.currency} left", "offer_exhausted"

@@ -47,8 +47,9 @@ ledger is the truth, so the quote is executed.
 """
 
 
-def can_become(current: QuoteState, target: QuoteState) -> bool:
-    return target in QUOTE_TRANSITIONS[current]
+def states_before(target: QuoteState) -> tuple[str, ...]:
+    """The states from which a quote may become ``target`` (for a conditional UPDATE)."""
+    return tuple(sorted(s.value for s, after in QUOTE_TRANSITIONS.items() if target in after))
 
 
 @dataclass(frozen=True)

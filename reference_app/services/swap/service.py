@@ -20,8 +20,8 @@ from reference_app.services.swap.domain import (
     Quote,
     QuoteState,
     UnquotableAmount,
-    can_become,
     quote_terms,
+    states_before,
 )
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
@@ -61,12 +61,16 @@ class SwapService(BoundedService):
         Currencies and amount are validated at the edge; a price source that is down,
         slow or stale is :class:`DependencyUnavailable` and nothing is written.
         """
+        currencies = self.settings.currencies
+        if sell not in currencies or buy not in currencies:
+            raise BadRequest(
+                f"unknown currency in {sell}-{buy}", service=SERVICE, code="invalid_currency"
+            )
         if sell == buy:
             raise BadRequest(
                 "sell and buy must be different currencies", service=SERVICE, code="same_currency"
             )
         market = await self.prices.price(sell, buy)
-        currencies = self.settings.currencies
         try:
             terms = quote_terms(
                 price=market.price,
@@ -126,25 +130,40 @@ class SwapService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(
                 q.CLAIM_FOR_EXECUTION,
-                {"id": str(quote_id), "user_id": str(user_id), "key": execution_key, "now": now},
+                {
+                    "id": str(quote_id),
+                    "user_id": str(user_id),
+                    "key": execution_key,
+                    "now": now,
+                    "from": states_before(QuoteState.EXECUTING),
+                },
             )
             row = await cur.fetchone()
-            quote = _quote(row) if row is not None else None
-            if quote is None:
+            if row is not None:
+                quote = _quote(row)
+            else:
                 quote = await self._user_quote(cur, user_id, quote_id)
-                if quote.state is QuoteState.EXECUTED:
-                    return Execution(quote, replayed=True)
-                if quote.state is QuoteState.OPEN:  # and past its deadline
-                    await cur.execute(q.EXPIRE, {"id": str(quote_id), "now": now})
-                    quote = await self._user_quote(cur, user_id, quote_id)
-                if quote.state is QuoteState.EXPIRED:
-                    raise Gone(
-                        f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
-                        service=SERVICE,
-                        code="quote_expired",
+                if quote.state is QuoteState.OPEN:  # not claimed: past its deadline
+                    await cur.execute(
+                        q.EXPIRE,
+                        {
+                            "id": str(quote_id),
+                            "now": now,
+                            "from": states_before(QuoteState.EXPIRED),
+                        },
                     )
-                # EXECUTING: claimed by an execution that is running or was interrupted:
-                # this one completes it (the wallet's idempotency key makes that safe).
+                    row = await cur.fetchone()
+                    quote = _quote(row) if row else await self._user_quote(cur, user_id, quote_id)
+        if quote.state is QuoteState.EXECUTED:
+            return Execution(quote, replayed=True)
+        if quote.state is not QuoteState.EXECUTING:
+            raise Gone(
+                f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
+                service=SERVICE,
+                code="quote_expired",
+            )
+        # EXECUTING: claimed now, or by an execution that is running or was interrupted;
+        # either way this one carries it on (the wallet's idempotency key makes that safe).
         try:
             posted = await self.wallet.exchange(
                 user_id,
@@ -158,28 +177,30 @@ class SwapService(BoundedService):
             if exc.status < 500:
                 # The wallet refused and rolled back: nothing moved, the quote is open again.
                 async with self.db.cursor() as cur:
-                    await cur.execute(q.GIVE_BACK, {"id": str(quote_id)})
+                    await cur.execute(
+                        q.GIVE_BACK,
+                        {"id": str(quote_id), "from": states_before(QuoteState.OPEN)},
+                    )
             raise
         async with self.db.cursor() as cur:
             await cur.execute(
                 q.MARK_EXECUTED,
                 {"id": str(quote_id), "now": self._clock(),
-                 "transaction_id": posted.transaction_id},
+                 "transaction_id": posted.transaction_id,
+                 "from": states_before(QuoteState.EXECUTED)},
             )  # fmt: skip
             row = await cur.fetchone()
-            if row is None:  # a concurrent execution marked it first
-                quote = await self._user_quote(cur, user_id, quote_id)
-                if quote.state is not QuoteState.EXECUTED:
+            if row is None:  # not executing nor open any more: a concurrent execution won
+                row_quote = await self._user_quote(cur, user_id, quote_id)
+                if row_quote.state is not QuoteState.EXECUTED:
                     raise Conflict(
-                        f"quote {quote_id} is {quote.state.value} though the wallet "
-                        f"posted transaction {posted.transaction_id}",
+                        f"quote {quote_id} is {row_quote.state.value}, cannot become executed "
+                        f"though the wallet posted transaction {posted.transaction_id}",
                         service=SERVICE,
                         code="invalid_transition",
                     )
-                return Execution(quote, replayed=True)
-            executed = _quote(row)
-        assert can_become(quote.state, QuoteState.EXECUTED)
-        return Execution(executed, replayed=posted.replayed)
+                return Execution(row_quote, replayed=posted.replayed)
+        return Execution(_quote(row), replayed=posted.replayed)
 
     async def _user_quote(self, cur: Any, user_id: uuid.UUID, quote_id: uuid.UUID) -> Quote:
         await cur.execute(q.USER_QUOTE, {"id": str(quote_id), "user_id": str(user_id)})
@@ -212,6 +233,4 @@ def _quote(row: Any) -> Quote:
 
 
 def _amount(value: Any) -> Decimal:
-    """A NUMERIC(38, 18) value without the scale's trailing zeros."""
-    amount = Decimal(value)
-    return amount.normalize() if amount else Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(value)

@@ -1,0 +1,144 @@
+"""The reference backend as the stack runs it: the two provider fakes and the app, as processes.
+
+Every connection of the app goes through its link: each service's pool through its own
+``pg_<service>`` proxy (the legacy design's one pool through ``pg_shared``), the provider
+through ``payments`` and the price source through ``prices``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Literal
+
+from chaos import postgres
+from chaos.errors import ComponentError, NotReadyError
+from chaos.ports import LOOPBACK, is_listening
+from chaos.process import ProcessRecord, spawn_detached, stop
+from chaos.state import StackState
+
+Variant = Literal["isolated", "legacy"]
+APP_DATABASE = "exchange"
+SERVICES = ("deposits", "wallet", "p2p", "swap")
+LEGACY_ROLE = "app_legacy"
+#: pool sizes per worker: the source document's 10..50 for the busiest service
+POOLS: dict[str, dict[str, Any]] = {
+    "deposits": {"min_size": 10, "max_size": 50},
+    "wallet": {"min_size": 2, "max_size": 20},
+    "p2p": {"min_size": 2, "max_size": 10},
+    "swap": {"min_size": 2, "max_size": 10},
+}
+ACQUIRE_TIMEOUT = 2.0
+READY_TIMEOUT = 60.0
+
+
+def app_settings(
+    state: StackState, *, variant: Variant, app_port: int, admin_token: str, ipn_secret: str
+) -> dict[str, Any]:
+    """The app's settings file for this stack (validated by the app when it starts)."""
+    assert state.postgres is not None
+    admin_dsn = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
+
+    def through(link: str, role: str, pool: dict[str, Any]) -> dict[str, Any]:
+        port = state.links[link].listen_port
+        return {
+            "dsn": f"host={LOOPBACK} port={port} user={role} dbname={APP_DATABASE}",
+            "acquire_timeout": ACQUIRE_TIMEOUT,
+            **pool,
+        }
+
+    return {
+        "architecture": variant,
+        "databases": {s: through(f"pg_{s}", f"svc_{s}", POOLS[s]) for s in SERVICES},
+        "legacy_database": through("pg_shared", LEGACY_ROLE, POOLS["deposits"]),
+        "admin_dsn": admin_dsn,
+        "admin_token": admin_token,
+        "token_secret": secrets.token_hex(16),
+        "fault_api": True,
+        "payments_url": f"http://{LOOPBACK}:{state.links['payments'].listen_port}",
+        "payments_api_key": "harness-payments-key",
+        "ipn_secret": ipn_secret,
+        "public_url": f"http://{LOOPBACK}:{app_port}",
+        "prices_url": f"http://{LOOPBACK}:{state.links['prices'].listen_port}",
+    }
+
+
+def start_fakes(state: StackState, state_dir: Path, ipn_secret: str) -> dict[str, ProcessRecord]:
+    """Start the payment-provider and price-source fakes on their reserved ports."""
+    logs = state_dir / "logs"
+    started = {
+        "payments_fake": spawn_detached(
+            [sys.executable, "-m", "reference_app.fakes.payments", "--host", LOOPBACK,
+             "--port", str(state.fake_ports["payments"]), "--api-key", "harness-payments-key",
+             "--ipn-secret", ipn_secret],
+            logs / "payments-fake.log",
+        ),
+        "prices_fake": spawn_detached(
+            [sys.executable, "-m", "reference_app.fakes.prices", "--host", LOOPBACK,
+             "--port", str(state.fake_ports["prices"])],
+            logs / "prices-fake.log",
+        ),
+    }  # fmt: skip
+    return started
+
+
+def wait_fakes(state: StackState, records: dict[str, ProcessRecord], state_dir: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    for name, port in (("payments_fake", state.fake_ports["payments"]),
+                       ("prices_fake", state.fake_ports["prices"])):  # fmt: skip
+        while not is_listening(port):
+            if not records[name].alive():
+                raise ComponentError(
+                    f"the {name.replace('_', ' ')} exited at start",
+                    f"see {state_dir / 'logs' / (name.replace('_', '-') + '.log')}",
+                )
+            if time.monotonic() > deadline:
+                raise NotReadyError(f"the {name.replace('_', ' ')} did not listen on {port}")
+            time.sleep(0.05)
+
+
+def start_app(settings_file: Path, port: int, workers: int, log_path: Path) -> ProcessRecord:
+    """Start ``python -m reference_app`` with ``workers`` processes on ``port``."""
+    return spawn_detached(
+        [sys.executable, "-m", "reference_app", "--config", str(settings_file),
+         "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)],
+        log_path,
+    )  # fmt: skip
+
+
+def wait_app(url: str, record: ProcessRecord, log_path: Path) -> None:
+    """Poll ``/health/ready`` until every service answers."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not record.alive():
+            raise ComponentError("the app exited at start", f"see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code}: {exc.read()[:200]!r}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise NotReadyError(f"the app at {url} was not ready after {READY_TIMEOUT:g} s ({last})")
+
+
+def write_settings(path: Path, settings: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+    path.chmod(0o600)  # it holds the admin token
+
+
+def stop_all(records: dict[str, ProcessRecord]) -> None:
+    """Stop the app first (it drains), then the fakes."""
+    for name in ("app", "payments_fake", "prices_fake"):
+        record = records.get(name)
+        if record is not None:
+            stop(record, grace=15)
