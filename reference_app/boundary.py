@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg2
@@ -22,6 +23,11 @@ from reference_app.faults import FaultSwitches
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: when the enclosing use case's time runs out (a service calling another, e.g. swap ->
+#: wallet): the inner one gets a little less, so its own 503 names the service that was slow
+_deadline: ContextVar[float | None] = ContextVar("boundary_deadline", default=None)
+NESTED_MARGIN = 0.1
 
 
 class Boundary:
@@ -41,8 +47,14 @@ class Boundary:
                 raise RuntimeError(f"{self.service} failed")  # unstructured, as of old
             return await fn(*args, **kwargs)
         self.faults.before_call(self.service)
+        now = asyncio.get_running_loop().time()
+        limit = self.timeout
+        outer = _deadline.get()
+        if outer is not None and limit is not None:
+            limit = max(0.01, min(limit, outer - now - NESTED_MARGIN))
+        token = _deadline.set(now + limit if limit is not None else None)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 return await fn(*args, **kwargs)
         except AppError:
             raise
@@ -52,7 +64,7 @@ class Boundary:
             ) from exc
         except TimeoutError as exc:
             raise DependencyUnavailable(
-                f"{self.service}: no answer within {self.timeout:g} s",
+                f"{self.service}: no answer within {limit:g} s",
                 service=self.service,
                 code="timeout",
             ) from exc
@@ -63,6 +75,8 @@ class Boundary:
                 service=self.service,
                 code="database_unavailable",
             ) from exc
+        finally:
+            _deadline.reset(token)
 
 
 class BoundedService:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -81,6 +81,14 @@ async def read_model(request: web.Request, model: type[M]) -> M:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "body"
         raise BadRequest(f"{where}: {error['msg']}", code="invalid_field") from None
+
+
+@overload
+def idempotency_key(request: web.Request) -> str: ...
+@overload
+def idempotency_key(request: web.Request, *, required: Literal[True]) -> str: ...
+@overload
+def idempotency_key(request: web.Request, *, required: bool) -> str | None: ...
 
 
 def idempotency_key(request: web.Request, *, required: bool = True) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from reference_app.errors import BadRequest
 
@@ -58,8 +58,6 @@ def parse_amount(
 
 def quantize(amount: Decimal, currency: str, currencies: Mapping[str, int]) -> Decimal:
     """``amount`` rounded down to the currency's precision (never in the user's favour)."""
-    from decimal import ROUND_DOWN
-
     return amount.quantize(Decimal(1).scaleb(-currencies[currency]), rounding=ROUND_DOWN)
 
 

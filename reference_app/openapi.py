@@ -28,6 +28,7 @@ def document(app: web.Application, settings: AppSettings) -> dict[str, Any]:
             },
         }
     }  # fmt: skip
+    body_models: dict[str, type] = {}
     for route in app[ROUTES]:
         operation: dict[str, Any] = {
             "summary": route.summary,
@@ -57,6 +58,9 @@ def document(app: web.Application, settings: AppSettings) -> dict[str, Any]:
             operation["security"] = [{"bearer": []}]
         if route.body is not None:
             name = route.body.__name__
+            if name in body_models and body_models[name] is not route.body:
+                raise ValueError(f"two request bodies are named {name}: rename one")
+            body_models[name] = route.body
             schemas[name] = route.body.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )

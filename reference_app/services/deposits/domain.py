@@ -10,8 +10,6 @@ from enum import StrEnum
 
 
 class DepositStatus(StrEnum):
-    #: inserted, the provider not yet asked (never visible outside its transaction)
-    CREATING = "creating"
     WAITING = "waiting"
     CONFIRMING = "confirming"
     CONFIRMED = "confirmed"
@@ -29,7 +27,6 @@ _PROGRESS = {S.CONFIRMING, S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED,
 #: where an IPN callback may move a deposit. Callbacks can arrive out of order, so forward
 #: jumps are allowed; there is no way back from ``finished`` or the other final states.
 TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
-    S.CREATING: frozenset({S.WAITING}),
     S.WAITING: frozenset(_PROGRESS | {S.EXPIRED}),
     S.CONFIRMING: frozenset({S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),
     S.CONFIRMED: frozenset({S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),

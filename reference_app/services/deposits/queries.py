@@ -1,10 +1,14 @@
 """All SQL of the deposits service."""
 
 INSERT_DEPOSIT = """
-INSERT INTO deposits.deposits (id, user_id, currency, amount, status, idempotency_key)
-VALUES (%(id)s, %(user_id)s, %(currency)s, %(amount)s, 'creating', %(key)s)
+INSERT INTO deposits.deposits
+    (id, user_id, currency, amount, status, idempotency_key, provider_payment_id, pay_address,
+     pay_amount, pay_currency)
+VALUES (%(id)s, %(user_id)s, %(currency)s, %(amount)s, 'waiting', %(key)s, %(payment_id)s,
+        %(pay_address)s, %(pay_amount)s, %(pay_currency)s)
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
-RETURNING id
+RETURNING id, user_id, currency, amount, status, provider_payment_id, pay_address,
+          pay_amount, pay_currency, credited_at, created_at
 """
 
 DEPOSIT_BY_KEY = """
@@ -12,13 +16,6 @@ SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
        pay_amount, pay_currency, credited_at, created_at
 FROM deposits.deposits
 WHERE user_id = %(user_id)s AND idempotency_key = %(key)s
-"""
-
-RECORD_PROVIDER_PAYMENT = """
-UPDATE deposits.deposits
-SET status = 'waiting', provider_payment_id = %(payment_id)s, pay_address = %(pay_address)s,
-    pay_amount = %(pay_amount)s, pay_currency = %(pay_currency)s, updated_at = now()
-WHERE id = %(id)s
 """
 
 DEPOSIT_BY_ID = """
@@ -31,7 +28,7 @@ USER_DEPOSITS = """
 SELECT id, user_id, currency, amount, status, provider_payment_id, pay_address,
        pay_amount, pay_currency, credited_at, created_at
 FROM deposits.deposits
-WHERE user_id = %(user_id)s AND status <> 'creating'
+WHERE user_id = %(user_id)s
 ORDER BY created_at DESC
 LIMIT %(limit)s
 """

@@ -52,51 +52,49 @@ class DepositsService(BoundedService):
     ) -> tuple[Deposit, bool]:
         """Create a deposit (or return the one made with the same key): ``(deposit, replayed)``.
 
-        The row and the provider's payment are one unit: the row is written in a
-        transaction that commits only after the provider answered, so a failing provider
-        leaves nothing behind. A concurrent request with the same key waits on the row and
-        then returns the same deposit.
+        The provider is asked first, holding no database connection (a slow provider must
+        not drain the pool), and the deposit is written in one statement once it answered:
+        a failing provider leaves nothing behind. Of concurrent requests with one key, one
+        insert wins and the others return its deposit; their provider payments stay unpaid
+        and expire at the provider, no money is involved.
         """
+        existing = await self._by_key(user_id, idempotency_key)
+        if existing is not None:
+            return _same_terms(existing, currency, amount), True
         deposit_id = uuid.uuid4()
-        async with self.db.transaction() as cur:
+        try:
+            payment = await self.provider.create_payment(
+                amount=amount,
+                currency=currency,
+                order_id=str(deposit_id),
+                ipn_callback_url=self._ipn_callback_url,
+            )
+        except ProviderUnavailable as exc:
+            raise DependencyUnavailable(
+                f"payment provider unavailable: {exc}",
+                service=SERVICE,
+                code="provider_unavailable",
+            ) from exc
+        async with self.db.cursor() as cur:
             await cur.execute(
                 q.INSERT_DEPOSIT,
                 {"id": str(deposit_id), "user_id": str(user_id), "currency": currency,
-                 "amount": amount, "key": idempotency_key},
-            )  # fmt: skip
-            if await cur.fetchone() is None:
-                await cur.execute(
-                    q.DEPOSIT_BY_KEY, {"user_id": str(user_id), "key": idempotency_key}
-                )
-                existing = _deposit(await cur.fetchone())
-                if (existing.currency, existing.amount) != (currency, amount):
-                    raise Conflict(
-                        "Idempotency-Key already used for a different deposit",
-                        service=SERVICE,
-                        code="idempotency_key_reused",
-                    )
-                return existing, True
-            try:
-                payment = await self.provider.create_payment(
-                    amount=amount,
-                    currency=currency,
-                    order_id=str(deposit_id),
-                    ipn_callback_url=self._ipn_callback_url,
-                )
-            except ProviderUnavailable as exc:
-                raise DependencyUnavailable(
-                    f"payment provider unavailable: {exc}",
-                    service=SERVICE,
-                    code="provider_unavailable",
-                ) from exc
-            await cur.execute(
-                q.RECORD_PROVIDER_PAYMENT,
-                {"id": str(deposit_id), "payment_id": payment.payment_id,
+                 "amount": amount, "key": idempotency_key, "payment_id": payment.payment_id,
                  "pay_address": payment.pay_address, "pay_amount": payment.pay_amount,
                  "pay_currency": payment.pay_currency},
             )  # fmt: skip
-            await cur.execute(q.DEPOSIT_BY_ID, {"id": str(deposit_id)})
-            return _deposit(await cur.fetchone()), False
+            row = await cur.fetchone()
+        if row is not None:
+            return _deposit(row), False
+        winner = await self._by_key(user_id, idempotency_key)
+        assert winner is not None, "a conflicting insert means the row exists"
+        return _same_terms(winner, currency, amount), True
+
+    async def _by_key(self, user_id: uuid.UUID, key: str) -> Deposit | None:
+        async with self.db.cursor() as cur:
+            await cur.execute(q.DEPOSIT_BY_KEY, {"user_id": str(user_id), "key": key})
+            row = await cur.fetchone()
+        return _deposit(row) if row is not None else None
 
     async def deposit(self, user_id: uuid.UUID, deposit_id: uuid.UUID) -> Deposit:
         """The user's deposit; someone else's is :class:`NotFound` like a missing one."""
@@ -106,7 +104,7 @@ class DepositsService(BoundedService):
         if row is None:
             raise NotFound("no such deposit", service=SERVICE)
         found = _deposit(row)
-        if found.user_id != user_id or found.status is DepositStatus.CREATING:
+        if found.user_id != user_id:
             raise NotFound("no such deposit", service=SERVICE)
         return found
 
@@ -161,6 +159,17 @@ class DepositsService(BoundedService):
         )
 
 
+def _same_terms(existing: Deposit, currency: str, amount: Decimal) -> Deposit:
+    """The deposit made with this key, provided it was for the same currency and amount."""
+    if (existing.currency, existing.amount) != (currency, amount):
+        raise Conflict(
+            "Idempotency-Key already used for a different deposit",
+            service=SERVICE,
+            code="idempotency_key_reused",
+        )
+    return existing
+
+
 def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus]:
     try:
         body = json.loads(raw_body, parse_float=Decimal)
@@ -170,7 +179,7 @@ def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus]:
         raise BadRequest(
             f"malformed IPN body ({exc})", service=SERVICE, code="invalid_ipn"
         ) from None
-    if status is DepositStatus.CREATING or isinstance(payment_id, bool):
+    if isinstance(payment_id, bool):
         raise BadRequest("malformed IPN body", service=SERVICE, code="invalid_ipn")
     return str(payment_id), status
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
@@ -29,15 +27,24 @@ class CreateDeposit(BaseModel):
 
 
 def _public(deposit: Deposit) -> dict[str, object]:
-    body = asdict(deposit)
-    body["status"] = deposit.status.value
-    return body
+    return {
+        "id": deposit.id,
+        "user_id": deposit.user_id,
+        "currency": deposit.currency,
+        "amount": deposit.amount,
+        "status": deposit.status.value,
+        "provider_payment_id": deposit.provider_payment_id,
+        "pay_address": deposit.pay_address,
+        "pay_amount": deposit.pay_amount,
+        "pay_currency": deposit.pay_currency,
+        "credited_at": deposit.credited_at,
+        "created_at": deposit.created_at,
+    }
 
 
 async def create_deposit(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
     key = idempotency_key(request)
-    assert key is not None
     body = await read_model(request, CreateDeposit)
     currencies = request.app[SETTINGS].currencies
     currency = parse_currency(body.currency, currencies)

@@ -2,25 +2,28 @@
 
 # -- offers ---------------------------------------------------------------------------------
 
-OFFER_COLUMNS = """
-id, seller, currency, fiat, price, amount, remaining, min_amount, max_amount, state, created_at
-"""
-
-INSERT_OFFER = f"""
+INSERT_OFFER = """
 INSERT INTO p2p.offers (id, seller, currency, fiat, price, amount, remaining, min_amount,
                         max_amount, state)
 VALUES (%(id)s, %(seller)s, %(currency)s, %(fiat)s, %(price)s, %(amount)s, %(amount)s,
         %(min_amount)s, %(max_amount)s, 'open')
-RETURNING {OFFER_COLUMNS}
+RETURNING id, seller, currency, fiat, price, amount, remaining, min_amount, max_amount,
+          state, created_at
 """
 
-OFFER = f"SELECT {OFFER_COLUMNS} FROM p2p.offers WHERE id = %(id)s"
+OFFER = """
+SELECT id, seller, currency, fiat, price, amount, remaining, min_amount, max_amount,
+       state, created_at
+FROM p2p.offers WHERE id = %(id)s
+"""
 
 OFFER_FOR_UPDATE = OFFER + " FOR UPDATE"
 
 # Open offers that can still take a trade, cheapest first; a null filter matches all.
-OPEN_OFFERS = f"""
-SELECT {OFFER_COLUMNS} FROM p2p.offers
+OPEN_OFFERS = """
+SELECT id, seller, currency, fiat, price, amount, remaining, min_amount, max_amount,
+       state, created_at
+FROM p2p.offers
 WHERE state = 'open' AND remaining >= min_amount
   AND (%(currency)s::text IS NULL OR currency = %(currency)s)
   AND (%(fiat)s::text IS NULL OR fiat = %(fiat)s)
@@ -28,10 +31,11 @@ ORDER BY price, created_at
 LIMIT %(limit)s
 """
 
-CANCEL_OFFER = f"""
+CANCEL_OFFER = """
 UPDATE p2p.offers SET state = 'cancelled', cancelled_at = now()
 WHERE id = %(id)s AND state = 'open'
-RETURNING {OFFER_COLUMNS}
+RETURNING id, seller, currency, fiat, price, amount, remaining, min_amount, max_amount,
+          state, created_at
 """
 
 TAKE_FROM_OFFER = "UPDATE p2p.offers SET remaining = remaining - %(amount)s WHERE id = %(id)s"
@@ -40,59 +44,66 @@ RETURN_TO_OFFER = "UPDATE p2p.offers SET remaining = remaining + %(amount)s WHER
 
 # -- trades ---------------------------------------------------------------------------------
 
-TRADE_COLUMNS = """
-id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state, moving_to,
-moving_by, created_at, expires_at, updated_at
-"""
-
 # Recorded as pending with its intent 'open': the escrow is locked after this commits.
-INSERT_TRADE = f"""
+INSERT_TRADE = """
 INSERT INTO p2p.trades (id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total,
                         state, moving_to, moving_by, idempotency_key, expires_at)
 VALUES (%(id)s, %(offer_id)s, %(seller)s, %(buyer)s, %(currency)s, %(fiat)s, %(amount)s,
         %(price)s, %(fiat_total)s, 'pending', 'open', 'system', %(key)s,
         now() + make_interval(secs => %(ttl)s))
 ON CONFLICT (buyer, idempotency_key) DO NOTHING
-RETURNING {TRADE_COLUMNS}
+RETURNING id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+          moving_to, moving_by, created_at, expires_at, updated_at
 """
 
-TRADE = f"SELECT {TRADE_COLUMNS} FROM p2p.trades WHERE id = %(id)s"
+TRADE = """
+SELECT id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+       moving_to, moving_by, created_at, expires_at, updated_at
+FROM p2p.trades WHERE id = %(id)s
+"""
 
 TRADE_FOR_UPDATE = TRADE + " FOR UPDATE"
 
-TRADE_BY_KEY = f"""
-SELECT {TRADE_COLUMNS} FROM p2p.trades WHERE buyer = %(buyer)s AND idempotency_key = %(key)s
+TRADE_BY_KEY = """
+SELECT id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+       moving_to, moving_by, created_at, expires_at, updated_at
+FROM p2p.trades WHERE buyer = %(buyer)s AND idempotency_key = %(key)s
 """
 
-USER_TRADES = f"""
-SELECT {TRADE_COLUMNS} FROM p2p.trades
+USER_TRADES = """
+SELECT id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+       moving_to, moving_by, created_at, expires_at, updated_at
+FROM p2p.trades
 WHERE buyer = %(user)s OR seller = %(user)s
 ORDER BY created_at DESC
 LIMIT %(limit)s
 """
 
 # A transition that moves no money: straight to the new state.
-SET_STATE = f"""
+SET_STATE = """
 UPDATE p2p.trades SET state = %(state)s, updated_at = now()
 WHERE id = %(id)s AND state = %(from)s AND moving_to IS NULL
-RETURNING {TRADE_COLUMNS}
+RETURNING id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+          moving_to, moving_by, created_at, expires_at, updated_at
 """
 
 # A transition that moves money, step one: say where the trade is going.
-SET_INTENT = f"""
+SET_INTENT = """
 UPDATE p2p.trades SET moving_to = %(target)s, moving_by = %(actor)s, updated_at = now()
 WHERE id = %(id)s AND state = %(from)s AND moving_to IS NULL
-RETURNING {TRADE_COLUMNS}
+RETURNING id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+          moving_to, moving_by, created_at, expires_at, updated_at
 """
 
 # Step three, after the wallet answered: the intent becomes the state. Only the first of
 # several concurrent finishers matches; the others find the work done.
-FINISH_INTENT = f"""
+FINISH_INTENT = """
 UPDATE p2p.trades
 SET state = %(state)s, moving_to = NULL, moving_by = NULL, fee = coalesce(%(fee)s, fee),
     updated_at = now()
 WHERE id = %(id)s AND moving_to = %(intent)s
-RETURNING {TRADE_COLUMNS}
+RETURNING id, offer_id, seller, buyer, currency, fiat, amount, price, fiat_total, fee, state,
+          moving_to, moving_by, created_at, expires_at, updated_at
 """
 
 INSERT_EVENT = """

@@ -217,9 +217,7 @@ class P2PService(BoundedService):
                              code="invalid_field")  # fmt: skip
         return await self._move(trade_id, Actor.ADMIN, RESOLUTIONS[winner])
 
-    async def expire_due_trades(
-        self, now: datetime.datetime, limit: int = 100
-    ) -> list[uuid.UUID]:
+    async def expire_due_trades(self, now: datetime.datetime, limit: int = 100) -> list[uuid.UUID]:
         """Expire open trades past their time (escrow back to the seller); return their ids.
 
         Safe to run often and concurrently: a trade expires once, and one that was paid or

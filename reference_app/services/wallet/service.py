@@ -276,9 +276,10 @@ class WalletService(BoundedService):
             ]
             new_balance = balance + leg.amount
             if leg.account.kind is not AccountKind.SYSTEM and new_balance < 0:
+                # No figures in the message: it may reach another user (a buyer opening a
+                # trade on a seller's funds).
                 raise InsufficientFunds(
-                    f"insufficient {leg.account.currency} {leg.account.kind.value} balance: "
-                    f"{balance} available, {-leg.amount} needed",
+                    f"insufficient {leg.account.currency} {leg.account.kind.value} balance",
                     service=SERVICE,
                 )
             by_key[(leg.account.owner, leg.account.currency, leg.account.kind)] = (

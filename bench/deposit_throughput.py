@@ -1,0 +1,181 @@
+"""Create-deposit throughput against a bare aiohttp + aiopg single-INSERT handler, one run.
+
+    .venv/bin/python bench/deposit_throughput.py [--seconds 8] [--connections 100] [--rounds 2]
+
+Starts a throw-away stack (PostgreSQL, Toxiproxy, the provider fakes, the app with 2
+workers: `harness up`), and the bare baseline (2 workers) whose database link also goes
+through Toxiproxy. `wrk` (Debian package `wrk`) drives both in turns, with the same number of
+connections, each request with its own Idempotency-Key. Prints requests per second for each
+and their ratio (the app's create-deposit / the bare INSERT); rounds alternate so that
+machine noise hits both alike. Everything started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chaos import postgres  # noqa: E402
+from chaos.ports import LOOPBACK, free_port, is_listening  # noqa: E402
+from chaos.settings import Settings  # noqa: E402
+from chaos.stack import Stack  # noqa: E402
+from chaos.toxiproxy.client import ToxiproxyClient  # noqa: E402
+
+LUA = """
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.body = '{"currency": "BTC", "amount": "0.01"}'
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer TOKEN"
+end
+function request()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = "RUN-" .. tid .. "-" .. counter
+  return wrk.format(nil, PATH)
+end
+response = function(status, headers, body)
+  if status ~= 201 then bad = (bad or 0) + 1 end
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read +
+                 summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT requests=%d seconds=%.3f errors=%d p50_ms=%.2f p99_ms=%.2f\\n",
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+@dataclass
+class Measure:
+    rps: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+def wrk(url: str, path: str, token: str, seconds: int, connections: int, run: str) -> Measure:
+    script = Path(tempfile.mkdtemp()) / "deposit.lua"
+    script.write_text(
+        LUA.replace("TOKEN", token).replace("PATH", f'"{path}"').replace("RUN", run)
+    )
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    shutil.rmtree(script.parent, ignore_errors=True)
+    found = re.search(
+        r"RESULT requests=(\d+) seconds=([\d.]+) errors=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+)", out
+    )
+    if found is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    requests, duration = int(found[1]), float(found[2])
+    return Measure(requests / duration, int(found[3]), float(found[4]), float(found[5]))
+
+
+def new_token(app_url: str) -> str:
+    import json
+
+    request = urllib.request.Request(
+        f"{app_url}/api/users", data=json.dumps({"username": f"bench{os.getpid()}"}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        return str(json.loads(answer.read())["token"])
+
+
+async def bare_link(toxiproxy_url: str, pg_port: int) -> int:
+    async with ToxiproxyClient(toxiproxy_url) as client:
+        proxy = await client.create_proxy(
+            "bench_bare", listen=f"{LOOPBACK}:0", upstream=f"{LOOPBACK}:{pg_port}"
+        )
+        return proxy.listen_port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: wrk is needed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 4
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-deposits-"))
+    state_dir.chmod(0o755)
+    settings = Settings.from_env({}).with_overrides(state_dir=state_dir, app_workers=args.workers)
+    stack = Stack(settings, lambda line: print(f"  {line}", file=sys.stderr))
+    bare = None
+    try:
+        state, _ = stack.up()
+        assert state.app is not None and state.postgres is not None
+        assert state.toxiproxy is not None
+        app_url = state.app.url
+        token = new_token(app_url)
+        bare_port = free_port()
+        link_port = asyncio.run(bare_link(state.toxiproxy.url, state.postgres.port))
+        dsn = postgres.with_dbname(state.postgres.dsn, "exchange")
+        dsn = dsn.replace(f"port={state.postgres.port}", f"port={link_port}")
+        bare = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare_insert.py"), "--dsn", dsn,
+             "--port", str(bare_port), "--workers", str(args.workers)],
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not is_listening(bare_port):
+            if time.monotonic() > deadline or bare.poll() is not None:
+                raise SystemExit("the bare baseline did not start")
+            time.sleep(0.05)
+        bare_url = f"http://{LOOPBACK}:{bare_port}"
+        # Warm both up (pools filled, code paths hot) before measuring.
+        wrk(app_url, "/api/nowpayments/create-deposit", token, 2, args.connections, "warm")
+        wrk(bare_url, "/deposit", token, 2, args.connections, "warm")
+        app_runs: list[Measure] = []
+        bare_runs: list[Measure] = []
+        for n in range(args.rounds):
+            app_runs.append(wrk(app_url, "/api/nowpayments/create-deposit", token, args.seconds,
+                                args.connections, f"app{n}"))  # fmt: skip
+            bare_runs.append(wrk(bare_url, "/deposit", token, args.seconds, args.connections,
+                                 f"bare{n}"))  # fmt: skip
+        app_rps = statistics.median(m.rps for m in app_runs)
+        bare_rps = statistics.median(m.rps for m in bare_runs)
+        print(f"create-deposit, {args.connections} connections, {args.workers} workers, "
+              f"{args.rounds} rounds of {args.seconds} s, through Toxiproxy")  # fmt: skip
+        for name, runs, rps in (("app create-deposit", app_runs, app_rps),
+                                ("bare single INSERT", bare_runs, bare_rps)):  # fmt: skip
+            errors = sum(m.errors for m in runs)
+            p99 = max(m.p99_ms for m in runs)
+            print(f"  {name:<20} {rps:9.1f} req/s   p99 {p99:7.1f} ms   errors {errors}")
+        print(f"  ratio (app / bare)   {app_rps / bare_rps:9.2f}   target >= 0.5")
+        return 0
+    finally:
+        if bare is not None:
+            bare.terminate()
+            bare.wait(timeout=30)
+        stack.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
