@@ -1,0 +1,64 @@
+"""One schema and one role per service: each role reaches its own tables only."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from chaos import postgres
+from reference_app.migrate import LEGACY_ROLE, migrate, role_of
+from reference_app.settings import SERVICES
+from tests.plugins.pg_cluster import PostgresServer
+from tests.plugins.reference_app import APP_DATABASE
+
+TABLES = {"deposits": "deposits", "wallet": "accounts", "p2p": "trades", "swap": "quotes"}
+
+
+def as_role(pg: PostgresServer, role: str) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(
+        f"host={pg.host} port={pg.port} user={role} dbname={APP_DATABASE}", connect_timeout=5
+    )
+    conn.autocommit = True
+    return conn
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_role_reaches_only_its_own_schema(
+    pg_server: PostgresServer, app_database: str, service: str
+) -> None:
+    conn = as_role(pg_server, role_of(service))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {service}.{TABLES[service]}")
+            for other in SERVICES:
+                if other == service:
+                    continue
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(f"SELECT count(*) FROM {other}.{TABLES[other]}")
+            cur.execute("SHOW search_path")
+            assert cur.fetchone() == (service,)
+            cur.execute("SELECT current_setting('application_name')")
+    finally:
+        conn.close()
+
+
+def test_the_legacy_role_reaches_every_schema(pg_server: PostgresServer, app_database: str) -> None:
+    conn = as_role(pg_server, LEGACY_ROLE)
+    try:
+        with conn.cursor() as cur:
+            for service, table in TABLES.items():
+                cur.execute(f"SELECT count(*) FROM {service}.{table}")
+    finally:
+        conn.close()
+
+
+def test_migrations_are_idempotent(pg_server: PostgresServer, app_database: str) -> None:
+    assert migrate(app_database, SERVICES) == []
+    conn = postgres.connect(app_database)
+    try:
+        with conn.cursor() as cur:
+            for service in SERVICES:
+                cur.execute(f"SELECT count(*) FROM {service}.schema_migrations")
+                assert cur.fetchone()[0] >= 1  # type: ignore[index]
+    finally:
+        conn.close()
