@@ -54,10 +54,32 @@ def cli(ctx: click.Context, state_dir: Path | None) -> None:
 @cli.command()
 @click.option("--pg-port", type=int, help="Port for PostgreSQL (default: a free one).")
 @click.option("--toxiproxy-port", type=int, help="API port for Toxiproxy (default: a free one).")
+@click.option("--app-port", type=int, help="Port for the reference app (default: a free one).")
+@click.option("--workers", type=int, help="Worker processes of the app (default 2).")
+@click.option(
+    "--variant",
+    type=click.Choice(["isolated", "legacy"]),
+    help="The app's design: isolated (default) or legacy (one shared pool).",
+)
 @click.pass_context
-def up(ctx: click.Context, pg_port: int | None, toxiproxy_port: int | None) -> None:
-    """Start PostgreSQL, Toxiproxy and one proxy per link on free loopback ports."""
-    stack = Stack(_settings(ctx, pg_port=pg_port, toxiproxy_port=toxiproxy_port), _report)
+def up(
+    ctx: click.Context,
+    pg_port: int | None,
+    toxiproxy_port: int | None,
+    app_port: int | None,
+    workers: int | None,
+    variant: str | None,
+) -> None:
+    """Start PostgreSQL, Toxiproxy with one proxy per link, the provider fakes and the app."""
+    settings = _settings(
+        ctx,
+        pg_port=pg_port,
+        toxiproxy_port=toxiproxy_port,
+        app_port=app_port,
+        app_workers=workers,
+        app_variant=variant,
+    )
+    stack = Stack(settings, _report)
     state, started = stack.up()
     if not started:
         _err.print("the stack is already running:")
@@ -151,6 +173,9 @@ def _print_state(state: StackState, probes: Sequence[ComponentStatus]) -> None:
         _out.print(f"postgres dsn: {state.postgres.dsn}")
     if state.toxiproxy is not None:
         _out.print(f"toxiproxy url: {state.toxiproxy.url}")
+    if state.app is not None:
+        _out.print(f"app url: {state.app.url}  ({state.app.variant}, {state.app.workers} workers)")
+        _out.print(f"admin token: {state.app.admin_token}")
 
 
 def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
