@@ -157,6 +157,63 @@ def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     sys.exit(result)
 
 
+@cli.command()
+@click.option("--users", type=int, default=20, show_default=True, help="Concurrent users.")
+@click.option("--spawn-rate", type=float, help="Users started per second (default: all at once).")
+@click.option("--duration", default="30s", show_default=True, help="e.g. 30s, 2m, 1m30s.")
+@click.option(
+    "--mix",
+    default="deposits=6,wallet=2,p2p=1,swap=1",
+    show_default=True,
+    help="User kinds and weights: deposits, wallet, p2p, swap, admin, health.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Locust worker processes under one master (0: one local process).",
+)
+@click.option("--host", help="The app's URL (default: the running stack's).")
+@click.option("--admin-token", help="The app's admin token (default: the running stack's).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result as JSON.",
+)
+@click.option("--csv", "csv_prefix", help="Write PREFIX_stats.csv and PREFIX_samples.csv.")
+@click.pass_context
+def load(
+    ctx: click.Context,
+    users: int,
+    spawn_rate: float | None,
+    duration: str,
+    mix: str,
+    workers: int,
+    host: str | None,
+    admin_token: str | None,
+    json_path: Path | None,
+    csv_prefix: str | None,
+) -> None:
+    """Run Locust against the app, keep every sample, print exact figures per group."""
+    from chaos.load_command import run_load_command
+
+    run_load_command(
+        Stack(_settings(ctx)),
+        _out,
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        mix=mix,
+        workers=workers,
+        host=host,
+        admin_token=admin_token,
+        json_path=json_path,
+        csv_prefix=csv_prefix,
+    )
+
+
 def _print_state(state: StackState, probes: Sequence[ComponentStatus]) -> None:
     table = Table(title="stack", title_justify="left")
     for column in ("component", "state", "address", "detail"):

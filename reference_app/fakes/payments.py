@@ -77,9 +77,15 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from yarl import URL
 
+from reference_app.fakes.misbehaviour import (
+    FAULT_MESSAGE,
+    Behaviour,
+    InvalidBehaviour,
+    misbehaviour_middleware,
+    parse_behaviour,
+)
 from reference_app.payments_signature import SIGNATURE_HEADER, canonical_body, sign
 
 
@@ -260,28 +266,6 @@ class IpnAttempt:
         }
 
 
-class Mode(StrEnum):
-    """How the ``/v1`` endpoints behave."""
-
-    NORMAL = "normal"
-    ERROR = "error"
-    SLOW = "slow"
-    MALFORMED = "malformed"
-
-
-_MODE_NAMES = frozenset(mode.value for mode in Mode)
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    mode: Mode = Mode.NORMAL
-    status: int = 503
-    delay_ms: int = 1000
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "status": self.status, "delay_ms": self.delay_ms}
-
-
 class PaymentBook:
     """All the fake's state: payments, the IPNs sent, the current behaviour. No I/O."""
 
@@ -408,7 +392,8 @@ IPN_SENDER = web.AppKey("ipn_sender", IpnSender)
 
 def create_payments_app(config: PaymentsFakeConfig) -> web.Application:
     """The fake provider: its routes, its state and its IPN client session."""
-    app = web.Application(middlewares=[_provider_behaviour, _provider_errors])
+    middleware = misbehaviour_middleware(_behaviour_of, ProviderError, _error_response, _fault)
+    app = web.Application(middlewares=[middleware])
     app[PAYMENT_BOOK] = PaymentBook(config)
     app.cleanup_ctx.append(_ipn_session)
     app.router.add_get("/v1/status", _api_status)
@@ -429,34 +414,6 @@ async def _ipn_session(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         app[IPN_SENDER] = IpnSender(session, timeout)
         yield
-
-
-@web.middleware
-async def _provider_behaviour(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/v1/"):
-        return await handler(request)
-    behaviour = request.app[PAYMENT_BOOK].behaviour
-    if behaviour.mode is Mode.ERROR:
-        return _error_response(
-            ProviderError(behaviour.status, "INJECTED_FAULT", "error injected by the fake's mode")
-        )
-    if behaviour.mode is Mode.SLOW:
-        await asyncio.sleep(behaviour.delay_ms / 1000)
-    response = await handler(request)
-    if behaviour.mode is Mode.MALFORMED and isinstance(response, web.Response):
-        body = response.body if isinstance(response.body, bytes) else b"{}"
-        return web.Response(
-            status=200, body=body[: len(body) // 2], content_type="application/json"
-        )
-    return response
-
-
-@web.middleware
-async def _provider_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ProviderError as exc:
-        return _error_response(exc)
 
 
 async def _api_status(request: web.Request) -> web.Response:
@@ -524,7 +481,11 @@ async def _get_mode(request: web.Request) -> web.Response:
 
 async def _set_mode(request: web.Request) -> web.Response:
     book = request.app[PAYMENT_BOOK]
-    book.behaviour = _parse_behaviour(await _json_object(request))
+    body = await _json_object(request)
+    try:
+        book.behaviour = parse_behaviour(body)
+    except InvalidBehaviour as exc:
+        raise _invalid(str(exc)) from None
     return _json_response(book.behaviour.to_json())
 
 
@@ -669,19 +630,6 @@ def _parse_callback_url(value: object) -> str | None:
     raise _invalid('"ipn_callback_url" must be an http or https URL')
 
 
-def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:
-    mode = body.get("mode")
-    if not isinstance(mode, str) or mode not in _MODE_NAMES:
-        raise _invalid(f'"mode" must be one of {", ".join(Mode)}, not {mode!r}')
-    status = body.get("status", 503)
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise _invalid('"status" must be an HTTP error status, 400 to 599')
-    delay_ms = body.get("delay_ms", 1000)
-    if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or not 0 <= delay_ms <= 600_000:
-        raise _invalid('"delay_ms" must be a whole number of milliseconds, 0 to 600000')
-    return Behaviour(Mode(mode), status, delay_ms)
-
-
 def _convert(amount: Decimal, source: str, target: str) -> Decimal:
     """``amount`` of ``source`` in ``target``, rounded up to ``target``'s decimals."""
     if source == target:
@@ -716,6 +664,14 @@ def _json_response(data: Mapping[str, Any], status: int = 200) -> web.Response:
 
 def _error_response(error: ProviderError) -> web.Response:
     return _json_response(error.to_json(), status=error.status)
+
+
+def _behaviour_of(request: web.Request) -> Behaviour:
+    return request.app[PAYMENT_BOOK].behaviour
+
+
+def _fault(status: int) -> ProviderError:
+    return ProviderError(status, "INJECTED_FAULT", FAULT_MESSAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

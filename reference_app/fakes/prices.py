@@ -49,19 +49,19 @@ Run standalone: ``python -m reference_app.fakes.prices --port N``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+
+from reference_app.fakes import misbehaviour
+from reference_app.fakes.misbehaviour import Mode
 
 #: decimal places of a computed (inverse) price, and the most a set price may have
 PRICE_PLACES = 18
@@ -80,32 +80,17 @@ DEFAULT_PRICES: Mapping[str, Decimal] = MappingProxyType(
 _CODE = r"[A-Z0-9]{2,10}"
 _PAIR = re.compile(rf"({_CODE})-({_CODE})")
 _DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-class Mode(StrEnum):
-    """How the ``/v1`` endpoints behave."""
-
-    NORMAL = "normal"
-    ERROR = "error"
-    SLOW = "slow"
-    STALE = "stale"
-    MALFORMED = "malformed"
+DEFAULT_STALE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
-class Behaviour:
-    mode: Mode = Mode.NORMAL
-    status: int = 503
-    delay_ms: int = 1000
-    stale_seconds: int = 3600
+class Behaviour(misbehaviour.Behaviour):
+    """The common behaviour, and how old the prices are in the ``stale`` mode."""
+
+    stale_seconds: int = DEFAULT_STALE_SECONDS
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "status": self.status,
-            "delay_ms": self.delay_ms,
-            "stale_seconds": self.stale_seconds,
-        }
+        return {**super().to_json(), "stale_seconds": self.stale_seconds}
 
 
 @dataclass(frozen=True)
@@ -192,7 +177,10 @@ PRICE_BOOK = web.AppKey("price_book", PriceBook)
 
 def create_prices_app(config: PricesFakeConfig) -> web.Application:
     """The fake price source: its routes and its state."""
-    app = web.Application(middlewares=[_source_behaviour, _fake_errors])
+    middleware = misbehaviour.misbehaviour_middleware(
+        _behaviour_of, FakeError, _error_response, _fault
+    )
+    app = web.Application(middlewares=[middleware])
     app[PRICE_BOOK] = PriceBook(config)
     app.router.add_get("/v1/prices", _all_prices)
     app.router.add_get("/v1/prices/{pair}", _one_price)
@@ -201,34 +189,6 @@ def create_prices_app(config: PricesFakeConfig) -> web.Application:
     app.router.add_post("/_control/mode", _set_mode)
     app.router.add_post("/_control/reset", _reset)
     return app
-
-
-@web.middleware
-async def _source_behaviour(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/v1/"):
-        return await handler(request)
-    behaviour = request.app[PRICE_BOOK].behaviour
-    if behaviour.mode is Mode.ERROR:
-        return _error_response(
-            FakeError(behaviour.status, "injected_fault", "error injected by the fake's mode")
-        )
-    if behaviour.mode is Mode.SLOW:
-        await asyncio.sleep(behaviour.delay_ms / 1000)
-    response = await handler(request)
-    if behaviour.mode is Mode.MALFORMED and isinstance(response, web.Response):
-        body = response.body if isinstance(response.body, bytes) else b"{}"
-        return web.Response(
-            status=200, body=body[: len(body) // 2], content_type="application/json"
-        )
-    return response
-
-
-@web.middleware
-async def _fake_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except FakeError as exc:
-        return _error_response(exc)
 
 
 async def _all_prices(request: web.Request) -> web.Response:
@@ -257,7 +217,11 @@ async def _get_mode(request: web.Request) -> web.Response:
 
 async def _set_mode(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
-    book.behaviour = _parse_behaviour(await _json_object(request))
+    body = await _json_object(request)
+    try:
+        book.behaviour = _parse_behaviour(body)
+    except misbehaviour.InvalidBehaviour as exc:
+        raise _invalid(str(exc)) from None
     return web.json_response(book.behaviour.to_json())
 
 
@@ -306,23 +270,12 @@ def _parse_price(value: object) -> Decimal:
     return price
 
 
-def _whole(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _invalid(f'"{name}" must be a whole number from {low} to {high}')
-    return value
-
-
 def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:
-    mode = body.get("mode")
-    if not isinstance(mode, str) or mode not in {m.value for m in Mode}:
-        raise _invalid(f'"mode" must be one of {", ".join(Mode)}, not {mode!r}')
-    return Behaviour(
-        mode=Mode(mode),
-        status=_whole(body, "status", 503, 400, 599),
-        delay_ms=_whole(body, "delay_ms", 1000, 0, 600_000),
-        stale_seconds=_whole(body, "stale_seconds", 3600, 1, 10**9),
+    common = misbehaviour.parse_behaviour(body, tuple(Mode))
+    stale_seconds = misbehaviour.whole_number(
+        body, "stale_seconds", DEFAULT_STALE_SECONDS, 1, 10**9, "a whole number of seconds"
     )
+    return Behaviour(common.mode, common.status, common.delay_ms, stale_seconds)
 
 
 def _iso(moment: datetime) -> str:
@@ -333,6 +286,14 @@ def _error_response(error: FakeError) -> web.Response:
     return web.json_response(
         {"error": {"code": error.code, "message": error.message}}, status=error.status
     )
+
+
+def _behaviour_of(request: web.Request) -> Behaviour:
+    return request.app[PRICE_BOOK].behaviour
+
+
+def _fault(status: int) -> FakeError:
+    return FakeError(status, "injected_fault", misbehaviour.FAULT_MESSAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,124 @@
+"""`harness load`: check the request, run the load with a progress bar, report it."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chaos.errors import ConfigError
+from chaos.load_report import stats_table, write_csv, write_json
+from chaos.stack import Stack
+from load.kinds import parse_mix
+from load.runner import LoadError, LoadPlan, LoadResult, parse_duration, run_load
+
+
+def run_load_command(
+    stack: Stack,
+    console: Console,
+    *,
+    users: int,
+    spawn_rate: float | None,
+    duration: str,
+    mix: str,
+    workers: int,
+    host: str | None,
+    admin_token: str | None,
+    json_path: Path | None,
+    csv_prefix: str | None,
+) -> LoadResult:
+    """Validate everything first (bad input: exit 4, nothing started), then run."""
+    plan = _plan(stack, users, spawn_rate, duration, mix, workers, host, admin_token)
+    _probe(plan.host)
+    console.print(
+        f"load: {plan.users} users ({', '.join(f'{k}={w}' for k, w in plan.mix.items())}), "
+        f"spawn rate {plan.spawn_rate:g}/s, {plan.duration:g} s, "
+        f"{'local' if plan.workers == 0 else f'{plan.workers} workers'}, against {plan.host}"
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[requests]} requests, {task.fields[rps]:.0f}/s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("running", total=plan.duration, requests=0, rps=0.0)
+
+        def tick(elapsed: float, count: int) -> None:
+            progress.update(
+                task,
+                completed=min(elapsed, plan.duration),
+                requests=count,
+                rps=count / elapsed if elapsed > 0 else 0.0,
+            )
+
+        try:
+            result = run_load(plan, tick)
+        except LoadError as exc:
+            raise ConfigError(str(exc), "see the Locust logs in the samples folder") from exc
+    console.print(stats_table(result.stats(), title=f"{len(result.samples)} requests"))
+    console.print(f"acknowledged money calls: {len(result.acks)}")
+    if result.saturated:
+        console.print(
+            "[yellow]warning[/yellow]: the load generator was CPU-bound (Locust's CPU warning): "
+            "latencies include its own delay; add --workers or lower --users"
+        )
+    if json_path is not None:
+        write_json(result, json_path)
+        console.print(f"json: {json_path}")
+    if csv_prefix is not None:
+        for path in write_csv(result, csv_prefix):
+            console.print(f"csv: {path}")
+    return result
+
+
+def _plan(
+    stack: Stack,
+    users: int,
+    spawn_rate: float | None,
+    duration: str,
+    mix: str,
+    workers: int,
+    host: str | None,
+    admin_token: str | None,
+) -> LoadPlan:
+    if host is None or admin_token is None:
+        state = stack.load()
+        if state is None or state.app is None:
+            raise ConfigError(
+                "no running stack to load, and no --host/--admin-token given",
+                "start the stack with `harness up`, or pass --host and --admin-token",
+            )
+        host = host or state.app.url
+        admin_token = admin_token or state.app.admin_token
+    try:
+        return LoadPlan(
+            host=host.rstrip("/"),
+            users=users,
+            spawn_rate=spawn_rate if spawn_rate is not None else float(users),
+            duration=parse_duration(duration),
+            mix=parse_mix(mix),
+            admin_token=admin_token,
+            workers=workers,
+        )
+    except (LoadError, ValueError) as exc:
+        raise ConfigError(str(exc), "see `harness load --help`") from None
+
+
+def _probe(host: str) -> None:
+    try:
+        with urllib.request.urlopen(f"{host}/health/live", timeout=3):  # noqa: S310
+            return
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(
+            f"{host} answers /health/live with {exc.code}: is it the reference app?",
+            "pass the app's URL with --host",
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"host {host} is unreachable ({exc})", "start the stack or correct --host"
+        ) from None

@@ -1,0 +1,277 @@
+"""Run Locust in its own processes and keep every sample.
+
+Locust monkey-patches the standard library with gevent when it is imported, which does not
+mix with the asyncio code of the app and the chaos runner: this module never imports it. It
+starts ``locust`` processes (one local process, or a master and N workers), which write every
+request to files in a samples folder (``load/recorder.py``), and reads them back.
+
+    run = LoadRun(plan)
+    run.start()
+    ...                      # the chaos runner applies faults meanwhile
+    result = run.wait()      # or run.stop() to end early
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
+from load.samples import Sample, count_samples, read_acks, read_samples, read_summaries
+from load.stats import GroupStats, Window, by_group, in_window
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+STOP_TIMEOUT = 5  # seconds Locust lets users finish their task when the run ends
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?")
+
+
+class LoadError(Exception):
+    """The load could not be run as asked (bad plan, Locust failed to start)."""
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"``, ``"2m"``, ``"1m30s"``, ``"1h"``, ``"500ms"`` or plain seconds -> seconds."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        match = _DURATION.fullmatch(text)
+        if not text or match is None or not any(match.groups()):
+            raise LoadError(
+                f"malformed duration {text!r}: use e.g. 30s, 2m, 1m30s, 500ms"
+            ) from None
+        hours, minutes, seconds, millis = match.groups()
+        value = (
+            int(hours or 0) * 3600
+            + int(minutes or 0) * 60
+            + float(seconds or 0)
+            + int(millis or 0) / 1000
+        )
+    if value <= 0:
+        raise LoadError(f"duration {text!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What to run: how many users of which kinds, how fast, how long, against what."""
+
+    host: str
+    users: int
+    spawn_rate: float
+    duration: float
+    mix: Mapping[str, int]
+    admin_token: str
+    #: 0: one local Locust process; N: a master and N worker processes
+    workers: int = 0
+    locustfile: Path = LOCUSTFILE
+    samples_dir: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.users < 1:
+            raise LoadError(f"users must be at least 1, not {self.users}")
+        if self.spawn_rate <= 0:
+            raise LoadError(f"spawn rate must be positive, not {self.spawn_rate}")
+        if self.duration <= 0:
+            raise LoadError(f"duration must be positive, not {self.duration}")
+        if self.workers < 0:
+            raise LoadError(f"workers must be 0 (local) or more, not {self.workers}")
+        unknown = sorted(set(self.mix) - set(KINDS))
+        if unknown:
+            raise LoadError(f"unknown user kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+        if not self.mix:
+            raise LoadError("the mix names no user kind")
+
+
+@dataclass
+class LoadResult:
+    """Every sample of a run, and what can be computed from them."""
+
+    plan: LoadPlan
+    samples: list[Sample]
+    acks: list[dict[str, Any]]
+    started_at: float
+    ended_at: float
+    #: Locust warned that a load-generating process was CPU-bound: latencies are suspect
+    saturated: bool
+    summaries: list[dict[str, Any]]
+
+    @property
+    def seconds(self) -> float:
+        return max(self.ended_at - self.started_at, 1e-9)
+
+    def stats(self, window: Window | None = None) -> dict[str, GroupStats]:
+        """Statistics per request group, over the whole run or one window of it."""
+        chosen = in_window(self.samples, window)
+        return by_group(chosen, window.seconds if window is not None else self.seconds)
+
+
+class LoadRun:
+    """One run of Locust processes; always stopped, whatever happens to the caller."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.plan = plan
+        self._own_dir = plan.samples_dir is None
+        self.samples_dir = plan.samples_dir or Path(tempfile.mkdtemp(prefix="harness-load-"))
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[Path] = []
+        self.started_at = 0.0
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the Locust processes (returns at once)."""
+        plan = self.plan
+        common = [
+            sys.executable, "-m", "locust", "-f", str(plan.locustfile), "--headless",
+            "--only-summary", "-H", plan.host, "--exit-code-on-error", "0",
+            "--stop-timeout", str(STOP_TIMEOUT), "--loglevel", "WARNING",
+        ]  # fmt: skip
+        run = ["-u", str(plan.users), "-r", f"{plan.spawn_rate:g}", "-t", f"{plan.duration:g}s"]
+        self.started_at = time.time()
+        if plan.workers == 0:
+            self._spawn([*common, *run], "locust")
+            return
+        port = _free_port()
+        self._spawn(
+            [*common, *run, "--master", "--master-bind-host", "127.0.0.1",
+             "--master-bind-port", str(port), "--expect-workers", str(plan.workers),
+             "--expect-workers-max-wait", "30"],
+            "locust-master",
+        )  # fmt: skip
+        for n in range(plan.workers):
+            self._spawn(
+                [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                f"locust-worker-{n}",
+            )
+
+    def _spawn(self, argv: list[str], name: str) -> None:
+        log = self.samples_dir / f"{name}.log"
+        self._logs.append(log)
+        with log.open("wb") as handle:
+            process = subprocess.Popen(
+                argv,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,
+            )
+            self._processes.append(process)
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.plan.extra_env,
+            ENV_ADMIN_TOKEN: self.plan.admin_token,
+            ENV_MIX: ",".join(f"{k}={w}" for k, w in self.plan.mix.items()),
+            ENV_SAMPLES_DIR: str(self.samples_dir),
+        }
+
+    @property
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self._processes)
+
+    def count(self) -> int:
+        """Samples written so far (for progress)."""
+        return count_samples(self.samples_dir)
+
+    def wait(
+        self, progress: Callable[[float, int], None] | None = None, interval: float = 0.5
+    ) -> LoadResult:
+        """Wait for the run to end (``progress(elapsed, samples)`` meanwhile); collect it."""
+        deadline = self.started_at + self.plan.duration + STOP_TIMEOUT + 60
+        try:
+            while self.running:
+                if progress is not None:
+                    progress(time.time() - self.started_at, self.count())
+                if time.time() > deadline:
+                    raise LoadError("Locust did not stop after its run time")
+                time.sleep(interval)
+            self._check_exits()
+            return self._collect()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the run now: SIGTERM (Locust writes its files), then SIGKILL."""
+        for process in self._processes:
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT + 5
+        for process in self._processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+
+    def cleanup(self) -> None:
+        """Delete the samples folder if this run made it."""
+        if self._own_dir:
+            shutil.rmtree(self.samples_dir, ignore_errors=True)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _check_exits(self) -> None:
+        for process, log in zip(self._processes, self._logs, strict=True):
+            # Locust exits 0, or 1 when requests failed (kept by --exit-code-on-error 0);
+            # anything else is Locust itself failing.
+            if process.returncode not in (0, 1, -signal.SIGTERM):
+                tail = _tail(log)
+                raise LoadError(f"Locust exited with {process.returncode}: {tail}")
+
+    def _collect(self) -> LoadResult:
+        samples = read_samples(self.samples_dir)
+        summaries = read_summaries(self.samples_dir)
+        ended = max((s.end for s in samples), default=time.time())
+        started = min((s.start for s in samples), default=self.started_at)
+        return LoadResult(
+            plan=self.plan,
+            samples=samples,
+            acks=read_acks(self.samples_dir),
+            started_at=min(started, self.started_at),
+            ended_at=ended,
+            saturated=any(s.get("cpu_warning") for s in summaries),
+            summaries=summaries,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
+
+
+def run_load(plan: LoadPlan, progress: Callable[[float, int], None] | None = None) -> LoadResult:
+    """Run ``plan`` to its end and return every sample."""
+    run = LoadRun(plan)
+    run.start()
+    return run.wait(progress)

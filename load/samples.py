@@ -1,0 +1,85 @@
+"""Request samples and acknowledgements as the Locust processes write them (no Locust here).
+
+One file per Locust process in the samples folder:
+
+- ``samples-<pid>.jsonl``: one JSON array per request:
+  ``[start (epoch s), name, latency (ms), status, failed (0|1), error code, error service]``;
+  status 0 means no HTTP answer (connection error, timeout). ``failed`` is the user's
+  verdict: an expected refusal (say a 409 on a race) is a success with its 4xx status.
+- ``acks-<pid>.jsonl``: one JSON object per acknowledged (2xx) call that created or moved
+  money: ``{"kind", "at", ...ids and amounts}``.
+- ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request as the client saw it."""
+
+    start: float
+    name: str
+    latency_ms: float
+    status: int
+    failed: bool = False
+    error_code: str | None = None
+    error_service: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def end(self) -> float:
+        return self.start + self.latency_ms / 1000
+
+    def to_line(self) -> str:
+        return json.dumps(
+            [round(self.start, 6), self.name, round(self.latency_ms, 3), self.status,
+             int(self.failed), self.error_code, self.error_service],
+            separators=(",", ":"),
+        )  # fmt: skip
+
+    @classmethod
+    def from_line(cls, line: str) -> Sample:
+        start, name, latency, status, failed, code, service = json.loads(line)
+        return cls(
+            float(start), str(name), float(latency), int(status), bool(failed), code, service
+        )
+
+
+def _lines(folder: Path, pattern: str) -> Iterator[str]:
+    for path in sorted(folder.glob(pattern)):
+        with path.open() as handle:
+            for line in handle:
+                # The last line of a file still being written may be incomplete.
+                if line.endswith("\n"):
+                    yield line
+
+
+def read_samples(folder: Path) -> list[Sample]:
+    """Every complete sample of every process, ordered by start time."""
+    return sorted((Sample.from_line(line) for line in _lines(folder, "samples-*.jsonl")),
+                  key=lambda s: s.start)  # fmt: skip
+
+
+def count_samples(folder: Path) -> int:
+    """How many complete samples are written so far (for progress)."""
+    return sum(1 for _ in _lines(folder, "samples-*.jsonl"))
+
+
+def read_acks(folder: Path) -> list[dict[str, Any]]:
+    """Every acknowledged money call, ordered by time."""
+    acks = [json.loads(line) for line in _lines(folder, "acks-*.jsonl")]
+    return sorted(acks, key=lambda a: float(a.get("at", 0)))
+
+
+def read_summaries(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("summary-*.json"))]

@@ -1,0 +1,137 @@
+"""How a fake misbehaves on purpose: the modes its ``/v1`` endpoints can be switched to.
+
+Every fake has a control endpoint, ``POST /_control/mode``, taking
+``{"mode", "status"?, "delay_ms"?}`` (see :func:`parse_behaviour`), and answers
+``GET /_control/mode`` with :meth:`Behaviour.to_json`. The modes:
+
+- ``normal``: answer as usual;
+- ``error``: answer ``status`` (400..599, default 503) with the fake's own error body,
+  doing nothing;
+- ``slow``: wait ``delay_ms`` (default 1000), then handle the request (it takes effect even
+  if the client gave up);
+- ``malformed``: handle the request (it takes effect), then answer 200 with the first half
+  of the real body, which is not valid JSON;
+- ``stale``: offered only by a fake whose answers carry a time (the price fake), which
+  applies it itself: the middleware leaves it alone.
+
+:func:`misbehaviour_middleware` applies the mode to a fake's ``/v1/`` paths; the control
+API is never affected. Each fake keeps its :class:`Behaviour` in its own state and answers
+its errors, the injected one included, in its own shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+DEFAULT_STATUS = 503
+DEFAULT_DELAY_MS = 1000
+MAX_DELAY_MS = 600_000
+#: the message of the error answered in the ``error`` mode
+FAULT_MESSAGE = "error injected by the fake's mode"
+#: the paths a mode applies to
+API_PREFIX = "/v1/"
+
+E = TypeVar("E", bound=Exception)
+
+
+class Mode(StrEnum):
+    """How a fake's ``/v1`` endpoints behave."""
+
+    NORMAL = "normal"
+    ERROR = "error"
+    SLOW = "slow"
+    STALE = "stale"
+    MALFORMED = "malformed"
+
+
+#: the modes every fake offers; ``stale`` is the price fake's own
+COMMON_MODES: tuple[Mode, ...] = (Mode.NORMAL, Mode.ERROR, Mode.SLOW, Mode.MALFORMED)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The current mode and its settings (a setting is kept even when its mode is off)."""
+
+    mode: Mode = Mode.NORMAL
+    status: int = DEFAULT_STATUS
+    delay_ms: int = DEFAULT_DELAY_MS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "status": self.status, "delay_ms": self.delay_ms}
+
+
+class InvalidBehaviour(ValueError):
+    """A ``POST /_control/mode`` body that says no valid behaviour: the fake answers 400."""
+
+
+def parse_behaviour(body: Mapping[str, Any], modes: Sequence[Mode] = COMMON_MODES) -> Behaviour:
+    """The behaviour a control body asks for, among ``modes``; :exc:`InvalidBehaviour` if none."""
+    mode = body.get("mode")
+    if not isinstance(mode, str) or mode not in {m.value for m in modes}:
+        raise InvalidBehaviour(f'"mode" must be one of {", ".join(modes)}, not {mode!r}')
+    return Behaviour(
+        mode=Mode(mode),
+        status=whole_number(body, "status", DEFAULT_STATUS, 400, 599, "an HTTP error status"),
+        delay_ms=whole_number(
+            body, "delay_ms", DEFAULT_DELAY_MS, 0, MAX_DELAY_MS, "a whole number of milliseconds"
+        ),
+    )
+
+
+def whole_number(
+    body: Mapping[str, Any], name: str, default: int, low: int, high: int, what: str
+) -> int:
+    """``body[name]`` (``default`` if absent): an integer from ``low`` to ``high``."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidBehaviour(f'"{name}" must be {what}, {low} to {high}')
+    return value
+
+
+def misbehaviour_middleware(
+    behaviour_of: Callable[[web.Request], Behaviour],
+    error_type: type[E],
+    error_response: Callable[[E], web.Response],
+    fault: Callable[[int], E],
+) -> Middleware:
+    """A fake's middleware: its errors answered in its shape, its ``/v1/`` paths misbehaving.
+
+    A handler's ``error_type`` becomes ``error_response(error)``, on every path. On the
+    ``/v1/`` paths, ``behaviour_of(request)`` then applies; ``fault(status)`` is the error
+    answered in the ``error`` mode. The ``malformed`` mode breaks error answers too.
+    """
+
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except error_type as exc:
+            return error_response(exc)
+
+    @web.middleware
+    async def misbehave(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX):
+            return await answer(request, handler)
+        behaviour = behaviour_of(request)
+        if behaviour.mode is Mode.ERROR:
+            return error_response(fault(behaviour.status))
+        if behaviour.mode is Mode.SLOW:
+            await asyncio.sleep(behaviour.delay_ms / 1000)
+        response = await answer(request, handler)
+        if behaviour.mode is Mode.MALFORMED and isinstance(response, web.Response):
+            return _truncated(response)
+        return response
+
+    return misbehave
+
+
+def _truncated(response: web.Response) -> web.Response:
+    """A 200 with the first half of ``response``'s body: not valid JSON."""
+    body = response.body if isinstance(response.body, bytes) else b"{}"
+    return web.Response(status=200, body=body[: len(body) // 2], content_type="application/json")
