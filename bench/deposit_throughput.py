@@ -77,9 +77,7 @@ class Measure:
 
 def wrk(url: str, path: str, token: str, seconds: int, connections: int, run: str) -> Measure:
     script = Path(tempfile.mkdtemp()) / "deposit.lua"
-    script.write_text(
-        LUA.replace("TOKEN", token).replace("PATH", f'"{path}"').replace("RUN", run)
-    )
+    script.write_text(LUA.replace("TOKEN", token).replace("PATH", f'"{path}"').replace("RUN", run))
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script), url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
@@ -130,7 +128,8 @@ def main() -> int:
     bare = None
     try:
         state, _ = stack.up()
-        assert state.app is not None and state.postgres is not None
+        assert state.app is not None
+        assert state.postgres is not None
         assert state.toxiproxy is not None
         app_url = state.app.url
         token = new_token(app_url)

@@ -46,11 +46,11 @@ Control API, for tests and chaos (no key; never affected by the mode):
 - ``POST /_control/payments/{id}/resend-ipn``: sends the last IPN again, byte for byte
   (409 if none was sent yet); answers like ``progress`` without ``steps``.
 - ``POST /_control/mode`` with ``{"mode", "status"?, "delay_ms"?}``, ``GET /_control/mode``:
-  how the ``/v1`` endpoints behave. ``normal``; ``error``: answer ``status`` (400..599,
-  default 503) with an error body, doing nothing; ``slow``: wait ``delay_ms`` (default 1000),
-  then handle the request (it takes effect even if the client gave up); ``malformed``: handle
-  the request (it takes effect), then answer 200 with the first half of the real body, which
-  is not valid JSON.
+  how the ``/v1`` endpoints behave (see :mod:`reference_app.fakes.misbehaviour`).
+  ``normal``; ``error``: answer ``status`` (400..599, default 503) with an error body, doing
+  nothing; ``slow``: wait ``delay_ms`` (default 1000), then handle the request (it takes
+  effect even if the client gave up); ``malformed``: handle the request (it takes effect),
+  then answer 200 with the first half of the real body, which is not valid JSON.
 - ``GET /_control/payments`` -> ``{"payments": [...]}``; ``GET /_control/ipn-log`` ->
   ``{"attempts": [{"payment_id", "payment_status", "url", "delivered", "status", "error"}]}``,
   one per delivery tried; ``POST /_control/reset`` clears everything (ids start again) and

@@ -33,11 +33,12 @@ Control API, for tests and chaos (never affected by the mode):
   string, at most 18 decimal places, below 10**15): sets the pair's price; its inverse
   follows. A new currency may be named (2 to 10 letters or digits). Answers the price.
 - ``POST /_control/mode`` with ``{"mode", "status"?, "delay_ms"?, "stale_seconds"?}``,
-  ``GET /_control/mode``: how the ``/v1`` endpoints behave. ``normal``; ``error``: answer
-  ``status`` (400..599, default 503) with an error body; ``slow``: wait ``delay_ms``
-  (default 1000), then answer; ``stale``: answer with ``as_of`` ``stale_seconds`` (default
-  3600) in the past; ``malformed``: answer 200 with the first half of the real body, which
-  is not valid JSON.
+  ``GET /_control/mode``: how the ``/v1`` endpoints behave (see
+  :mod:`reference_app.fakes.misbehaviour`; ``stale`` is this fake's own). ``normal``;
+  ``error``: answer ``status`` (400..599, default 503) with an error body; ``slow``: wait
+  ``delay_ms`` (default 1000), then answer; ``stale``: answer with ``as_of``
+  ``stale_seconds`` (default 3600) in the past; ``malformed``: answer 200 with the first
+  half of the real body, which is not valid JSON.
 - ``POST /_control/reset``: the configured prices again, mode normal.
 
 Errors are ``{"error": {"code", "message"}}``: 404 ``unknown_pair``, 400 ``invalid_request``,

@@ -1,0 +1,61 @@
+"""`harness load` refuses bad input with one line and exit 4, before starting any Locust."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaos.ports import free_port
+
+HARNESS = str(Path(sys.executable).with_name("harness"))
+
+
+def run(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env["HARNESS_STATE_DIR"] = str(state_dir)
+    return subprocess.run(
+        [HARNESS, "load", *args], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--mix", "deposits=2,bots=1"], "unknown user kind 'bots'"),
+        (["--users", "0"], "users must be at least 1"),
+        (["--duration", "ten"], "malformed duration 'ten'"),
+        (["--duration", "0s"], "must be positive"),
+        (["--spawn-rate", "-1"], "spawn rate must be positive"),
+        (["--workers", "-2"], "workers must be 0"),
+        (["--users", "many"], "'many' is not a valid integer"),
+    ],
+    ids=["unknown-kind", "zero-users", "malformed-duration", "zero-duration",
+         "negative-rate", "negative-workers", "users-not-a-number"],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_exit_4(tmp_path: Path, args: list[str], fragment: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(*args, "--host", url, "--admin-token", "t", state_dir=tmp_path)
+    assert result.returncode == 4, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert not list(tmp_path.glob("**/samples-*.jsonl"))
+
+
+def test_unreachable_host(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run("--host", url, "--admin-token", "t", state_dir=tmp_path)
+    assert result.returncode == 4
+    assert f"host {url} is unreachable" in result.stderr
+
+
+def test_no_stack_and_no_host(tmp_path: Path) -> None:
+    result = run(state_dir=tmp_path)
+    assert result.returncode == 4
+    assert "no running stack" in result.stderr
+    assert "harness up" in result.stderr
