@@ -1,0 +1,244 @@
+"""The invariants oracle: after a run, is every acknowledged operation there and no money lost?
+
+Checked on the database directly (the superuser's connection, not through any link), after
+the load stopped and every fault was reverted. Each check returns what it looked at and every
+violation it found, with ids, so a failure can be chased.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import psycopg2
+
+from chaos import postgres
+
+#: application_name of each pool -> how many connections its pools may hold in all
+Capacity = Mapping[str, int]
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class InvariantResult:
+    name: str
+    passed: bool
+    checked: int
+    violations: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "checked": self.checked,
+            "violations": self.violations[:MAX_LISTED],
+            "violation_count": len(self.violations),
+        }
+
+
+def _result(name: str, checked: int, violations: list[str]) -> InvariantResult:
+    return InvariantResult(name, not violations, checked, violations)
+
+
+def _rows(cur: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    cur.execute(query, params)
+    return list(cur.fetchall())
+
+
+def acknowledged_operations_exist(cur: Any, acks: Sequence[Mapping[str, Any]]) -> InvariantResult:
+    """Every call the app acknowledged (2xx) that created or moved money is in the database."""
+    violations: list[str] = []
+    deposits = [a for a in acks if a.get("kind") == "deposit.create"]
+    if deposits:
+        found = {
+            str(r[0]): r[1:]
+            for r in _rows(
+                cur,
+                "SELECT id, user_id, currency, amount FROM deposits.deposits WHERE id = ANY(%s)",
+                ([str(a["deposit_id"]) for a in deposits],),
+            )
+        }
+        for ack in deposits:
+            row = found.get(str(ack["deposit_id"]))
+            if row is None:
+                violations.append(f"acknowledged deposit {ack['deposit_id']} does not exist")
+                continue
+            user, currency, amount = row
+            if (str(user), currency, Decimal(amount)) != (
+                str(ack.get("user_id", user)), ack.get("currency", currency),
+                Decimal(str(ack.get("amount", amount))),
+            ):  # fmt: skip
+                violations.append(f"deposit {ack['deposit_id']} differs from what was acknowledged")
+    transactions = [a for a in acks if a.get("transaction_id") is not None]
+    if transactions:
+        ids = {int(a["transaction_id"]) for a in transactions}
+        present = {r[0] for r in _rows(
+            cur, "SELECT id FROM wallet.transactions WHERE id = ANY(%s)", (list(ids),)
+        )}  # fmt: skip
+        for ack in transactions:
+            if int(ack["transaction_id"]) not in present:
+                violations.append(
+                    f"acknowledged {ack['kind']} transaction {ack['transaction_id']} does not exist"
+                )
+    trades = [a for a in acks if a.get("kind") == "p2p.trade_open" and a.get("trade_id")]
+    if trades:
+        trade_ids = [str(a["trade_id"]) for a in trades]
+        present_trades = {
+            str(r[0])
+            for r in _rows(cur, "SELECT id FROM p2p.trades WHERE id = ANY(%s)", (trade_ids,))
+        }
+        violations += [
+            f"acknowledged trade {a['trade_id']} does not exist"
+            for a in trades
+            if str(a["trade_id"]) not in present_trades
+        ]
+    return _result("acknowledged_deposits_exist", len(acks), violations)
+
+
+def ledger_balanced(cur: Any) -> InvariantResult:
+    """Double entry: every transaction sums to zero per currency, and balances match entries."""
+    violations = [
+        f"transaction {tid} does not balance in {ccy}: {total}"
+        for tid, ccy, total in _rows(
+            cur,
+            "SELECT transaction_id, currency, sum(amount) FROM wallet.entries "
+            "GROUP BY transaction_id, currency HAVING sum(amount) <> 0",
+        )
+    ]
+    violations += [
+        f"the ledger does not balance in {ccy}: {total}"
+        for ccy, total in _rows(
+            cur, "SELECT currency, sum(amount) FROM wallet.entries GROUP BY currency "
+            "HAVING sum(amount) <> 0",
+        )
+    ]  # fmt: skip
+    violations += [
+        f"account {aid} ({owner} {ccy} {kind}) holds {balance} but its entries sum to {total}"
+        for aid, owner, ccy, kind, balance, total in _rows(
+            cur,
+            "SELECT a.id, a.owner, a.currency, a.kind, a.balance, coalesce(sum(e.amount), 0) "
+            "FROM wallet.accounts a LEFT JOIN wallet.entries e ON e.account_id = a.id "
+            "GROUP BY a.id HAVING a.balance <> coalesce(sum(e.amount), 0)",
+        )
+    ]
+    checked = _rows(cur, "SELECT count(*) FROM wallet.transactions")[0][0]
+    return _result("ledger_balanced", int(checked), violations)
+
+
+def no_negative_balance(cur: Any) -> InvariantResult:
+    violations = [
+        f"account {aid} ({owner} {ccy} {kind}) is negative: {balance}"
+        for aid, owner, ccy, kind, balance in _rows(
+            cur,
+            "SELECT id, owner, currency, kind, balance FROM wallet.accounts "
+            "WHERE kind <> 'system' AND balance < 0",
+        )
+    ]
+    checked = _rows(cur, "SELECT count(*) FROM wallet.accounts WHERE kind <> 'system'")[0][0]
+    return _result("no_negative_balance", int(checked), violations)
+
+
+def escrow_consistent(cur: Any) -> InvariantResult:
+    """Every escrow lock is held, or released, or unlocked: never two of them.
+
+    Checked against the ledger: a held lock has its locking transaction and no closing one;
+    a released or unlocked lock has exactly one closing transaction of its own kind; and the
+    escrow balances equal the sum of the held locks.
+    """
+    violations: list[str] = []
+    closing: dict[str, list[str]] = defaultdict(list)
+    locking: set[str] = set()
+    for reference, kind in _rows(
+        cur,
+        "SELECT reference, kind FROM wallet.transactions "
+        "WHERE kind IN ('escrow_lock', 'escrow_release', 'escrow_unlock')",
+    ):
+        if kind == "escrow_lock":
+            locking.add(reference)
+        else:
+            closing[reference].append(kind)
+    locks = _rows(cur, "SELECT reference, state FROM wallet.escrow_locks")
+    expected = {"held": [], "released": ["escrow_release"], "unlocked": ["escrow_unlock"]}
+    for reference, state in locks:
+        if reference not in locking:
+            violations.append(f"escrow {reference} has no locking transaction")
+        if sorted(closing.get(reference, [])) != expected[state]:
+            found = ", ".join(closing.get(reference, [])) or "none"
+            violations.append(f"escrow {reference} is {state} but was closed by: {found}")
+    violations += [
+        f"escrow of {owner} in {ccy}: balance {balance} but held locks sum to {held}"
+        for owner, ccy, balance, held in _rows(
+            cur,
+            "SELECT a.owner, a.currency, a.balance, coalesce(sum(l.amount), 0) "
+            "FROM wallet.accounts a LEFT JOIN wallet.escrow_locks l "
+            "ON l.owner::text = a.owner AND l.currency = a.currency AND l.state = 'held' "
+            "WHERE a.kind = 'escrow' GROUP BY a.id HAVING a.balance <> coalesce(sum(l.amount), 0)",
+        )
+    ]
+    return _result("escrow_consistent", len(locks), violations)
+
+
+def connections_released(cur: Any, capacity: Capacity) -> InvariantResult:
+    """No connection left behind: with the load stopped, nothing is still busy or stuck in a
+    transaction, and no pool holds more connections than its configured capacity."""
+    violations: list[str] = []
+    rows = _rows(
+        cur,
+        "SELECT application_name, state, count(*) FROM pg_stat_activity "
+        "WHERE application_name = ANY(%s) AND pid <> pg_backend_pid() "
+        "GROUP BY application_name, state",
+        (list(capacity),),
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for name, state, count in rows:
+        totals[name] += count
+        if state != "idle":
+            violations.append(f"{name}: {count} connection(s) still {state}")
+    violations += [
+        f"{name}: {total} connections, more than its pools may hold ({capacity[name]})"
+        for name, total in totals.items()
+        if total > capacity[name]
+    ]
+    return _result("connections_return_to_baseline", sum(totals.values()), violations)
+
+
+CHECKS: dict[str, Callable[..., InvariantResult]] = {
+    "acknowledged_deposits_exist": acknowledged_operations_exist,
+    "ledger_balanced": ledger_balanced,
+    "no_negative_balance": no_negative_balance,
+    "escrow_consistent": escrow_consistent,
+    "connections_return_to_baseline": connections_released,
+}
+
+
+def check_database(
+    admin_dsn: str,
+    names: Sequence[str],
+    *,
+    acks: Sequence[Mapping[str, Any]],
+    capacity: Capacity,
+) -> list[InvariantResult]:
+    """Run the database invariants among ``names`` (the others are the runner's)."""
+    conn = postgres.connect(admin_dsn, timeout=5)
+    results = []
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                check = CHECKS.get(name)
+                if check is None:
+                    continue
+                try:
+                    if name == "acknowledged_deposits_exist":
+                        results.append(check(cur, acks))
+                    elif name == "connections_return_to_baseline":
+                        results.append(check(cur, capacity))
+                    else:
+                        results.append(check(cur))
+                except psycopg2.Error as exc:
+                    results.append(_result(name, 0, [f"could not check: {exc}".strip()]))
+    finally:
+        conn.close()
+    return results
