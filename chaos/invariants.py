@@ -57,7 +57,7 @@ def acknowledged_operations_exist(cur: Any, acks: Sequence[Mapping[str, Any]]) -
             str(r[0]): r[1:]
             for r in _rows(
                 cur,
-                "SELECT id, user_id, currency, amount FROM deposits.deposits WHERE id = ANY(%s)",
+                "SELECT id, user_id, currency, amount FROM deposits.deposits WHERE id = ANY(%s::uuid[])",
                 ([str(a["deposit_id"]) for a in deposits],),
             )
         }
@@ -88,7 +88,9 @@ def acknowledged_operations_exist(cur: Any, acks: Sequence[Mapping[str, Any]]) -
         trade_ids = [str(a["trade_id"]) for a in trades]
         present_trades = {
             str(r[0])
-            for r in _rows(cur, "SELECT id FROM p2p.trades WHERE id = ANY(%s)", (trade_ids,))
+            for r in _rows(
+                cur, "SELECT id FROM p2p.trades WHERE id = ANY(%s::uuid[])", (trade_ids,)
+            )
         }
         violations += [
             f"acknowledged trade {a['trade_id']} does not exist"
