@@ -57,7 +57,8 @@ def acknowledged_operations_exist(cur: Any, acks: Sequence[Mapping[str, Any]]) -
             str(r[0]): r[1:]
             for r in _rows(
                 cur,
-                "SELECT id, user_id, currency, amount FROM deposits.deposits WHERE id = ANY(%s::uuid[])",
+                "SELECT id, user_id, currency, amount FROM deposits.deposits "
+                "WHERE id = ANY(%s::uuid[])",
                 ([str(a["deposit_id"]) for a in deposits],),
             )
         }
