@@ -14,6 +14,7 @@ an HTTP status and the service it comes from. One middleware turns it into
     │   └── InsufficientFunds (409) a debit or lock would overdraw
     ├── Gone (410)                  expired (a swap quote, …)
     ├── PayloadTooLarge (413)
+    ├── UpstreamRefused (502)       the provider refused the request (4xx): not an outage
     └── DependencyUnavailable (503) the service's database or provider failed or timed out
         └── ServiceBroken (503)     the service was broken on purpose through the fault API
 """
@@ -77,6 +78,11 @@ class Gone(AppError):
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"
+
+
+class UpstreamRefused(AppError):
+    status = 502
+    code = "upstream_refused"
 
 
 class DependencyUnavailable(AppError):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from reference_app.app_keys import DEPOSITS, WALLET
-from reference_app.errors import Conflict, DependencyUnavailable, NotFound
+from reference_app.errors import Conflict, DependencyUnavailable, NotFound, UpstreamRefused
 from reference_app.payments_signature import sign
 from reference_app.services.deposits.domain import DepositStatus, Outcome
 from reference_app.services.deposits.service import DepositsService
@@ -153,3 +153,24 @@ async def test_a_user_cannot_see_another_users_deposit(deposits: DepositsService
     with pytest.raises(NotFound):
         await deposits.deposit(stranger, deposit.id)
     assert await deposits.deposits(stranger) == []
+
+
+async def test_usdt_deposits_use_the_providers_ticker(
+    deposits: DepositsService, payments_fake: PaymentsFake
+) -> None:
+    deposit, _ = await deposits.create_deposit(uuid.uuid4(), "USDT", Decimal("25.5"), "k")
+    assert deposit.pay_currency == "USDTTRC20"
+    assert deposit.pay_amount == Decimal("25.5")
+    listed = await payments_fake.control("GET", "/payments")
+    assert listed["payments"][0]["pay_currency"] == "usdttrc20"
+
+
+async def test_a_provider_refusal_is_a_502_not_an_outage(
+    deposits: DepositsService, payments_fake: PaymentsFake
+) -> None:
+    user = uuid.uuid4()
+    await payments_fake.control("POST", "/mode", {"mode": "error", "status": 400})
+    with pytest.raises(UpstreamRefused, match="provider refused") as caught:
+        await deposits.create_deposit(user, "BTC", Decimal("1"), "k")
+    assert (caught.value.status, caught.value.service) == (502, "deposits")
+    assert await count_rows(deposits, user) == 0

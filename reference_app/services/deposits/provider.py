@@ -9,9 +9,16 @@ import aiohttp
 
 from reference_app.services.deposits.domain import ProviderPayment
 
+#: our currency -> NOWPayments' ticker (USDT is taken on TRON, as the provider names it)
+PROVIDER_TICKERS: dict[str, str] = {"BTC": "btc", "ETH": "eth", "USDT": "usdttrc20"}
+
 
 class ProviderUnavailable(Exception):
     """The provider failed, timed out or answered something unusable."""
+
+
+class ProviderRefused(Exception):
+    """The provider answered 4xx: it understood the request and refused it."""
 
 
 class PaymentProvider:
@@ -29,10 +36,11 @@ class PaymentProvider:
         self, *, amount: Decimal, currency: str, order_id: str, ipn_callback_url: str
     ) -> ProviderPayment:
         """``POST /v1/payment`` for ``amount`` of ``currency``, paid in the same currency."""
+        ticker = PROVIDER_TICKERS[currency]
         body = {
             "price_amount": str(amount),
-            "price_currency": currency.lower(),
-            "pay_currency": currency.lower(),
+            "price_currency": ticker,
+            "pay_currency": ticker,
             "order_id": order_id,
             "order_description": f"deposit {order_id}",
             "ipn_callback_url": ipn_callback_url,
@@ -45,6 +53,9 @@ class PaymentProvider:
                 timeout=self._timeout,
             ) as response:
                 text = await response.text()
+                if 400 <= response.status < 500:
+                    raise ProviderRefused(f"provider refused the payment ({response.status}): "
+                                          f"{text[:200]}")  # fmt: skip
                 if response.status >= 300:
                     raise ProviderUnavailable(f"provider answered {response.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:

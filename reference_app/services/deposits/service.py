@@ -11,7 +11,14 @@ import aiopg
 
 from reference_app.boundary import Boundary, BoundedService
 from reference_app.db import ServiceDatabase
-from reference_app.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, Unauthorized
+from reference_app.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    Unauthorized,
+    UpstreamRefused,
+)
 from reference_app.payments_signature import verify
 from reference_app.services.deposits import queries as q
 from reference_app.services.deposits.domain import (
@@ -20,7 +27,11 @@ from reference_app.services.deposits.domain import (
     Outcome,
     judge,
 )
-from reference_app.services.deposits.provider import PaymentProvider, ProviderUnavailable
+from reference_app.services.deposits.provider import (
+    PaymentProvider,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 from reference_app.services.wallet.domain import DEPOSITS_SOURCE
 from reference_app.services.wallet.service import WalletService
 
@@ -75,6 +86,8 @@ class DepositsService(BoundedService):
                 service=SERVICE,
                 code="provider_unavailable",
             ) from exc
+        except ProviderRefused as exc:
+            raise UpstreamRefused(str(exc), service=SERVICE, code="provider_refused") from exc
         async with self.db.cursor() as cur:
             await cur.execute(
                 q.INSERT_DEPOSIT,

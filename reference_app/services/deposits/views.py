@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
+from reference_app.errors import BadRequest
 from reference_app.http_api import (
     Route,
     idempotency_key,
@@ -16,6 +17,7 @@ from reference_app.http_api import (
 )
 from reference_app.money import parse_amount, parse_currency
 from reference_app.services.deposits.domain import Deposit
+from reference_app.services.deposits.provider import PROVIDER_TICKERS
 
 IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
 
@@ -48,6 +50,11 @@ async def create_deposit(request: web.Request) -> web.Response:
     body = await read_model(request, CreateDeposit)
     currencies = request.app[SETTINGS].currencies
     currency = parse_currency(body.currency, currencies)
+    if currency not in PROVIDER_TICKERS:
+        raise BadRequest(
+            f"currency: deposits are taken in {', '.join(PROVIDER_TICKERS)}, not {currency}",
+            code="invalid_currency",
+        )
     amount = parse_amount(body.amount, currency, currencies)
     deposit, replayed = await request.app[DEPOSITS].create_deposit(user, currency, amount, key)
     return respond({**_public(deposit), "replayed": replayed}, status=200 if replayed else 201)

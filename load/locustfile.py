@@ -1,0 +1,113 @@
+"""The harness's Locust users: ``locust -f load/locustfile.py`` (no flags needed after
+``harness up``: the host and the admin token come from the stack's state file).
+
+Environment:
+
+- ``HARNESS_MIX`` (``deposits=6,p2p=2,swap=2``): which kinds of users run, and their
+  weights. Only the classes of the mix are defined here, so Locust runs no other. Without
+  it: every kind but ``health`` and ``admin`` (:data:`DEFAULT_MIX`).
+- ``HARNESS_ADMIN_TOKEN``: the app's admin token, for funding (default: the stack's).
+- ``HARNESS_SAMPLES_DIR``: write every request sample and acknowledgement there
+  (``load/recorder.py``), in every Locust process: local, master, worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from locust import User, events
+from locust.env import Environment
+from locust.event import EventHook
+from locust.runners import MasterRunner, Runner, WorkerRunner
+
+from load.kinds import ENV_MIX, ENV_SAMPLES_DIR, KINDS, parse_mix
+from load.recorder import Recorder
+from load.users.base import LoadContext, context_of
+from load.users.stack import stack_app
+
+DEFAULT_MIX = "deposits=4,wallet=3,p2p=2,swap=2"
+
+
+def mix_from_env() -> dict[str, int]:
+    """``HARNESS_MIX`` parsed, or the default mix; a bad mix stops Locust with the reason."""
+    text = os.environ.get(ENV_MIX, "").strip() or DEFAULT_MIX
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise SystemExit(f"{ENV_MIX}={text!r}: {exc}") from None
+
+
+def user_classes(mix: dict[str, int]) -> dict[str, type[User]]:
+    """The user class of each kind in the mix, weighted (a subclass: the original is kept)."""
+    selected: dict[str, type[User]] = {}
+    for kind, weight in mix.items():
+        name = KINDS[kind]
+        base: type[User] = getattr(import_module(f"load.users.{kind}"), name)
+        selected[name] = type(name, (base,), {"weight": weight, "__module__": __name__,
+                                              "__doc__": base.__doc__})  # fmt: skip
+    return selected
+
+
+# Locust runs every non-abstract User class among this module's globals: exactly the mix.
+globals().update(user_classes(mix_from_env()))
+
+
+def _on_init(environment: Environment, runner: Runner | None = None, **_: Any) -> None:
+    context = context_of(environment)
+    if not environment.host:
+        app = stack_app()
+        if app is not None:
+            environment.host = app.url
+    folder = os.environ.get(ENV_SAMPLES_DIR, "").strip()
+    if folder:
+        _install_recorder(environment, context, Recorder(Path(folder)), _role(runner))
+
+
+def _install_recorder(
+    environment: Environment, context: LoadContext, recorder: Recorder, role: str
+) -> None:
+    context.recorder = recorder
+    _listen(environment.events.request, recorder.on_request)
+
+    def on_cpu_warning(**_: Any) -> None:
+        # Sticky: Locust resets its own flags when a new test starts in the same process.
+        context.cpu_warning_seen = True
+
+    def on_quitting(environment: Environment, **_: Any) -> None:
+        if context.recorder is not recorder:
+            return
+        # Users may still be running when the quitting event fires: stop writing first.
+        environment.events.request.remove_listener(recorder.on_request)  # type: ignore[no-untyped-call]
+        context.recorder = None
+        recorder.close(cpu_warning=_cpu_warning(environment.runner, context), role=role)
+
+    _listen(environment.events.cpu_warning, on_cpu_warning)
+    _listen(environment.events.quitting, on_quitting)
+
+
+def _listen(hook: EventHook, listener: Callable[..., None]) -> None:
+    hook.add_listener(listener)  # type: ignore[no-untyped-call]  # untyped in Locust
+
+
+def _role(runner: Runner | None) -> str:
+    if isinstance(runner, MasterRunner):
+        return "master"
+    if isinstance(runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
+def _cpu_warning(runner: Runner | None, context: LoadContext) -> bool:
+    """Whether Locust warned of CPU saturation here (a master: on any of its workers too)."""
+    return bool(
+        context.cpu_warning_seen
+        or getattr(runner, "cpu_warning_emitted", False)
+        or getattr(runner, "worker_cpu_warning_emitted", False)
+    )
+
+
+_listen(events.init, _on_init)

@@ -1,0 +1,53 @@
+"""The admin: funds users, decides disputes the traders left, checks readiness. Light."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from locust import between, task
+from locust.exception import StopUser
+
+from load.users.base import HarnessUser, fields_of, random_amount
+
+#: currency -> (smallest, largest) amount of one credit
+CREDITS: dict[str, tuple[Decimal, Decimal]] = {
+    "USDT": (Decimal("1.00"), Decimal("100.00")),
+    "BTC": (Decimal("0.0001"), Decimal("0.01")),
+}
+RESOLVE_FIELDS = ("trade_id", "seller_id", "buyer_id", "currency", "amount", "fee", "state",
+                  "escrow_reference")  # fmt: skip
+
+
+class AdminUser(HarnessUser):
+    """Credits its own account, resolves disputed trades if any, reads readiness."""
+
+    wait_time = between(0.3, 1.0)
+
+    def on_start(self) -> None:
+        if self.shared.admin_token is None:
+            raise StopUser("AdminUser needs an admin token (HARNESS_ADMIN_TOKEN or `harness up`)")
+        super().on_start()
+
+    @task(3)
+    def credit(self) -> None:
+        currency = random.choice(list(CREDITS))
+        self.fund(self.account, currency, random_amount(*CREDITS[currency]))
+
+    @task(2)
+    def resolve_dispute(self) -> None:
+        if not self.shared.disputes:
+            self.readiness()
+            return
+        trade_id = self.shared.disputes.popleft()
+        reply = self.call(
+            "POST", f"/api/admin/p2p/trades/{trade_id}/resolve", "admin.resolve",
+            token=self.shared.admin_token, json={"winner": random.choice(("buyer", "seller"))},
+            expected=(409,),
+        )  # fmt: skip
+        if reply.ok:
+            self.ack("p2p.trade_resolve", **fields_of(reply, *RESOLVE_FIELDS))
+
+    @task(1)
+    def readiness(self) -> None:
+        self.call("GET", "/health/ready", "health.ready")

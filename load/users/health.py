@@ -1,0 +1,16 @@
+"""The load generator's own efficiency probe: liveness as fast as it can go."""
+
+from __future__ import annotations
+
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+
+
+class LivenessUser(FastHttpUser):
+    """Only ``GET /health/live``, no wait: its rate shows what this Locust process can do."""
+
+    wait_time = constant(0)
+
+    @task
+    def live(self) -> None:
+        self.client.get("/health/live", name="health.live")

@@ -1,0 +1,51 @@
+"""Where the stack started by ``harness up`` serves the app, read from its state file.
+
+Plain JSON, not ``chaos.state``: ``chaos`` uses ``load``, never the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from load.kinds import ENV_ADMIN_TOKEN
+
+ENV_STATE_DIR = "HARNESS_STATE_DIR"
+DEFAULT_STATE_DIR = ".harness"
+STATE_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class StackApp:
+    """The app of a running stack: its base URL and the admin token."""
+
+    url: str
+    admin_token: str
+
+
+def stack_app(environ: Mapping[str, str] = os.environ) -> StackApp | None:
+    """The app recorded in ``$HARNESS_STATE_DIR/stack.json`` (default ``.harness``), if any."""
+    path = Path(environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    app = state.get("app") if isinstance(state, dict) else None
+    if not isinstance(app, dict):
+        return None
+    url, token = app.get("url"), app.get("admin_token")
+    if not isinstance(url, str) or not isinstance(token, str) or not url or not token:
+        return None
+    return StackApp(url.rstrip("/"), token)
+
+
+def admin_token(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``$HARNESS_ADMIN_TOKEN``, else the running stack's admin token, else None."""
+    token = environ.get(ENV_ADMIN_TOKEN, "").strip()
+    if token:
+        return token
+    app = stack_app(environ)
+    return app.admin_token if app is not None else None

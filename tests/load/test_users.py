@@ -1,0 +1,244 @@
+"""The Locust users against the real app, run by real Locust in a subprocess.
+
+Locust monkey-patches the standard library with gevent when imported, so it never is in
+this process: every run, and every look at the locustfile's classes, is a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
+from load.samples import Sample, read_acks, read_samples, read_summaries
+from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
+from reference_app.app_keys import DEPOSITS
+from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
+from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
+NAME = re.compile(r"^[a-z0-9]+\.[a-z0-9_]+$")
+#: the variables a run sets itself; anything inherited would change what it tests
+OWN_VARIABLES = (ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, ENV_STATE_DIR)
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    output: str
+    folder: Path
+
+    @property
+    def samples(self) -> list[Sample]:
+        return read_samples(self.folder)
+
+
+async def run_locust(
+    folder: Path, *args: str, env: Mapping[str, str], users: int, run_time: str
+) -> LocustRun:
+    """``locust -f load/locustfile.py --headless`` in a subprocess; its samples in ``folder``."""
+    environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
+    environ.update({ENV_SAMPLES_DIR: str(folder), **env})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "-u", str(users), "-r", str(users), "--run-time", run_time, "--only-summary", *args,
+        cwd=PROJECT_ROOT, env=environ,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    return LocustRun(process.returncode or 0, output.decode(errors="replace"), folder)
+
+
+def locust_classes(env: Mapping[str, str]) -> tuple[int, dict[str, int], str]:
+    """The User classes Locust finds in the locustfile (name -> weight), by a subprocess."""
+    import subprocess
+
+    probe = (
+        "import json, sys\n"
+        "from locust.util.load_locustfile import load_locustfile\n"
+        "classes, _ = load_locustfile(sys.argv[1])\n"
+        "print(json.dumps({n: c.weight for n, c in classes.items()}))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(LOCUSTFILE)], cwd=PROJECT_ROOT,
+        env={**environ, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else {}
+    return done.returncode, found, done.stderr
+
+
+@pytest.fixture
+async def prices_url() -> AsyncIterator[str]:
+    """The price-source fake, for quotes."""
+    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def app(start_app: StartApp, prices_url: str) -> RunningApp:
+    # Quotes expire quickly, so that executing a kept quote meets the expected 410 too.
+    return await start_app(prices_url=prices_url, quote_ttl_seconds=0.3)
+
+
+def app_url(app: RunningApp) -> str:
+    return app.url("/").rstrip("/")
+
+
+def assert_clean(run: LocustRun) -> None:
+    """Every request answered, judged a success, and named ``<service>.<action>``."""
+    assert run.returncode == 0, run.output
+    assert run.samples, run.output
+    bad = [s for s in run.samples if s.failed or s.status == 0 or s.status >= 500]
+    assert not bad, (bad[:5], run.output)
+    assert {s.name for s in run.samples if not NAME.match(s.name)} == set()
+    # The only non-2xx answers are the expected domain refusals.
+    assert {s.status for s in run.samples if s.status >= 300} <= {409, 410}
+
+
+async def test_every_kind_of_user_against_the_app(app: RunningApp, tmp_path: Path) -> None:
+    run = await run_locust(
+        tmp_path, "-H", app_url(app), users=10, run_time="5s",
+        env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "deposits=3,wallet=2,p2p=2,swap=2,admin=1"},
+    )  # fmt: skip
+    assert_clean(run)
+    names = Counter(s.name for s in run.samples)
+    expected = {
+        "users.create", "admin.credit", "deposits.create", "deposits.get", "wallet.balances",
+        "wallet.withdraw", "p2p.offer_create", "p2p.trade_open", "p2p.trade_paid",
+        "p2p.trade_release", "swap.quote", "swap.execute",
+    }  # fmt: skip
+    assert expected <= set(names), names
+    assert names["users.create"] >= 10 + 2  # one account each, two per p2p trader
+
+    [summary] = read_summaries(tmp_path)
+    assert summary["role"] == "local"
+    assert isinstance(summary["cpu_warning"], bool)
+    assert summary["samples"] == len(run.samples)
+
+    acks = read_acks(tmp_path)
+    kinds = Counter(a["kind"] for a in acks)
+    for kind in ("deposit.create", "admin.credit", "wallet.withdraw", "p2p.trade_open",
+                 "p2p.trade_release", "swap.execute"):  # fmt: skip
+        assert kinds[kind] > 0, kinds
+    # One ack per acknowledged creation: as many as 2xx answers of that group.
+    created = sum(1 for s in run.samples if s.name == "deposits.create" and s.status == 201)
+    assert kinds["deposit.create"] == created
+    for ack in acks:
+        for field in ("amount", "sell_amount", "buy_amount", "fee"):
+            if ack.get(field) is not None:
+                assert isinstance(ack[field], str), ack  # the app's decimal string, untouched
+                Decimal(ack[field])
+
+    # Every acknowledged deposit exists, as acknowledged.
+    for ack in (a for a in acks if a["kind"] == "deposit.create"):
+        deposit = await app.app[DEPOSITS].deposit(
+            uuid.UUID(ack["user_id"]), uuid.UUID(ack["deposit_id"])
+        )
+        assert (deposit.currency, deposit.amount) == (ack["currency"], Decimal(ack["amount"]))
+    # Money moves are distinct ledger transactions.
+    moved = [a["transaction_id"] for a in acks if a["kind"] in ("wallet.withdraw", "swap.execute")]
+    assert len(moved) == len(set(moved))
+
+
+async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path: Path) -> None:
+    run = await run_locust(
+        tmp_path, "-H", app_url(app), users=1, run_time="2s",
+        env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "health"},
+    )  # fmt: skip
+    assert_clean(run)
+    assert {s.name for s in run.samples} == {"health.live"}
+    assert len(run.samples) > 50  # no wait time: as fast as the app answers
+    assert read_acks(tmp_path) == []
+
+
+async def test_host_and_admin_token_default_to_the_stack(app: RunningApp, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stack.json").write_text(
+        json.dumps({"app": {"url": app_url(app) + "/", "admin_token": ADMIN_TOKEN}})
+    )
+    samples = tmp_path / "samples"
+    run = await run_locust(
+        samples, users=1, run_time="2s", env={ENV_MIX: "wallet", ENV_STATE_DIR: str(state)}
+    )
+    assert_clean(run)
+    names = {s.name for s in run.samples}
+    assert {"users.create", "admin.credit", "wallet.balances"} <= names, run.output
+    assert any(a["kind"] == "admin.credit" for a in read_acks(samples))
+
+
+@pytest.mark.parametrize(
+    ("mix", "classes"),
+    [
+        (None, {"DepositorUser": 4, "WalletUser": 3, "P2PTraderUser": 2, "SwapperUser": 2}),
+        ("deposits=6,p2p=2", {"DepositorUser": 6, "P2PTraderUser": 2}),
+        ("health", {"LivenessUser": 1}),
+        (",".join(KINDS), dict.fromkeys(KINDS.values(), 1)),
+    ],
+    ids=["default", "two-kinds", "health-only", "every-kind"],
+)
+def test_the_mix_decides_which_classes_locust_runs(
+    mix: str | None, classes: dict[str, int]
+) -> None:
+    returncode, found, stderr = locust_classes({ENV_MIX: mix} if mix else {})
+    assert returncode == 0, stderr
+    assert found == classes
+
+
+def test_a_bad_mix_stops_locust_with_the_reason() -> None:
+    returncode, _, stderr = locust_classes({ENV_MIX: "deposits=6,bogus=1"})
+    assert returncode != 0
+    assert "HARNESS_MIX" in stderr
+    assert "unknown user kind 'bogus'" in stderr
+
+
+def test_the_users_package_imports_no_locust() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, load.users, load.users.stack\n"
+        "assert not {'locust', 'gevent'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_stack_app_reads_the_state_file(tmp_path: Path) -> None:
+    env = {ENV_STATE_DIR: str(tmp_path)}
+    assert stack_app(env) is None  # no stack
+    (tmp_path / "stack.json").write_text("{not json")
+    assert stack_app(env) is None
+    (tmp_path / "stack.json").write_text(json.dumps({"app": None}))
+    assert stack_app(env) is None
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"app": {"url": "http://127.0.0.1:8080/", "admin_token": "from-stack"}})
+    )
+    app = stack_app(env)
+    assert app is not None
+    assert (app.url, app.admin_token) == ("http://127.0.0.1:8080", "from-stack")
+    assert admin_token(env) == "from-stack"
+    assert admin_token({**env, ENV_ADMIN_TOKEN: "from-env"}) == "from-env"
