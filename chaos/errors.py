@@ -6,7 +6,9 @@ line prints ``str(error)`` as one line (the problem, then the fix) and exits wit
 
     HarnessError
     ├── ConfigError          bad variable, option or value given by the user
-    │   └── PortInUseError   an explicitly requested port is taken
+    │   ├── PortInUseError   an explicitly requested port is taken
+    │   ├── ScenarioFileError     a scenario file is malformed (file, line, field)
+    │   └── ThresholdSyntaxError  a threshold expression does not parse (position)
     ├── MissingToolError     a binary the harness needs is not installed
     ├── ComponentError       a component failed to start, stop or answer
     │   └── NotReadyError    a component did not become ready before its deadline

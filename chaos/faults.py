@@ -21,8 +21,9 @@ The contract every fault keeps:
   :class:`~chaos.errors.NotSupportedError`.
 * ``await revert(ctx)`` mends it. It is idempotent and safe whatever happened before: a
   fault never applied is left alone (nothing is called), a fault whose ``apply()`` failed
-  half-way or was cancelled is mended as far as it may have bitten, a second call does
-  nothing more. The runner calls it from ``finally`` and from signal handlers.
+  half-way or was cancelled is mended as far as it may have bitten (a call of ``apply()``
+  still in flight is waited for first, so it cannot land after the mending), a second
+  call does nothing more. The runner calls it from ``finally`` and from signal handlers.
 * ``await active(ctx)`` tells whether the fault is in place right now, so that the runner
   can assert after ``revert()`` that nothing remains.
 * ``describe(ctx)`` is one line for reports; ``target_service`` names the app service the
@@ -243,6 +244,14 @@ class _InFlight:
         self._work = None
 
 
+def _refused(exc: HarnessError) -> bool:
+    """Whether a Toxiproxy call that raised ``exc`` certainly changed nothing: refused
+    before sending, or answered 4xx (a 5xx or no answer leaves it open)."""
+    return isinstance(exc, ConfigError) or (
+        isinstance(exc, ToxiproxyError) and 400 <= exc.status < 500
+    )
+
+
 # -- Toxiproxy ---------------------------------------------------------------------------
 
 
@@ -327,8 +336,9 @@ class Toxic(_InFlight):
             )
         except AlreadyExists:
             return  # the name is ours alone: an earlier attempt got through
-        except (ToxiproxyError, ConfigError):
-            self._proxy = None  # refused: nothing was added
+        except (ToxiproxyError, ConfigError) as exc:
+            if _refused(exc):
+                self._proxy = None  # nothing was added
             raise
 
     async def revert(self, ctx: FaultContext) -> None:
@@ -380,8 +390,9 @@ class LinkDown(_InFlight):
     async def _disable(self, ctx: FaultContext, proxy: str) -> None:
         try:
             await ctx.toxiproxy.disable(proxy)
-        except (ToxiproxyError, ConfigError):
-            self._proxy = None
+        except (ToxiproxyError, ConfigError) as exc:
+            if _refused(exc):
+                self._proxy = None
             raise
 
     async def revert(self, ctx: FaultContext) -> None:
@@ -504,7 +515,7 @@ class DbStopped(_ClusterFault):
 
 
 class _Refused(ComponentError):
-    """The call certainly changed nothing: it was answered with an error, or never sent."""
+    """The call certainly changed nothing: it was never sent, or answered 4xx."""
 
 
 def _error_message(text: str) -> str:
@@ -559,7 +570,8 @@ async def _call(
         reason = str(exc) or type(exc).__name__
         raise ComponentError(f"cannot {what}: {where} failed ({reason})", fix) from None
     if status >= 400:
-        raise _Refused(f"cannot {what}: {where} answered {status}: {_error_message(text)}", fix)
+        problem = f"cannot {what}: {where} answered {status}: {_error_message(text)}"
+        raise (_Refused if status < 500 else ComponentError)(problem, fix)
     try:
         return json.loads(text) if text.strip() else None
     except ValueError:

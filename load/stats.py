@@ -11,7 +11,7 @@ import numpy as np
 
 from load.samples import Sample
 
-PERCENTILES = (50, 95, 99)
+PERCENTILES = (50, 90, 95, 99)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class GroupStats:
     rps: float
     error_rate: float
     p50: float
+    p90: float
     p95: float
     p99: float
     max: float
@@ -55,7 +56,8 @@ class GroupStats:
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name, "count": self.count, "failures": self.failures,
-            "rps": self.rps, "error_rate": self.error_rate, "p50": self.p50, "p95": self.p95,
+            "rps": self.rps, "error_rate": self.error_rate, "p50": self.p50, "p90": self.p90,
+            "p95": self.p95,
             "p99": self.p99, "max": self.max, "mean": self.mean, "errors": self.errors,
             "unstructured_5xx": self.unstructured_5xx,
         }  # fmt: skip
@@ -79,9 +81,9 @@ def group_stats(name: str, samples: Sequence[Sample], seconds: float) -> GroupSt
     """
     if not samples:
         nan = float("nan")
-        return GroupStats(name, 0, 0, 0.0, 0.0, nan, nan, nan, nan, nan)
+        return GroupStats(name, 0, 0, 0.0, 0.0, nan, nan, nan, nan, nan, nan)
     latencies = np.fromiter((s.latency_ms for s in samples), dtype=np.float64, count=len(samples))
-    p50, p95, p99 = (float(v) for v in np.percentile(latencies, PERCENTILES))
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(latencies, PERCENTILES))
     failed = [s for s in samples if not s.ok]
     errors = Counter(_error_key(s) for s in failed)
     unstructured = sum(1 for s in failed if s.status >= 500 and s.error_code is None)
@@ -92,6 +94,7 @@ def group_stats(name: str, samples: Sequence[Sample], seconds: float) -> GroupSt
         rps=len(samples) / seconds if seconds > 0 else 0.0,
         error_rate=len(failed) / len(samples),
         p50=p50,
+        p90=p90,
         p95=p95,
         p99=p99,
         max=float(latencies.max()),

@@ -11,7 +11,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     for line in text.splitlines():
         if line.startswith("#"):
             continue
-        match = re.match(r"([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)", line)
+        match = re.match(r"([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)", line)
         if match is None or match[1] != name:
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))

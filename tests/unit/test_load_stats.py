@@ -43,6 +43,7 @@ def test_percentiles_and_rates_equal_numpys_on_the_raw_samples() -> None:
         latencies = np.array([s.latency_ms for s in chosen])
         assert group.count == len(chosen)
         assert group.p50 == np.percentile(latencies, 50)
+        assert group.p90 == np.percentile(latencies, 90)
         assert group.p95 == np.percentile(latencies, 95)
         assert group.p99 == np.percentile(latencies, 99)
         assert group.max == latencies.max()

@@ -1,0 +1,104 @@
+"""The load runner against a real stack (`harness up`'s): exact samples, counted as the app
+counts them, locally and with a master and two Locust workers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from chaos.settings import Settings
+from chaos.stack import Stack
+from chaos.state import StackState
+from load.runner import LoadPlan, LoadResult, run_load
+from tests.plugins.pg_cluster import cluster_folder
+
+#: request group -> (method, route template) as the app's metrics name it
+ROUTES = {
+    "deposits.create": ("POST", "/api/nowpayments/create-deposit"),
+    "deposits.get": ("GET", "/api/nowpayments/deposits/{deposit_id}"),
+    "deposits.list": ("GET", "/api/nowpayments/deposits"),
+    "users.create": ("POST", "/api/users"),
+    "admin.credit": ("POST", "/api/admin/credit"),
+}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackState]:
+    folder = cluster_folder("harness-test-load-")
+    settings = Settings.from_env({}).with_overrides(state_dir=folder)
+    running = Stack(settings)
+    try:
+        state, _ = running.up()
+        yield state
+    finally:
+        running.down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def app_counts(state: StackState) -> Counter[tuple[str, str]]:
+    """Requests the app answered, per (method, route), summed over statuses and workers."""
+    assert state.app is not None
+    with urllib.request.urlopen(f"{state.app.url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    counts: Counter[tuple[str, str]] = Counter()
+    for match in re.finditer(r"^http_requests_total\{(.*)\} (\S+)$", text, re.MULTILINE):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match[1]))
+        counts[(labels["method"], labels["route"])] += int(float(match[2]))
+    return counts
+
+
+def deposits_plan(state: StackState, users: int, seconds: float, workers: int) -> LoadPlan:
+    assert state.app is not None
+    return LoadPlan(
+        host=state.app.url, users=users, spawn_rate=float(users), duration=seconds,
+        mix={"deposits": 1}, admin_token=state.app.admin_token, workers=workers,
+    )  # fmt: skip
+
+
+def assert_counted_like_the_app(result: LoadResult, before: Counter, after: Counter) -> None:
+    by_name = Counter(s.name for s in result.samples)
+    assert set(by_name) <= set(ROUTES), by_name
+    for name, route in ROUTES.items():
+        assert by_name[name] == after[route] - before[route], (name, by_name, after - before)
+
+
+def test_120_users_no_failed_deposit_and_every_request_counted(stack: StackState) -> None:
+    before = app_counts(stack)
+    result = run_load(deposits_plan(stack, users=120, seconds=15, workers=0))
+    after = app_counts(stack)
+
+    creates = [s for s in result.samples if s.name == "deposits.create"]
+    assert len(creates) > 500
+    assert [s for s in creates if s.failed] == []
+    assert all(s.status == 201 for s in creates)
+    assert not [s for s in result.samples if s.status == 0]
+    assert_counted_like_the_app(result, before, after)
+
+    # Exact statistics: the runner's equal numpy's on the raw samples of this real run.
+    stats = result.stats()["deposits.create"]
+    latencies = np.array([s.latency_ms for s in creates])
+    assert stats.count == len(creates)
+    assert stats.p99 == np.percentile(latencies, 99)
+    assert stats.p50 == np.percentile(latencies, 50)
+    assert stats.max == latencies.max()
+    # Every acknowledged deposit is one the runner saw created.
+    acked = {a["deposit_id"] for a in result.acks if a["kind"] == "deposit.create"}
+    assert len(acked) == len(creates)
+
+
+def test_two_workers_give_the_union_of_their_samples(stack: StackState) -> None:
+    before = app_counts(stack)
+    result = run_load(deposits_plan(stack, users=20, seconds=6, workers=2))
+    after = app_counts(stack)
+    workers = [s for s in result.summaries if s.get("role") == "worker"]
+    assert len(workers) == 2
+    assert all(w["samples"] > 0 for w in workers), workers
+    assert sum(w["samples"] for w in workers) == len(result.samples)
+    assert_counted_like_the_app(result, before, after)
+    assert not [s for s in result.samples if s.failed]
