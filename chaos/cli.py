@@ -214,6 +214,93 @@ def load(
     )
 
 
+_VARIANT = click.Choice(["isolated", "legacy"])
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--variant", type=_VARIANT, help="Run against this design instead of the file's.")
+@click.option("--seed", type=int, help="Seed of the run (default: the file's, else random).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="Journal path.")
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for reports.",
+)
+@click.option(
+    "--reuse",
+    is_flag=True,
+    help="Use the running stack (`harness up`) instead of a throw-away one.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    file: Path,
+    variant: str | None,
+    seed: int | None,
+    junit: Path | None,
+    journal: Path | None,
+    reports: Path,
+    reuse: bool,
+) -> None:
+    """Run one scenario; exit 0 pass, 1 threshold, 2 invariant, 3 invalid, 4 error."""
+    from chaos.scenario_command import run_files
+
+    code = run_files(
+        [file], _settings(ctx), _out, variant=variant, seed=seed, reuse=reuse,
+        reports=reports, junit=junit, journal=journal,
+    )  # fmt: skip
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--variant", type=_VARIANT, help="Run every scenario against this design.")
+@click.option("--seed", type=int, help="Seed of every run.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="One JUnit XML file for the suite (default: REPORTS/junit.xml).",
+)
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for reports.",
+)
+@click.pass_context
+def suite(
+    ctx: click.Context,
+    folder: Path,
+    variant: str | None,
+    seed: int | None,
+    junit: Path | None,
+    reports: Path,
+) -> None:
+    """Run every scenario of a folder; exit with the most serious result."""
+    from chaos.scenario_command import run_files, scenario_files
+
+    code = run_files(
+        scenario_files(folder), _settings(ctx), _out, variant=variant, seed=seed, reuse=False,
+        reports=reports, junit=junit,
+    )  # fmt: skip
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
+def validate(files: tuple[Path, ...]) -> None:
+    """Check scenario files without running them: each problem with file, line and field."""
+    from chaos.scenario_command import validate as validate_paths
+
+    sys.exit(validate_paths(list(files), _out))
+
+
 def _print_state(state: StackState, probes: Sequence[ComponentStatus]) -> None:
     table = Table(title="stack", title_justify="left")
     for column in ("component", "state", "address", "detail"):

@@ -47,7 +47,7 @@ class Recorder:
         status = int(getattr(response, "status_code", 0) or 0)
         code = service = None
         if status >= 400 or exception is not None:
-            code, service = _error_of(response, exception)
+            code, service = _error_of(response, exception, status)
         started = start_time if start_time is not None else time.time() - response_time / 1000
         sample = Sample(started, name, response_time, status, exception is not None, code, service)
         self._samples.write(sample.to_line())
@@ -71,8 +71,12 @@ class Recorder:
         self._acks.close()
 
 
-def _error_of(response: Any, exception: Any) -> tuple[str | None, str | None]:
-    """The error code and service from the app's error body, or the exception's class."""
+def _error_of(response: Any, exception: Any, status: int) -> tuple[str | None, str | None]:
+    """The error code and service from the app's error body.
+
+    Without such a body: the exception's class when there was no answer at all (status 0),
+    else nothing, which is what marks an answer as unstructured (e.g. a bare 500).
+    """
     try:
         body = json.loads(getattr(response, "text", None) or "")
         error = body.get("error") if isinstance(body, dict) else None
@@ -80,6 +84,6 @@ def _error_of(response: Any, exception: Any) -> tuple[str | None, str | None]:
             return str(error.get("code")), str(error.get("service"))
     except (ValueError, TypeError):
         pass
-    if exception is not None:
+    if exception is not None and status == 0:
         return type(exception).__name__, None
     return None, None

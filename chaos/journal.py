@@ -1,0 +1,52 @@
+"""The JSON journal of a run: config, seed, versions, timeline, per-phase statistics, verdicts.
+
+Reports (JUnit, console) are rendered from this journal, never from live state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from chaos.runner import RunRecord
+
+JOURNAL_VERSION = 1
+
+
+def journal(record: RunRecord) -> dict[str, Any]:
+    scenario = record.scenario
+    outcome = record.outcome
+    return {
+        "journal_version": JOURNAL_VERSION,
+        "scenario": json.loads(scenario.model_dump_json()),
+        "source": str(record.source) if record.source else None,
+        "variant": scenario.variant,
+        "seed": record.seed,
+        "versions": record.versions,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "interrupted": record.interrupted,
+        "timeline": [p.as_dict() for p in record.phases],
+        "load": {"samples": record.samples, "acks": record.acks, "saturated": record.saturated},
+        "stats": record.stats,
+        "server": record.server,
+        "recovered_after_s": record.recovered_after,
+        "residue": record.residue,
+        "verdicts": {
+            "thresholds": [t.as_dict() for t in outcome.thresholds],
+            "invariants": [i.as_dict() for i in outcome.invariants],
+            "validity": [v.as_dict() for v in outcome.validity],
+            "harness_errors": outcome.harness_errors,
+        },
+        "expect": scenario.expect,
+        "result": outcome.label(scenario.expect),
+        "exit_code": outcome.exit_code(scenario.expect),
+    }
+
+
+def write_journal(record: RunRecord, path: Path) -> dict[str, Any]:
+    data = journal(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return data
