@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TOXIPROXY := .tools/bin/toxiproxy-server
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo gate test lint format clean
 
 ## setup: virtualenv in .venv, editable install with test and dev tools, Toxiproxy build
 setup: $(INSTALLED) $(TOXIPROXY)
@@ -25,13 +25,17 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 $(TOXIPROXY): | $(INSTALLED)
 	$(BIN)/harness install-toxiproxy
 
-## demo: start the local stack, cut one link, show a client failing and recovering, stop
+## demo: the headline scenario: deposits survive a P2P database outage (own throw-away stack)
 demo: setup
-	$(BIN)/harness demo
+	$(BIN)/harness run scenarios/deposits-survive-p2p-outage.yaml --reports reports
 
 ## test: the whole suite, in parallel (one PostgreSQL and one Toxiproxy per worker)
 test: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+## gate: the whole scenario library (the release gate), one JUnit file in reports/
+gate: setup
+	$(BIN)/harness suite scenarios --reports reports
 
 ## lint: ruff (lint and format) and mypy
 lint: setup
@@ -46,4 +50,4 @@ format: setup
 ## clean: stop a running stack, remove the virtualenv, tools and state
 clean:
 	-[ -x $(BIN)/harness ] && $(BIN)/harness down
-	rm -rf $(VENV) .tools .harness .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .tools .harness reports .pytest_cache .mypy_cache .ruff_cache *.egg-info

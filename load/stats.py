@@ -81,7 +81,7 @@ def group_stats(name: str, samples: Sequence[Sample], seconds: float) -> GroupSt
     """
     if not samples:
         nan = float("nan")
-        return GroupStats(name, 0, 0, 0.0, 0.0, nan, nan, nan, nan, nan, nan)
+        return GroupStats(name, 0, 0, 0.0, nan, nan, nan, nan, nan, nan, nan)
     latencies = np.fromiter((s.latency_ms for s in samples), dtype=np.float64, count=len(samples))
     p50, p90, p95, p99 = (float(v) for v in np.percentile(latencies, PERCENTILES))
     failed = [s for s in samples if not s.ok]

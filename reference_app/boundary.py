@@ -43,8 +43,11 @@ class Boundary:
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.isolate:
-            if self.faults.get(self.service).mode == "raise":
-                raise RuntimeError(f"{self.service} failed")  # unstructured, as of old
+            # Root cause 1: one global service object serves every feature, so when one
+            # feature breaks it, every feature fails, and unstructured (root cause 4).
+            broken = [s for s, f in self.faults.all().items() if f.mode == "raise"]
+            if broken:
+                raise RuntimeError(f"the shared service object failed ({broken[0]})")
             return await fn(*args, **kwargs)
         self.faults.before_call(self.service)
         now = asyncio.get_running_loop().time()

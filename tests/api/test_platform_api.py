@@ -150,5 +150,13 @@ async def test_legacy_errors_are_unstructured(start_app: StartApp) -> None:
     status, body = await api.call("GET", "/api/wallet/balances", token=token)
     assert status == 500
     assert not isinstance(body, dict), body  # aiohttp's bare error page, no JSON shape
+    # One shared service object: breaking one feature (swap) breaks the others (deposits).
+    await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
+    await set_fault(api, "swap", mode="raise")
+    status, body = await api.call(
+        "POST", "/api/nowpayments/create-deposit", token=token, key="legacy-1",
+        json={"currency": "BTC", "amount": "1"},
+    )  # fmt: skip
+    assert status == 500, body
     status, text = await api.call("GET", "/metrics")
     assert metric(text, "db_pool_max_size", service="shared") == 10

@@ -90,6 +90,7 @@ def test_empty_group_is_nan_not_an_error() -> None:
     group = group_stats("none", [], 10.0)
     assert group.count == 0
     assert math.isnan(group.p99)
+    assert math.isnan(group.error_rate)  # "error_rate == 0" must not pass on no traffic
 
 
 def test_sample_line_round_trip() -> None:

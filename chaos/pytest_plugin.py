@@ -1,0 +1,97 @@
+"""A pytest plugin: each scenario file is a test item (marker ``scenario``).
+
+``pytest scenarios/`` then runs the release gate, and any CI that reads JUnit
+(``pytest --junitxml``) can gate on it. Enabled by ``scenarios/conftest.py``; options:
+``--scenario-variant isolated|legacy`` and ``--scenario-reports DIR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.errors import HarnessError
+from chaos.journal import journal, write_journal
+from chaos.runner import run_scenario
+from chaos.scenario import Scenario
+from chaos.scenario_loader import load_scenario
+from chaos.settings import Settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness scenarios")
+    group.addoption("--scenario-variant", choices=["isolated", "legacy"], default=None,
+                    help="run every scenario against this design")  # fmt: skip
+    group.addoption("--scenario-reports", default="reports", help="folder for journals")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario: a chaos scenario file run by the harness")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.File | None:
+    if file_path.suffix in (".yaml", ".yml"):
+        found: pytest.File = ScenarioFile.from_parent(parent, path=file_path)
+        return found
+    return None
+
+
+class ScenarioFailed(Exception):
+    """The run's verdict was not a pass."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data["result"])
+        self.data = data
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        scenario = load_scenario(self.path)  # a malformed file is a collection error
+        variant = self.config.getoption("--scenario-variant")
+        if variant:
+            scenario = scenario.with_variant(variant)
+        item = ScenarioItem.from_parent(self, name=f"{scenario.name}[{scenario.variant}]")
+        item.scenario = scenario
+        item.add_marker("scenario")
+        yield item
+
+
+class ScenarioItem(pytest.Item):
+    scenario: Scenario
+
+    def runtest(self) -> None:
+        record = asyncio.run(
+            run_scenario(self.scenario, Settings.from_env(os.environ), source=self.path)
+        )
+        reports = Path(self.config.getoption("--scenario-reports"))
+        target = reports / f"{self.scenario.name}-{self.scenario.variant}" / "journal.json"
+        write_journal(record, target)
+        data = journal(record)
+        self.user_properties.append(("journal", str(target)))
+        if data["exit_code"] != 0:
+            raise ScenarioFailed(data)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            data = excinfo.value.data
+            verdicts = data["verdicts"]
+            lines = [f"{data['result']} (exit {data['exit_code']}, expect {data['expect']})"]
+            lines += [f"  threshold {t['group']} / {t['phase']}: {t['reason']}"
+                      for t in verdicts["thresholds"] if not t["passed"]]  # fmt: skip
+            lines += [f"  invariant {i['name']}: {'; '.join(i['violations'][:3])}"
+                      for i in verdicts["invariants"] if not i["passed"]]  # fmt: skip
+            lines += [f"  invalid: {v['name']}: {v['detail']}"
+                      for v in verdicts["validity"] if not v["passed"]]  # fmt: skip
+            lines += [f"  harness error: {e}" for e in verdicts["harness_errors"]]
+            return "\n".join(lines)
+        if isinstance(excinfo.value, HarnessError):
+            return f"harness error: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario {self.name}"

@@ -1,0 +1,5 @@
+"""`pytest scenarios/` runs each scenario file as a test (see chaos/pytest_plugin.py)."""
+
+from chaos.pytest_plugin import pytest_addoption, pytest_collect_file, pytest_configure
+
+__all__ = ["pytest_addoption", "pytest_collect_file", "pytest_configure"]

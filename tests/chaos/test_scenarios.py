@@ -1,0 +1,66 @@
+"""Short versions of the isolation scenarios, on both designs: PASS on the isolated one,
+threshold (1) or invariant (2) failure on the legacy one — the harness tells them apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
+from chaos.runner import RunRecord, run_scenario
+from chaos.scenario import Scenario
+from chaos.scenario_loader import load_scenario
+from chaos.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ISOLATION = [
+    "deposits-survive-p2p-outage",
+    "deposits-while-swap-broken",
+    "deposits-while-p2p-link-slow",
+    "deposits-while-p2p-leaks-its-pool",
+    "wallet-while-swap-broken",
+]
+PHASE_SECONDS = 4.0
+USERS = 16
+
+
+def short(scenario: Scenario) -> Scenario:
+    """The same story, in 4-second phases with fewer users (CI has two shared cores)."""
+    timeline = tuple(p.model_copy(update={"duration": PHASE_SECONDS}) for p in scenario.timeline)
+    load = scenario.load.model_copy(update={"users": USERS, "spawn_rate": float(USERS)})
+    return scenario.model_copy(update={"timeline": timeline, "load": load})
+
+
+def describe(record: RunRecord) -> str:
+    outcome = record.outcome
+    lines = [f"exit {outcome.exit_code(record.scenario.expect)}"]
+    lines += [f"threshold {t.group}/{t.phase} {t.expression}: {t.reason}"
+              for t in outcome.thresholds if not t.passed]  # fmt: skip
+    lines += [f"invalid: {v.name}: {v.detail}" for v in outcome.validity if not v.passed]
+    lines += [f"invariant {i.name}: {i.violations[:3]}" for i in outcome.invariants if not i.passed]
+    lines += [f"harness: {e}" for e in outcome.harness_errors]
+    return "\n".join(lines)
+
+
+async def run_short(name: str, variant: str) -> RunRecord:
+    scenario = short(load_scenario(ROOT / "scenarios" / f"{name}.yaml")).with_variant(variant)
+    settings = Settings.from_env({}).with_overrides(app_workers=1)
+    return await run_scenario(scenario, settings)
+
+
+@pytest.mark.parametrize("name", ISOLATION)
+async def test_isolated_design_passes(name: str) -> None:
+    record = await run_short(name, "isolated")
+    assert record.outcome.exit_code(record.scenario.expect) == EXIT_PASS, describe(record)
+    assert record.residue == []
+    assert all(i.passed for i in record.outcome.invariants)
+
+
+@pytest.mark.parametrize("name", ISOLATION)
+async def test_legacy_design_fails(name: str) -> None:
+    record = await run_short(name, "legacy")
+    code = record.outcome.exit_code(record.scenario.expect)
+    assert code in (EXIT_THRESHOLD, EXIT_INVARIANT), describe(record)
+    assert record.residue == []
+    assert not record.outcome.harness_errors

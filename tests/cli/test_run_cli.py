@@ -1,0 +1,101 @@
+"""`harness run` as a user runs it: interrupted mid-fault, it leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.process import ProcessRecord, children_of
+from chaos.state import StackState
+from tests.plugins.pg_cluster import cluster_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+HARNESS = str(Path(sys.executable).with_name("harness"))
+
+
+def descendants(pid: int) -> list[ProcessRecord]:
+    found, queue = [], [pid]
+    while queue:
+        for child in children_of(queue.pop()):
+            try:
+                found.append(ProcessRecord.of(child))
+            except Exception:
+                continue
+            queue.append(child)
+    return found
+
+
+@pytest.fixture
+def stack_env() -> Iterator[dict[str, str]]:
+    folder = cluster_folder("harness-test-run-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
+    env.update(HARNESS_STATE_DIR=str(folder), HARNESS_APP_WORKERS="1", PYTHONUNBUFFERED="1")
+    up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield env
+    finally:
+        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def get_json(url: str, token: str | None = None) -> object:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_sigint_mid_fault_reverts_everything_and_stops_its_processes(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = subprocess.Popen(
+        [HARNESS, "run", "--reuse", str(ROOT / "tests/data/runs/sigint.yaml"),
+         "--reports", str(tmp_path)],
+        env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert run.stdout is not None
+    applied, lines = 0, []
+    deadline = time.monotonic() + 90
+    while applied < 3 and time.monotonic() < deadline:
+        line = run.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        applied += "applied:" in line
+    assert applied == 3, "".join(lines)
+    spawned = descendants(run.pid)
+    assert any("locust" in Path(f"/proc/{p.pid}/cmdline").read_text() for p in spawned)
+
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=90)
+    assert run.returncode == 4, "".join(lines) + out
+    assert "interrupted" in out
+    assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
+
+    state = StackState.model_validate_json(
+        (Path(stack_env["HARNESS_STATE_DIR"]) / "stack.json").read_text()
+    )
+    assert state.toxiproxy is not None
+    assert state.app is not None
+    proxies = get_json(f"{state.toxiproxy.url}/proxies")
+    assert isinstance(proxies, dict)
+    assert all(p["enabled"] for p in proxies.values()), proxies
+    assert all(not p["toxics"] for p in proxies.values()), proxies
+    faults = get_json(f"{state.app.url}/api/_faults", state.app.admin_token)
+    assert isinstance(faults, dict)
+    assert all(f["mode"] == "none" for f in faults["faults"].values()), faults
+    journal = json.loads(next(tmp_path.glob("*/journal.json")).read_text())
+    assert journal["interrupted"] is True
+    assert journal["exit_code"] == 4
