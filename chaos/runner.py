@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -63,7 +63,7 @@ from chaos.thresholds import evaluate
 from chaos.toxiproxy.client import ToxiproxyClient
 from chaos.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from load.runner import LoadPlan, LoadResult, LoadRun
-from load.stats import GroupStats, Window, by_group, in_window, matching
+from load.stats import GroupStats, Window, by_group, group_stats, in_window, matching
 
 #: fewer requests than this in a judged group and phase make the run invalid
 MIN_SAMPLES = 10
@@ -391,7 +391,7 @@ class ScenarioRunner:
                 for name, w in windows.items():
                     if name not in by_phase:
                         chosen = matching(in_window(result.samples, w), glob)
-                        by_phase[name] = _metrics(group_of(glob, chosen, w.seconds))
+                        by_phase[name] = _metrics(group_stats(glob, chosen, w.seconds))
                 current = by_phase.get(phase.name, {})
                 verdict = evaluate(threshold, current, by_phase)
                 count = int(current.get("count", 0))
@@ -422,10 +422,16 @@ class ScenarioRunner:
                 "Locust warned that a load process was CPU-bound" if result.saturated else "",
             )
         ]
-        for glob, by_phase in self.scenario.thresholds.items():
-            for phase in by_phase:
-                window = windows.get(phase)
-                count = len(matching(in_window(result.samples, window), glob)) if window else 0
+        # Too few samples make a pass meaningless, not a breach: a threshold that failed on
+        # five requests that all hung still failed.
+        judged: dict[tuple[str, str], bool] = {}
+        for verdict in self.record.outcome.thresholds:
+            key = (verdict.group, verdict.phase)
+            judged[key] = judged.get(key, True) and verdict.passed
+        for (glob, phase), all_passed in judged.items():
+            window = windows.get(phase)
+            count = len(matching(in_window(result.samples, window), glob)) if window else 0
+            if all_passed:
                 checks.append(
                     ValidityCheck(
                         f"enough samples: {glob} in {phase}",
@@ -459,29 +465,27 @@ class ScenarioRunner:
         window = windows.get(phase)
         if window is None:
             return ValidityCheck(name, False, "the phase did not run")
-        during = group_of(glob, matching(in_window(result.samples, window), glob), window.seconds)
-        if during.count < MIN_SAMPLES:
-            return ValidityCheck(name, False, f"only {during.count} requests to {glob} meanwhile")
+        during = group_stats(
+            glob, matching(in_window(result.samples, window), glob), window.seconds
+        )
+        if during.count == 0:
+            return ValidityCheck(name, False, f"no request to {glob} meanwhile")
         if baseline is None or baseline not in windows:
             bit = during.error_rate >= EFFECT_ERROR_RATE
             return ValidityCheck(name, bit, f"error rate {during.error_rate:.1%} (no baseline)")
         base_window = windows[baseline]
-        before = group_of(
+        before = group_stats(
             glob, matching(in_window(result.samples, base_window), glob), base_window.seconds
         )
         slower = during.p99 >= max(before.p99 * EFFECT_LATENCY_FACTOR, before.p99 + EFFECT_MIN_MS)
         erring = during.error_rate - before.error_rate >= EFFECT_ERROR_RATE
         detail = (
-            f"{glob}: error rate {before.error_rate:.1%} -> {during.error_rate:.1%}, "
-            f"p99 {before.p99:.0f} -> {during.p99:.0f} ms"
+            f"{glob}: {during.count} requests, error rate {before.error_rate:.1%} -> "
+            f"{during.error_rate:.1%}, p99 {before.p99:.0f} -> {during.p99:.0f} ms"
         )
+        # Few requests can still show the effect: a fault that makes every request slow or
+        # failing leaves few of them. What few requests cannot show is the absence of one.
         return ValidityCheck(name, slower or erring, detail)
-
-
-def group_of(glob: str, samples: Sequence[Any], seconds: float) -> GroupStats:
-    from load.stats import group_stats
-
-    return group_stats(glob, samples, seconds)
 
 
 def _metrics(stats: GroupStats) -> dict[str, float]:

@@ -22,6 +22,8 @@ from pathlib import Path
 from reference_app.errors import ServiceBroken
 
 WATCH_INTERVAL = 0.05
+#: how long a change takes to reach every worker, at most: a poll interval and some slack
+PROPAGATION = 3 * WATCH_INTERVAL
 
 
 class FaultMode(StrEnum):
@@ -71,11 +73,19 @@ class FaultSwitches:
     async def set(self, service: str, fault: Fault) -> None:
         """Set ``service``'s fault here and, with a state file, in every worker."""
         await self._apply({**self._faults, service: fault})
-        self._write()
+        await self._publish()
 
     async def clear_all(self) -> None:
         await self._apply(dict.fromkeys(self.services, NO_FAULT))
+        await self._publish()
+
+    async def _publish(self) -> None:
+        """Write the state file and wait until every worker has read it (they poll it), so
+        that when the fault API answers, the change holds in every worker."""
+        if self._state_file is None:
+            return
         self._write()
+        await asyncio.sleep(PROPAGATION)
 
     # -- what the services call -----------------------------------------------------------
 

@@ -21,12 +21,12 @@ ISOLATION = [
     "deposits-while-p2p-leaks-its-pool",
     "wallet-while-swap-broken",
 ]
-PHASE_SECONDS = 4.0
-USERS = 16
+PHASE_SECONDS = 5.0
+USERS = 24
 
 
 def short(scenario: Scenario) -> Scenario:
-    """The same story, in 4-second phases with fewer users (CI has two shared cores)."""
+    """The same story, in 5-second phases with fewer users (CI has two shared cores)."""
     timeline = tuple(p.model_copy(update={"duration": PHASE_SECONDS}) for p in scenario.timeline)
     load = scenario.load.model_copy(update={"users": USERS, "spawn_rate": float(USERS)})
     return scenario.model_copy(update={"timeline": timeline, "load": load})
