@@ -437,6 +437,7 @@ class ScenarioRunner:
                         f"enough samples: {glob} in {phase}",
                         count >= MIN_SAMPLES,
                         f"{count} requests (at least {MIN_SAMPLES} needed)",
+                        guards_pass_only=True,
                     )
                 )
         baseline = next((p.name for p in self.scenario.timeline if not p.faults), None)

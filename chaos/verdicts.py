@@ -3,7 +3,8 @@
 Exit codes (DESIGN §4): 0 pass · 1 threshold breached · 2 invariant violated · 3 invalid run
 (the fault had no measurable effect, too few samples, or the load generator was saturated) ·
 4 harness or infrastructure error. Money comes first: a violated invariant is reported as 2
-even when the run is also invalid or breached a threshold.
+even when the run is also invalid or breached a threshold. Too few samples only invalidate a
+pass: a breach found with enough evidence elsewhere stands.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class ValidityCheck:
     name: str
     passed: bool
     detail: str
+    #: True when the check only guards a pass (too few samples to trust one): a breach
+    #: found elsewhere in the run still stands
+    guards_pass_only: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -62,10 +66,12 @@ class Outcome:
             return EXIT_HARNESS_ERROR
         if any(not i.passed for i in self.invariants):
             return EXIT_INVARIANT
-        if any(not v.passed for v in self.validity):
+        if any(not v.passed for v in self.validity if not v.guards_pass_only):
             return EXIT_INVALID
         if any(not t.passed for t in self.thresholds):
             return EXIT_THRESHOLD
+        if any(not v.passed for v in self.validity):
+            return EXIT_INVALID
         return EXIT_PASS
 
     def exit_code(self, expect: str) -> int:
