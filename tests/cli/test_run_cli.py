@@ -99,3 +99,45 @@ def test_sigint_mid_fault_reverts_everything_and_stops_its_processes(
     journal = json.loads(next(tmp_path.glob("*/journal.json")).read_text())
     assert journal["interrupted"] is True
     assert journal["exit_code"] == 4
+
+
+DATA = ROOT / "tests" / "data" / "scenarios"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "field"),
+    [
+        ("missing_field", 2, "load.users: required field is missing"),
+        ("unknown_fault_type", 11, "timeline[1].faults[1].type: unknown fault type 'link_cut'"),
+        ("bad_threshold", 10, 'thresholds["deposits.*"].baseline[1]: threshold'),
+        ("negative_duration", 5, "timeline[0].duration: duration '-5s' must be positive"),
+        ("unknown_service", 9, "timeline[1].faults[0].service: unknown service 'billing'"),
+        ("unknown_link", 10, "timeline[1].faults[0].link: unknown link 'pg_p2q'"),
+    ],
+)
+def test_malformed_scenario_is_exit_4_with_file_line_and_field(
+    tmp_path: Path, name: str, line: int, field: str
+) -> None:
+    path = DATA / f"{name}.yaml"
+    for command in (["run", str(path), "--reports", str(tmp_path)], ["validate", str(path)]):
+        result = subprocess.run(
+            [HARNESS, *command], capture_output=True, text=True, timeout=60, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")},
+        )  # fmt: skip
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{path}:{line}: {field}" in result.stdout + result.stderr
+    assert not list(tmp_path.iterdir()), "nothing may run for a malformed file"
+
+
+def test_suite_refuses_to_start_when_one_file_is_malformed(tmp_path: Path) -> None:
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    shutil.copy(ROOT / "scenarios" / "deposits-survive-p2p-outage.yaml", folder)
+    shutil.copy(DATA / "unknown_link.yaml", folder)
+    result = subprocess.run(
+        [HARNESS, "suite", str(folder), "--reports", str(tmp_path / "reports")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert "unknown_link.yaml:10" in result.stderr
+    assert not (tmp_path / "reports").exists()

@@ -1,0 +1,65 @@
+"""`pytest scenarios/`: each scenario file is a pytest item that CI can gate on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = """\
+name: tiny-gate
+description: A short scenario for the plugin test.
+load: {users: 8, spawn_rate: 8, mix: {deposits: 3, p2p: 1}}
+timeline:
+  - {phase: baseline, duration: 3s}
+  - phase: outage
+    duration: 3s
+    faults: [{type: link_down, link: pg_p2p}]
+thresholds:
+  "deposits.*":
+    outage: ["error_rate == 0"]
+"""
+
+
+def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_XDIST"))}
+    env["HARNESS_APP_WORKERS"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_every_scenario_file_is_collected_with_its_marker() -> None:
+    result = pytest_run("--collect-only", "-q", "-m", "scenario", "scenarios/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+    collected = [line for line in result.stdout.splitlines() if ".yaml::" in line]
+    assert len(collected) == len(files)
+    for stem in files:
+        assert any(f"{stem}.yaml::{stem}[isolated]" in line for line in collected), stem
+
+
+def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
+    (gate / "tiny.yaml").write_text(TINY)
+    junit = tmp_path / "junit.xml"
+    reports = tmp_path / "reports"
+    passed = pytest_run(str(gate), f"--junitxml={junit}", f"--scenario-reports={reports}")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "1 passed" in passed.stdout
+    case = ET.parse(junit).getroot().find(".//testcase")
+    assert case is not None
+    assert case.get("name") == "tiny-gate[isolated]"
+    assert (reports / "tiny-gate-isolated" / "journal.json").exists()
+
+    failed = pytest_run(str(gate), "--scenario-variant=legacy", f"--scenario-reports={reports}")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL (threshold)" in failed.stdout
+    assert "threshold deposits.* / outage" in failed.stdout
