@@ -197,21 +197,12 @@ def load(
     csv_prefix: str | None,
 ) -> None:
     """Run Locust against the app, keep every sample, print exact figures per group."""
-    from chaos.load_command import run_load_command
+    from chaos.load_command import LoadOptions, run_load_command
 
-    run_load_command(
-        Stack(_settings(ctx)),
-        _out,
-        users=users,
-        spawn_rate=spawn_rate,
-        duration=duration,
-        mix=mix,
-        workers=workers,
-        host=host,
-        admin_token=admin_token,
-        json_path=json_path,
-        csv_prefix=csv_prefix,
+    options = LoadOptions(
+        users, spawn_rate, duration, mix, workers, host, admin_token, json_path, csv_prefix
     )
+    run_load_command(Stack(_settings(ctx)), _out, options)
 
 
 _VARIANT = click.Choice(["isolated", "legacy"])

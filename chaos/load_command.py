@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -16,22 +17,25 @@ from load.kinds import parse_mix
 from load.runner import LoadError, LoadPlan, LoadResult, parse_duration, run_load
 
 
-def run_load_command(
-    stack: Stack,
-    console: Console,
-    *,
-    users: int,
-    spawn_rate: float | None,
-    duration: str,
-    mix: str,
-    workers: int,
-    host: str | None,
-    admin_token: str | None,
-    json_path: Path | None,
-    csv_prefix: str | None,
-) -> LoadResult:
+@dataclass(frozen=True)
+class LoadOptions:
+    """What `harness load` was asked, as typed on the command line."""
+
+    users: int
+    spawn_rate: float | None
+    duration: str
+    mix: str
+    workers: int
+    host: str | None
+    admin_token: str | None
+    json_path: Path | None
+    csv_prefix: str | None
+
+
+def run_load_command(stack: Stack, console: Console, options: LoadOptions) -> LoadResult:
     """Validate everything first (bad input: exit 4, nothing started), then run."""
-    plan = _plan(stack, users, spawn_rate, duration, mix, workers, host, admin_token)
+    plan = _plan(stack, options)
+    json_path, csv_prefix = options.json_path, options.csv_prefix
     _probe(plan.host)
     console.print(
         f"load: {plan.users} users ({', '.join(f'{k}={w}' for k, w in plan.mix.items())}), "
@@ -76,16 +80,8 @@ def run_load_command(
     return result
 
 
-def _plan(
-    stack: Stack,
-    users: int,
-    spawn_rate: float | None,
-    duration: str,
-    mix: str,
-    workers: int,
-    host: str | None,
-    admin_token: str | None,
-) -> LoadPlan:
+def _plan(stack: Stack, options: LoadOptions) -> LoadPlan:
+    host, admin_token = options.host, options.admin_token
     if host is None or admin_token is None:
         state = stack.load()
         if state is None or state.app is None:
@@ -98,12 +94,14 @@ def _plan(
     try:
         return LoadPlan(
             host=host.rstrip("/"),
-            users=users,
-            spawn_rate=spawn_rate if spawn_rate is not None else float(users),
-            duration=parse_duration(duration),
-            mix=parse_mix(mix),
+            users=options.users,
+            spawn_rate=(
+                options.spawn_rate if options.spawn_rate is not None else float(options.users)
+            ),
+            duration=parse_duration(options.duration),
+            mix=parse_mix(options.mix),
             admin_token=admin_token,
-            workers=workers,
+            workers=options.workers,
         )
     except (LoadError, ValueError) as exc:
         raise ConfigError(str(exc), "see `harness load --help`") from None

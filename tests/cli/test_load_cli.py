@@ -59,3 +59,36 @@ def test_no_stack_and_no_host(tmp_path: Path) -> None:
     assert result.returncode == 4
     assert "no running stack" in result.stderr
     assert "harness up" in result.stderr
+
+
+def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> None:
+    import json
+
+    from tests.plugins.pg_cluster import cluster_folder
+
+    state_dir = cluster_folder("harness-test-loadcli-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env.update(HARNESS_STATE_DIR=str(state_dir), HARNESS_APP_WORKERS="1")
+    try:
+        up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        result = subprocess.run(
+            [HARNESS, "load", "--users", "6", "--duration", "3s", "--mix", "deposits=2,wallet=1",
+             "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run")],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "deposits.create" in result.stdout
+        assert "p99 ms" in result.stdout
+        data = json.loads((tmp_path / "run.json").read_text())
+        assert data["plan"]["users"] == 6
+        assert data["groups"]["deposits.create"]["count"] > 0
+        assert data["groups"]["*"]["failures"] == 0
+        samples = (tmp_path / "run_samples.csv").read_text().splitlines()
+        assert len(samples) - 1 == data["samples"]
+        assert (tmp_path / "run_stats.csv").read_text().startswith("group,count")
+    finally:
+        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        import shutil
+
+        shutil.rmtree(state_dir, ignore_errors=True)
