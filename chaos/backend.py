@@ -21,10 +21,10 @@ from chaos.errors import ComponentError, NotReadyError
 from chaos.ports import LOOPBACK, is_listening
 from chaos.process import ProcessRecord, spawn_detached, stop
 from chaos.state import StackState
+from reference_app.settings import SERVICES
 
 Variant = Literal["isolated", "legacy"]
 APP_DATABASE = "exchange"
-SERVICES = ("deposits", "wallet", "p2p", "swap")
 LEGACY_ROLE = "app_legacy"
 #: pool sizes per worker: the source document's 10..50 for the busiest service
 POOLS: dict[str, dict[str, Any]] = {
@@ -32,6 +32,9 @@ POOLS: dict[str, dict[str, Any]] = {
     "wallet": {"min_size": 2, "max_size": 20},
     "p2p": {"min_size": 2, "max_size": 10},
     "swap": {"min_size": 2, "max_size": 10},
+    "express": {"min_size": 1, "max_size": 10},
+    "admin": {"min_size": 1, "max_size": 5},
+    "background": {"min_size": 1, "max_size": 5},
 }
 ACQUIRE_TIMEOUT = 2.0
 READY_TIMEOUT = 60.0

@@ -13,6 +13,7 @@ One file per Locust process in the samples folder:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,11 +42,12 @@ class Sample:
         return self.start + self.latency_ms / 1000
 
     def to_line(self) -> str:
-        return json.dumps(
-            [round(self.start, 6), self.name, round(self.latency_ms, 3), self.status,
-             int(self.failed), self.error_code, self.error_service],
-            separators=(",", ":"),
-        )  # fmt: skip
+        # Written once per request inside the load generator: formatted by hand, as the
+        # JSON array json.dumps would give, at a fraction of its cost.
+        return (
+            f"[{self.start:.6f},{_json_text(self.name)},{self.latency_ms:.3f},{self.status},"
+            f"{int(self.failed)},{_json_text(self.error_code)},{_json_text(self.error_service)}]"
+        )
 
     @classmethod
     def from_line(cls, line: str) -> Sample:
@@ -53,6 +55,11 @@ class Sample:
         return cls(
             float(start), str(name), float(latency), int(status), bool(failed), code, service
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
 def _lines(folder: Path, pattern: str) -> Iterator[str]:

@@ -13,8 +13,10 @@ from aiohttp import web
 
 from reference_app import fault_api, health
 from reference_app.app_keys import (
+    ADMIN,
     DATABASES,
     DEPOSITS,
+    EXPRESS,
     FAULTS,
     HTTP,
     METRICS,
@@ -35,9 +37,13 @@ from reference_app.metrics import AppMetrics
 from reference_app.middleware import errors, metrics, request_id
 from reference_app.migrate import migrate
 from reference_app.prices_client import PriceSource
+from reference_app.services.admin import views as admin_views
+from reference_app.services.admin.service import AdminService
 from reference_app.services.deposits import views as deposit_views
 from reference_app.services.deposits.provider import PaymentProvider
 from reference_app.services.deposits.service import DepositsService
+from reference_app.services.express import views as express_views
+from reference_app.services.express.service import ExpressService
 from reference_app.services.p2p import views as p2p_views
 from reference_app.services.p2p.service import P2PService
 from reference_app.services.swap import views as swap_views
@@ -73,6 +79,8 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
         *wallet_views.ROUTES,
         *p2p_views.ROUTES,
         *swap_views.ROUTES,
+        *express_views.ROUTES,
+        *admin_views.ROUTES,
     ]
     if settings.fault_api:
         routes += fault_api.ROUTES
@@ -140,6 +148,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[PRICES] = PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout)
     app[SWAP] = SwapService(
         manager.for_service("swap"), boundary("swap"), wallet, app[PRICES], settings
+    )
+    app[EXPRESS] = ExpressService(
+        manager.for_service("express"), boundary("express"), wallet, app[PRICES], settings
+    )
+    app[ADMIN] = AdminService(
+        manager.for_service("admin"), boundary("admin"), manager.stats, settings
     )
     yield
 

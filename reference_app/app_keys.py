@@ -11,7 +11,9 @@ from reference_app.faults import FaultSwitches
 from reference_app.http_api import Route
 from reference_app.metrics import AppMetrics
 from reference_app.prices_client import PriceSource
+from reference_app.services.admin.service import AdminService
 from reference_app.services.deposits.service import DepositsService
+from reference_app.services.express.service import ExpressService
 from reference_app.services.p2p.service import P2PService
 from reference_app.services.swap.service import SwapService
 from reference_app.services.wallet.service import WalletService
@@ -29,3 +31,5 @@ SWAP = web.AppKey("swap", SwapService)
 PRICES = web.AppKey("prices", PriceSource)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 DEPOSITS = web.AppKey("deposits", DepositsService)
+EXPRESS = web.AppKey("express", ExpressService)
+ADMIN = web.AppKey("admin", AdminService)

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reference_app.money import DEFAULT_CURRENCIES
 
 #: The services of the isolated design; each has its own pool, link, schema and role.
-SERVICES: tuple[str, ...] = ("deposits", "wallet", "p2p", "swap")
+SERVICES: tuple[str, ...] = (
+    "deposits", "wallet", "p2p", "swap", "express", "admin", "background",
+)  # fmt: skip
 
 Architecture = Literal["isolated", "legacy"]
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from chaos.ports import free_port, is_listening
-from chaos.process import ProcessRecord, children_of
+from chaos.process import ProcessRecord, children_of, wait_gone
 from chaos.toxiproxy.client import Proxy
 from tests.plugins.api_helpers import metric
 from tests.plugins.pg_cluster import PostgresServer
@@ -93,7 +93,8 @@ async def test_workers_share_the_port_faults_and_metrics(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    assert not any(worker.alive() for worker in workers)
+    deadline = time.monotonic() + 10  # the resource tracker exits just after the server
+    assert all(wait_gone(worker, deadline) for worker in workers)
     port = int(url.rsplit(":", 1)[1])
     assert not is_listening(port)
 

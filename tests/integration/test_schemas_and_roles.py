@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 
 from chaos import postgres
-from reference_app.migrate import LEGACY_ROLE, migrate, role_of
+from reference_app.migrate import LEGACY_ROLE, migrate, migrations_of, role_of
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import APP_DATABASE
@@ -22,7 +22,7 @@ def as_role(pg: PostgresServer, role: str) -> psycopg2.extensions.connection:
     return conn
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", TABLES)
 def test_a_service_role_reaches_only_its_own_schema(
     pg_server: PostgresServer, app_database: str, service: str
 ) -> None:
@@ -30,7 +30,7 @@ def test_a_service_role_reaches_only_its_own_schema(
     try:
         with conn.cursor() as cur:
             cur.execute(f"SELECT count(*) FROM {service}.{TABLES[service]}")
-            for other in SERVICES:
+            for other in TABLES:
                 if other == service:
                     continue
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
@@ -52,6 +52,22 @@ def test_the_legacy_role_reaches_every_schema(pg_server: PostgresServer, app_dat
         conn.close()
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_its_schema_and_role(
+    pg_server: PostgresServer, app_database: str, service: str
+) -> None:
+    conn = as_role(pg_server, role_of(service))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s",
+                        (service,))  # fmt: skip
+            assert cur.fetchone() == (role_of(service),)
+            cur.execute("SHOW search_path")
+            assert cur.fetchone() == (service,)
+    finally:
+        conn.close()
+
+
 def test_migrations_are_idempotent(pg_server: PostgresServer, app_database: str) -> None:
     assert migrate(app_database, SERVICES) == []
     conn = postgres.connect(app_database)
@@ -59,6 +75,6 @@ def test_migrations_are_idempotent(pg_server: PostgresServer, app_database: str)
         with conn.cursor() as cur:
             for service in SERVICES:
                 cur.execute(f"SELECT count(*) FROM {service}.schema_migrations")
-                assert cur.fetchone()[0] >= 1  # type: ignore[index]
+                assert cur.fetchone()[0] == len(migrations_of(service))  # type: ignore[index]
     finally:
         conn.close()

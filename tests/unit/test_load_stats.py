@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -96,6 +97,10 @@ def test_empty_group_is_nan_not_an_error() -> None:
 def test_sample_line_round_trip() -> None:
     sample = Sample(1234.5, "deposits.create", 12.345, 503, True, "pool_timeout", "deposits")
     assert Sample.from_line(sample.to_line()) == sample
+    odd = Sample(1.25, 'a "quoted"\\name', 1.0, 0, True, None, None)
+    assert Sample.from_line(odd.to_line()) == odd
+    assert json.loads(sample.to_line()) == [1234.5, "deposits.create", 12.345, 503, 1,
+                                            "pool_timeout", "deposits"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,8 @@ def test_defaults_and_mix_as_text() -> None:
          "unit 'ms' does not apply to 'error_rate'"),
         ("negative_duration.yaml", 5, "timeline[0].duration", "duration '-5s' must be positive"),
         ("unknown_service.yaml", 9, "timeline[1].faults[0].service",
-         "unknown service 'billing' (known: deposits, wallet, p2p, swap)"),
+         "unknown service 'billing' (known: deposits, wallet, p2p, swap, express, admin, "
+         "background)"),
         ("unknown_link.yaml", 10, "timeline[1].faults[0].link", "unknown link 'pg_p2q' (known: "),
         ("unknown_toxic_type.yaml", 7, "timeline[0].faults[0].toxic",
          "unknown toxic type 'latencyy'"),

@@ -1,0 +1,1 @@
+"""Admin dashboard: revenue, fees, liquidity, counts by state, pool metrics."""

@@ -1,0 +1,1 @@
+"""Background: the price feed and the scheduled jobs."""

@@ -1,0 +1,1 @@
+"""Express buy: admin-funded liquidity, quotes at price plus markup, orders."""
