@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import platform
 import random
 import re
@@ -532,8 +533,6 @@ def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:
 
 def _pool_capacity(state: StackState) -> dict[str, int]:
     """How many connections each pool name may hold, over all the app's workers."""
-    import json
-
     assert state.app is not None
     settings = json.loads(state.app.settings_file.read_text())
     workers = state.app.workers
