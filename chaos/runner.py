@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -64,7 +64,8 @@ from chaos.thresholds import evaluate
 from chaos.toxiproxy.client import ToxiproxyClient
 from chaos.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from load.runner import LoadPlan, LoadResult, LoadRun
-from load.stats import GroupStats, Window, by_group, group_stats, in_window, matching
+from load.samples import Sample
+from load.stats import GroupStats, by_group, group_stats, matching
 
 #: fewer requests than this in a judged group and phase make the run invalid
 MIN_SAMPLES = 10
@@ -354,18 +355,17 @@ class ScenarioRunner:
         record.samples = len(result.samples)
         record.acks = len(result.acks)
         record.saturated = result.saturated
-        phase_stats = {
-            p.name: by_group(in_window(result.samples, Window(p.start, p.end)), p.end - p.start)
-            for p in record.phases
-            if p.end > p.start
-        }
+        phases = [p for p in record.phases if p.end > p.start]
+        faulted = {p.name for p in self.scenario.timeline if p.faults}
+        by_phase = assign(result.samples, phases, faulted)
+        seconds = {p.name: p.end - p.start for p in phases}
         record.stats = {
-            phase: {g: _plain(s) for g, s in groups.items()}
-            for phase, groups in phase_stats.items()
+            name: {g: _plain(s) for g, s in by_group(samples, seconds[name]).items()}
+            for name, samples in by_phase.items()
         }
-        windows = {p.name: Window(p.start, p.end) for p in record.phases if p.end > p.start}
-        outcome.thresholds = self._thresholds(result, windows)
-        outcome.validity = self._validity(result, windows, phase_stats)
+        judged = _Judged(by_phase, seconds)
+        outcome.thresholds = self._thresholds(judged)
+        outcome.validity = self._validity(result, judged)
         if record.recovered_after is None:
             outcome.thresholds.append(
                 ThresholdVerdict(
@@ -380,42 +380,28 @@ class ScenarioRunner:
                 )
             )
 
-    def _thresholds(
-        self, result: LoadResult, windows: Mapping[str, Window]
-    ) -> list[ThresholdVerdict]:
+    def _thresholds(self, judged: _Judged) -> list[ThresholdVerdict]:
         verdicts = []
-        measured: dict[str, dict[str, dict[str, float]]] = {}  # glob -> phase -> metrics
         for phase in self.scenario.timeline:
-            window = windows.get(phase.name)
             for glob, threshold in self.scenario.thresholds_in(phase.name):
-                by_phase = measured.setdefault(glob, {})
-                for name, w in windows.items():
-                    if name not in by_phase:
-                        chosen = matching(in_window(result.samples, w), glob)
-                        by_phase[name] = _metrics(group_stats(glob, chosen, w.seconds))
-                current = by_phase.get(phase.name, {})
-                verdict = evaluate(threshold, current, by_phase)
-                count = int(current.get("count", 0))
+                metrics = {name: _metrics(judged.stats(glob, name)) for name in judged.phases}
+                current = metrics.get(phase.name, {})
+                verdict = evaluate(threshold, current, metrics)
                 verdicts.append(
                     ThresholdVerdict(
                         glob,
                         phase.name,
                         str(threshold),
-                        verdict.passed and window is not None,
+                        verdict.passed and phase.name in judged.phases,
                         _finite(verdict.measured),
                         _finite(verdict.expected),
-                        count,
+                        int(current.get("count", 0)),
                         "" if verdict.passed else verdict.text,
                     )
                 )
         return verdicts
 
-    def _validity(
-        self,
-        result: LoadResult,
-        windows: Mapping[str, Window],
-        phase_stats: Mapping[str, Mapping[str, GroupStats]],
-    ) -> list[ValidityCheck]:
+    def _validity(self, result: LoadResult, judged: _Judged) -> list[ValidityCheck]:
         checks = [
             ValidityCheck(
                 "load generator not saturated",
@@ -425,14 +411,13 @@ class ScenarioRunner:
         ]
         # Too few samples make a pass meaningless, not a breach: a threshold that failed on
         # five requests that all hung still failed.
-        judged: dict[tuple[str, str], bool] = {}
+        all_passed: dict[tuple[str, str], bool] = {}
         for verdict in self.record.outcome.thresholds:
             key = (verdict.group, verdict.phase)
-            judged[key] = judged.get(key, True) and verdict.passed
-        for (glob, phase), all_passed in judged.items():
-            window = windows.get(phase)
-            count = len(matching(in_window(result.samples, window), glob)) if window else 0
-            if all_passed:
+            all_passed[key] = all_passed.get(key, True) and verdict.passed
+        for (glob, phase), passed in all_passed.items():
+            if passed:
+                count = judged.stats(glob, phase).count if phase in judged.phases else 0
                 checks.append(
                     ValidityCheck(
                         f"enough samples: {glob} in {phase}",
@@ -444,16 +429,11 @@ class ScenarioRunner:
         baseline = next((p.name for p in self.scenario.timeline if not p.faults), None)
         for timeline_phase in self.scenario.timeline:
             for spec in timeline_phase.faults:
-                checks.append(self._bit(spec, timeline_phase.name, baseline, result, windows))
+                checks.append(self._bit(spec, timeline_phase.name, baseline, judged))
         return checks
 
     def _bit(
-        self,
-        spec: FaultSpec,
-        phase: str,
-        baseline: str | None,
-        result: LoadResult,
-        windows: Mapping[str, Window],
+        self, spec: FaultSpec, phase: str, baseline: str | None, judged: _Judged
     ) -> ValidityCheck:
         """Vacuity: did this fault measurably hurt its target during its phase?"""
         name = f"fault had an effect: {fault_for(spec).describe()} in {phase}"
@@ -464,21 +444,15 @@ class ScenarioRunner:
             return ValidityCheck(name, restarted, "the cluster was restarted" if restarted else "")
         target = spec.target_service
         glob = f"{target}.*" if target else "*"
-        window = windows.get(phase)
-        if window is None:
+        if phase not in judged.phases:
             return ValidityCheck(name, False, "the phase did not run")
-        during = group_stats(
-            glob, matching(in_window(result.samples, window), glob), window.seconds
-        )
+        during = judged.stats(glob, phase)
         if during.count == 0:
             return ValidityCheck(name, False, f"no request to {glob} meanwhile")
-        if baseline is None or baseline not in windows:
+        if baseline is None or baseline not in judged.phases:
             bit = during.error_rate >= EFFECT_ERROR_RATE
             return ValidityCheck(name, bit, f"error rate {during.error_rate:.1%} (no baseline)")
-        base_window = windows[baseline]
-        before = group_stats(
-            glob, matching(in_window(result.samples, base_window), glob), base_window.seconds
-        )
+        before = judged.stats(glob, baseline)
         slower = during.p99 >= max(before.p99 * EFFECT_LATENCY_FACTOR, before.p99 + EFFECT_MIN_MS)
         erring = during.error_rate - before.error_rate >= EFFECT_ERROR_RATE
         detail = (
@@ -488,6 +462,47 @@ class ScenarioRunner:
         # Few requests can still show the effect: a fault that makes every request slow or
         # failing leaves few of them. What few requests cannot show is the absence of one.
         return ValidityCheck(name, slower or erring, detail)
+
+
+@dataclass
+class _Judged:
+    """The samples of each phase, and their statistics per request-group glob."""
+
+    by_phase: Mapping[str, list[Sample]]
+    seconds: Mapping[str, float]
+    _cache: dict[tuple[str, str], GroupStats] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> list[str]:
+        return list(self.by_phase)
+
+    def stats(self, glob: str, phase: str) -> GroupStats:
+        key = (glob, phase)
+        if key not in self._cache:
+            chosen = matching(self.by_phase[phase], glob)
+            self._cache[key] = group_stats(glob, chosen, self.seconds[phase])
+        return self._cache[key]
+
+
+def assign(
+    samples: Sequence[Sample], phases: Sequence[PhaseRecord], faulted: set[str]
+) -> dict[str, list[Sample]]:
+    """The samples of each phase: by start time, except that a request still in flight when
+    the next phase applied its faults belongs to that phase — it met the fault, and must not
+    count against the steady state before it. (A request in flight when a fault is reverted
+    stays in the fault's phase, where it started.)"""
+    found: dict[str, list[Sample]] = {p.name: [] for p in phases}
+    for sample in samples:
+        for index, phase in enumerate(phases):
+            if not phase.start <= sample.start < phase.end:
+                continue
+            chosen = phase
+            following = phases[index + 1] if index + 1 < len(phases) else None
+            if following is not None and following.name in faulted and sample.end > following.start:
+                chosen = following
+            found[chosen.name].append(sample)
+            break
+    return found
 
 
 def _metrics(stats: GroupStats) -> dict[str, float]:

@@ -45,3 +45,19 @@ def test_expect_fail() -> None:
     assert code("fail", invariants=[LOST]) == 0
     assert code("fail", thresholds=[OK]) == 1
     assert code("fail", thresholds=[OK], validity=[NO_EFFECT]) == 3
+
+
+def test_requests_in_flight_when_a_fault_starts_belong_to_its_phase() -> None:
+    from chaos.runner import PhaseRecord, assign
+    from load.samples import Sample
+
+    phases = [PhaseRecord("baseline", 0.0, 10.0), PhaseRecord("fault", 10.0, 20.0),
+              PhaseRecord("recovery", 20.0, 30.0)]  # fmt: skip
+    early = Sample(5.0, "x", 100.0, 200)  # ends at 5.1: baseline
+    caught = Sample(9.9, "x", 500.0, 503, True)  # in flight at 10.0: met the fault
+    hung = Sample(19.0, "x", 5000.0, 0, True)  # started in the fault, ended in recovery
+    late = Sample(25.0, "x", 10.0, 200)
+    found = assign([early, caught, hung, late], phases, faulted={"fault"})
+    assert found == {"baseline": [early], "fault": [caught, hung], "recovery": [late]}
+    # Without faults in the next phase, start time alone decides.
+    assert assign([caught], phases, faulted=set())["baseline"] == [caught]
