@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,9 +37,15 @@ from reference_app.http_api import Route
 from reference_app.metrics import AppMetrics
 from reference_app.middleware import errors, metrics, request_id
 from reference_app.migrate import migrate
+from reference_app.prices import Prices
 from reference_app.prices_client import PriceSource
 from reference_app.services.admin import views as admin_views
 from reference_app.services.admin.service import AdminService
+from reference_app.services.background import views as background_views
+from reference_app.services.background.domain import pairs_of
+from reference_app.services.background.feed import PriceFeed
+from reference_app.services.background.jobs import JobRunner, scheduled_jobs
+from reference_app.services.background.service import BackgroundService
 from reference_app.services.deposits import views as deposit_views
 from reference_app.services.deposits.provider import PaymentProvider
 from reference_app.services.deposits.service import DepositsService
@@ -72,6 +79,7 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_fault_watch)
+    app.cleanup_ctx.append(_background_tasks)
 
     routes: list[Route] = [
         *health.ROUTES,
@@ -81,6 +89,7 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
         *swap_views.ROUTES,
         *express_views.ROUTES,
         *admin_views.ROUTES,
+        *background_views.ROUTES,
     ]
     if settings.fault_api:
         routes += fault_api.ROUTES
@@ -145,17 +154,73 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         ipn_callback_url=settings.public_url.rstrip("/") + "/api/nowpayments/ipn",
     )
     app[P2P] = P2PService(manager.for_service("p2p"), boundary("p2p"), wallet, settings)
-    app[PRICES] = PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout)
+    swap_prices, express_prices = _prices(app)
     app[SWAP] = SwapService(
-        manager.for_service("swap"), boundary("swap"), wallet, app[PRICES], settings
+        manager.for_service("swap"), boundary("swap"), wallet, swap_prices, settings
     )
     app[EXPRESS] = ExpressService(
-        manager.for_service("express"), boundary("express"), wallet, app[PRICES], settings
+        manager.for_service("express"), boundary("express"), wallet, express_prices, settings
     )
+    background = BackgroundService(
+        manager.for_service("background"),
+        boundary("background"),
+        app[DEPOSITS],
+        app[SWAP],
+        app[EXPRESS],
+        app[P2P],
+        settings,
+    )
+    app[background_views.BACKGROUND] = background
+    app[background_views.JOBS] = JobRunner(scheduled_jobs(background, settings))
     app[ADMIN] = AdminService(
         manager.for_service("admin"), boundary("admin"), manager.stats, settings
     )
     yield
+
+
+def _prices(app: web.Application) -> tuple[Prices, Prices]:
+    """Where swap and express get prices: the background's feed (in memory), or, without a
+    feed (``price_feed_interval`` None), the source itself on every quote."""
+    settings = app[SETTINGS]
+    # The feed judges a price's age when it is read, so its source accepts any age.
+    app[PRICES] = PriceSource(
+        app[HTTP], settings.prices_url, settings.prices_timeout,
+        max_age=math.inf, service="background",
+    )  # fmt: skip
+    if settings.price_feed_interval is None:
+
+        def direct(service: str) -> PriceSource:
+            return PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout,
+                               max_age=settings.price_max_age, service=service)  # fmt: skip
+
+        return direct("swap"), direct("express")
+    feed = PriceFeed(
+        app[PRICES],
+        pairs_of(settings.currencies),
+        interval=settings.price_feed_interval,
+        max_age=settings.price_max_age,
+    )
+    app[background_views.PRICE_FEED] = feed
+    return feed.for_service("swap"), feed.for_service("express")
+
+
+async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
+    """The feed's first poll (so the app starts with prices if the source answers within
+    its timeout), then the feed and the jobs as tasks, stopped when the app stops."""
+    background = app[background_views.BACKGROUND]
+    feed = app.get(background_views.PRICE_FEED)
+    jobs = app[background_views.JOBS]
+    if feed is not None:
+        try:
+            await feed.tick(background.record_prices)
+        except Exception:  # a bug, not the source (its failures are recorded): start anyway
+            log.exception("price feed: the first poll failed")
+        feed.start(background.record_prices)
+    jobs.start()
+    yield
+    await jobs.stop()
+    if feed is not None:
+        await feed.stop()
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:

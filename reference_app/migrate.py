@@ -4,6 +4,11 @@ Run as a superuser before the app serves (once, not per worker process). Each se
 role owns its schema and nothing else; the legacy design's role is a member of them all.
 Migrations are the ``NNN_name.sql`` files of ``reference_app/migrations/<service>/``,
 applied in order as the service's role and recorded in ``<schema>.schema_migrations``.
+
+The admin dashboard reads every other service's figures, so once all are migrated its role
+is given read access to their schemas (``USAGE`` and ``SELECT``, never a write privilege),
+again on every run so that tables added since are covered, and its sessions default to
+read-only transactions.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import psycopg2
 from psycopg2 import sql
 
 LEGACY_ROLE = "app_legacy"
+#: the service whose role may read (only read) the other services' schemas
+READER_SERVICE = "admin"
 _LOCK_KEY = 715_304_221  # pg_advisory_lock key serialising concurrent migrations
 
 
@@ -34,6 +41,7 @@ def migrations_of(service: str) -> list[tuple[str, str]]:
 
 def migrate(admin_dsn: str, services: Iterable[str]) -> list[str]:
     """Create roles and schemas and apply pending migrations; return what was applied."""
+    order = list(services)
     applied: list[str] = []
     conn = psycopg2.connect(admin_dsn)
     conn.autocommit = True
@@ -42,8 +50,10 @@ def migrate(admin_dsn: str, services: Iterable[str]) -> list[str]:
             cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
                 _ensure_role(cur, LEGACY_ROLE)
-                for service in services:
+                for service in order:
                     applied += _migrate_service(cur, service)
+                if READER_SERVICE in order:
+                    _grant_reads(cur, READER_SERVICE, [s for s in order if s != READER_SERVICE])
             finally:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     finally:
@@ -55,6 +65,22 @@ def _ensure_role(cur: psycopg2.extensions.cursor, role: str) -> None:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
     if cur.fetchone() is None:
         cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+
+
+def _grant_reads(cur: psycopg2.extensions.cursor, reader: str, schemas: list[str]) -> None:
+    """Let ``reader``'s role read ``schemas``: existing tables, and those created later."""
+    role = sql.Identifier(role_of(reader))
+    for schema in schemas:
+        name, owner = sql.Identifier(schema), sql.Identifier(role_of(schema))
+        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(name, role))
+        cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(name, role))
+        cur.execute(
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
+            ).format(owner, name, role)
+        )
+    # Belt and braces: a session of the reader cannot write even where a grant slipped in.
+    cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
 
 
 def _migrate_service(cur: psycopg2.extensions.cursor, service: str) -> list[str]:

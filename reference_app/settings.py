@@ -66,6 +66,21 @@ class AppSettings(BaseModel):
 
     prices_url: str = "http://127.0.0.1:1"
     prices_timeout: float = Field(default=3.0, gt=0)
+    #: seconds between two polls of the price source by the background feed; None: no feed,
+    #: swap and express ask the source on every quote (each answer checked against the age)
+    price_feed_interval: float | None = Field(default=2.0, gt=0)
+    #: seconds after which a price (by its source's ``as_of``) is stale: nothing is priced on it
+    price_max_age: float = Field(default=30.0, gt=0)
+    #: seconds the feed's price history is kept in the background schema
+    price_history_seconds: float = Field(default=86_400.0, gt=0)
+
+    #: seconds after which a deposit still ``waiting`` for its payment expires
+    deposit_expiry_seconds: float = Field(default=86_400.0, gt=0)
+    #: seconds between two runs of each scheduled job (the first run one interval after start)
+    expire_deposits_every: float = Field(default=60.0, gt=0)
+    expire_quotes_every: float = Field(default=15.0, gt=0)
+    expire_trades_every: float = Field(default=15.0, gt=0)
+    prune_price_history_every: float = Field(default=3600.0, gt=0)
 
     currencies: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_CURRENCIES))
     p2p_fee_rate: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
@@ -73,6 +88,8 @@ class AppSettings(BaseModel):
     swap_fee_rate: Decimal = Field(default=Decimal("0.002"), ge=0, lt=1)
     quote_ttl_seconds: float = Field(default=30.0, gt=0)
     trade_ttl_seconds: float = Field(default=900.0, gt=0)
+    express_markup: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    express_quote_ttl_seconds: float = Field(default=30.0, gt=0)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
@@ -84,6 +101,16 @@ class AppSettings(BaseModel):
                 raise ValueError(f"databases: no pool settings for {', '.join(missing)}")
         elif self.legacy_database is None:
             raise ValueError("legacy_database: required when architecture is legacy")
+        return self
+
+    @model_validator(mode="after")
+    def _price_feed(self) -> AppSettings:
+        interval = self.price_feed_interval
+        if interval is not None and self.price_max_age <= interval:
+            raise ValueError(
+                f"price_max_age ({self.price_max_age:g} s) must exceed price_feed_interval "
+                f"({interval:g} s), or every price would be stale before the next poll"
+            )
         return self
 
     @classmethod

@@ -39,7 +39,18 @@ Control API, for tests and chaos (never affected by the mode):
   ``delay_ms`` (default 1000), then answer; ``stale``: answer with ``as_of``
   ``stale_seconds`` (default 3600) in the past; ``malformed``: answer 200 with the first
   half of the real body, which is not valid JSON.
-- ``POST /_control/reset``: the configured prices again, mode normal.
+- ``POST /_control/drift`` with ``{"rate": "0.001"}`` (a decimal string from -0.5 to 0.5),
+  ``GET /_control/drift``: a drift of ``rate`` per tick. While the rate is not zero, every
+  price request answered on ``/v1`` is one tick, applied before it answers (one request,
+  one tick, whether it asks for one pair or all), and ``POST /_control/tick`` with
+  ``{"ticks": n}`` (default 1) adds ticks without reading. A tick multiplies every direct
+  price by ``1 + rate``, exactly (60 significant digits); a price is shown rounded half-even
+  to the decimal places it was set with, at least one unit of its last place and below
+  the maximum, and its inverse follows. So after ``n`` ticks a direct price set to ``p`` is
+  ``p * (1 + rate) ** n``, rounded: the same requests give the same prices. Setting a
+  price sets it as it is now; the drift goes on from there. Answers
+  ``{"rate", "ticks"}`` (ticks applied since the drift was last set).
+- ``POST /_control/reset``: the configured prices again, mode normal, no drift.
 
 Errors are ``{"error": {"code", "message"}}``: 404 ``unknown_pair``, 400 ``invalid_request``,
 and the mode's ``injected_fault``.
@@ -82,6 +93,11 @@ _CODE = r"[A-Z0-9]{2,10}"
 _PAIR = re.compile(rf"({_CODE})-({_CODE})")
 _DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 DEFAULT_STALE_SECONDS = 3600
+#: the largest drift per tick, either way
+MAX_DRIFT = Decimal("0.5")
+MAX_TICKS = 10_000
+#: significant digits of a drifting price before it is rounded for display
+DRIFT_PRECISION = 60
 
 
 @dataclass(frozen=True)
@@ -129,18 +145,53 @@ class PriceBook:
     def __init__(self, config: PricesFakeConfig) -> None:
         self.config = config
         self.behaviour = Behaviour()
+        #: each direct pair's price as set (its decimal places are the ones shown)
         self._direct: dict[str, Decimal] = {}
+        #: each direct pair's price after the drift, exact to DRIFT_PRECISION digits
+        self._drifted: dict[str, Decimal] = {}
+        self.drift_rate = Decimal(0)
+        self.ticks = 0
         self.reset()
 
     def price(self, pair: str) -> Decimal:
         """The price of ``pair``: set directly, or the inverse of its reverse pair."""
         base, quote = _split_pair(pair)
         if pair in self._direct:
-            return self._direct[pair]
+            return self._shown(pair)
         reverse = f"{quote}-{base}"
         if reverse in self._direct:
-            return inverse(self._direct[reverse])
+            return inverse(self._shown(reverse))
         raise FakeError(404, "unknown_pair", f"no price for {pair}")
+
+    def _shown(self, pair: str) -> Decimal:
+        """The drifted price rounded to the places it was set with, kept in range."""
+        given, exact = self._direct[pair], self._drifted[pair]
+        if exact == given:
+            return given
+        exponent = given.as_tuple().exponent
+        assert isinstance(exponent, int)
+        unit = Decimal(1).scaleb(min(exponent, 0))
+        shown = exact.quantize(unit, ROUND_HALF_EVEN)
+        return min(max(shown, unit), MAX_PRICE - unit)
+
+    def set_drift(self, rate: Decimal) -> None:
+        """Drift every direct price by ``rate`` per tick from now on (0: stop)."""
+        self.drift_rate = rate
+        self.ticks = 0
+
+    def tick(self, ticks: int = 1) -> None:
+        """Apply the drift ``ticks`` times (nothing while the rate is zero)."""
+        if not self.drift_rate:
+            return
+        with localcontext() as context:
+            context.prec = DRIFT_PRECISION
+            factor = (1 + self.drift_rate) ** ticks
+            for pair, exact in self._drifted.items():
+                self._drifted[pair] = exact * factor
+        self.ticks += ticks
+
+    def drift_json(self) -> dict[str, Any]:
+        return {"rate": format(self.drift_rate, "f"), "ticks": self.ticks}
 
     def pairs(self) -> list[str]:
         """Every pair the fake prices: the direct ones and their inverses."""
@@ -154,13 +205,17 @@ class PriceBook:
         """Make ``pair`` a direct pair at ``price``; its inverse follows from it."""
         base, quote = _split_pair(pair)
         self._direct.pop(f"{quote}-{base}", None)
+        self._drifted.pop(f"{quote}-{base}", None)
         self._direct[pair] = price
+        self._drifted[pair] = price
 
     def reset(self) -> None:
         self._direct = {}
+        self._drifted = {}
         for pair, price in self.config.prices.items():
             self.set_price(pair, price)
         self.behaviour = Behaviour()
+        self.set_drift(Decimal(0))
 
     def as_of(self) -> datetime:
         """When the prices were observed: now, or long ago in the ``stale`` mode."""
@@ -188,12 +243,16 @@ def create_prices_app(config: PricesFakeConfig) -> web.Application:
     app.router.add_put("/_control/prices/{pair}", _set_price)
     app.router.add_get("/_control/mode", _get_mode)
     app.router.add_post("/_control/mode", _set_mode)
+    app.router.add_get("/_control/drift", _get_drift)
+    app.router.add_post("/_control/drift", _set_drift)
+    app.router.add_post("/_control/tick", _tick)
     app.router.add_post("/_control/reset", _reset)
     return app
 
 
 async def _all_prices(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
+    book.tick()
     as_of = book.as_of()
     return web.json_response({"prices": [book.quote_json(pair, as_of) for pair in book.pairs()]})
 
@@ -201,6 +260,7 @@ async def _all_prices(request: web.Request) -> web.Response:
 async def _one_price(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
     pair = _pair(request)
+    book.tick()
     return web.json_response(book.quote_json(pair, book.as_of()))
 
 
@@ -224,6 +284,28 @@ async def _set_mode(request: web.Request) -> web.Response:
     except misbehaviour.InvalidBehaviour as exc:
         raise _invalid(str(exc)) from None
     return web.json_response(book.behaviour.to_json())
+
+
+async def _get_drift(request: web.Request) -> web.Response:
+    return web.json_response(request.app[PRICE_BOOK].drift_json())
+
+
+async def _set_drift(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    body = await _json_object(request)
+    book.set_drift(_parse_rate(body.get("rate")))
+    return web.json_response(book.drift_json())
+
+
+async def _tick(request: web.Request) -> web.Response:
+    book = request.app[PRICE_BOOK]
+    body = await _json_object(request) if request.can_read_body else {}
+    try:
+        ticks = misbehaviour.whole_number(body, "ticks", 1, 1, MAX_TICKS, "a whole number")
+    except misbehaviour.InvalidBehaviour as exc:
+        raise _invalid(str(exc)) from None
+    book.tick(ticks)
+    return web.json_response(book.drift_json())
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -269,6 +351,18 @@ def _parse_price(value: object) -> Decimal:
             f"with at most {PRICE_PLACES} decimal places"
         )
     return price
+
+
+def _parse_rate(value: object) -> Decimal:
+    wrong = f'"rate" must be a decimal string from -{MAX_DRIFT} to {MAX_DRIFT}, such as "0.001"'
+    if not isinstance(value, str) or not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", value):
+        raise _invalid(wrong)
+    rate = Decimal(value)
+    exponent = rate.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if abs(rate) > MAX_DRIFT or -exponent > PRICE_PLACES:
+        raise _invalid(wrong)
+    return rate
 
 
 def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:

@@ -19,6 +19,7 @@ from chaos.ports import free_port
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app import create_app
 from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
+from reference_app.fakes.prices import PRICE_BOOK, PriceBook, PricesFakeConfig, create_prices_app
 from reference_app.migrate import LEGACY_ROLE, migrate, role_of
 from reference_app.settings import SERVICES, AppSettings, PoolSettings
 from tests.plugins.pg_cluster import PostgresServer
@@ -181,20 +182,66 @@ async def payments_fake(toxiproxy: ToxiproxyClient) -> AsyncIterator[PaymentsFak
     await server.close()
 
 
+@dataclass
+class PricesFake:
+    """The price-source fake: its control URL, its state, and the ``prices`` link to it."""
+
+    url: str
+    link: Proxy
+    http: aiohttp.ClientSession
+    book: PriceBook
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.link.listen_port}"
+
+    async def control(self, method: str, path: str, json: Any = None) -> Any:
+        async with self.http.request(method, f"{self.url}/_control{path}", json=json) as answer:
+            assert answer.status < 300, await answer.text()
+            return await answer.json()
+
+
+@pytest.fixture
+async def prices_fake(toxiproxy: ToxiproxyClient) -> AsyncIterator[PricesFake]:
+    """The price-source fake, reached by the app's price feed through its own Toxiproxy link."""
+    app = create_prices_app(PricesFakeConfig())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    link = await toxiproxy.create_proxy(
+        f"prices_{uuid.uuid4().hex[:6]}", listen="127.0.0.1:0",
+        upstream=f"127.0.0.1:{server.port}",
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        yield PricesFake(str(server.make_url("")).rstrip("/"), link, http, app[PRICE_BOOK])
+    await server.close()
+
+
 @pytest.fixture
 async def start_app(
-    pg_server: PostgresServer, links: dict[str, Proxy], payments_fake: PaymentsFake
+    pg_server: PostgresServer,
+    links: dict[str, Proxy],
+    payments_fake: PaymentsFake,
+    prices_fake: PricesFake,
 ) -> AsyncIterator[StartApp]:
-    """Start apps (isolated by default) on this worker's database, through the links."""
+    """Start apps (isolated by default) on this worker's database, through the links.
+
+    Prices come from ``prices_fake`` through its link, polled by the app's price feed. A
+    test that brings its own source (``prices_url=``) talks to it directly on every quote
+    (``price_feed_interval`` None), as those tests were written for, unless it also asks
+    for a feed (``price_feed_interval=``).
+    """
     started: list[RunningApp] = []
 
     async def start(architecture: str = "isolated", **overrides: Any) -> RunningApp:
         port = free_port()
+        if "prices_url" in overrides:
+            overrides.setdefault("price_feed_interval", None)
         overrides = {
             "public_url": f"http://127.0.0.1:{port}",
             "payments_url": payments_fake.api_url,
             "payments_api_key": PAYMENTS_API_KEY,
             "ipn_secret": IPN_SECRET,
+            "prices_url": prices_fake.api_url,
             **overrides,
         }
         app = create_app(make_settings(pg_server, links, architecture, **overrides))

@@ -1,5 +1,97 @@
-"""Admin endpoints (being written)."""
+"""Admin endpoints: parse, call one use case, respond."""
 
-from reference_app.http_api import Route
+from __future__ import annotations
 
-ROUTES: list[Route] = []
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from reference_app.app_keys import ADMIN, TOKENS
+from reference_app.errors import BadRequest
+from reference_app.http_api import Route, respond
+from reference_app.services.admin.domain import BadPeriod, Dashboard, Period
+
+DASHBOARD_PARAMETERS = frozenset({"from", "to"})
+_MAX_TIME_LENGTH = 64
+
+
+def parse_time(name: str, raw: str) -> datetime:
+    """An ISO-8601 time; one without a UTC offset is taken as UTC."""
+    text = raw.strip()
+    if not text or len(text) > _MAX_TIME_LENGTH:
+        raise BadRequest(
+            f"{name}: must be an ISO-8601 time such as 2025-01-01T00:00:00Z", code="invalid_query"
+        )
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"{name}: {raw!r} is not an ISO-8601 time (such as 2025-01-01T00:00:00Z)",
+            code="invalid_query",
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{name}: {raw!r} is out of range", code="invalid_query") from None
+
+
+def parse_period(request: web.Request, now: datetime) -> Period:
+    """``from`` and ``to`` of the query; by default the 24 hours before ``to`` (or now)."""
+    unknown = sorted(set(request.query) - DASHBOARD_PARAMETERS)
+    if unknown:
+        raise BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)} (known: from, to)",
+            code="invalid_query",
+        )
+    for name in DASHBOARD_PARAMETERS:
+        if len(request.query.getall(name, [])) > 1:
+            raise BadRequest(f"{name}: given more than once", code="invalid_query")
+    raw_start, raw_end = request.query.get("from"), request.query.get("to")
+    end = parse_time("to", raw_end) if raw_end is not None else now
+    try:
+        if raw_start is None:
+            return Period.ending(end)
+        return Period(parse_time("from", raw_start), end)
+    except BadPeriod as exc:
+        raise BadRequest(str(exc), code="invalid_range") from None
+
+
+def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
+    revenue = dashboard.revenue
+    return {
+        "period": {"from": dashboard.period.start, "to": dashboard.period.end},
+        "as_of": dashboard.as_of,
+        "revenue": {
+            "account": dashboard.revenue_account,
+            "by_service": {
+                service: {
+                    currency: {"fees": earned.fees, "transactions": earned.transactions}
+                    for currency, earned in by_currency.items()
+                }
+                for service, by_currency in revenue.by_service.items()
+            },
+            "totals": revenue.totals,
+        },
+        "liquidity": {"account": dashboard.liquidity_account, "balances": dashboard.liquidity},
+        "counts": dashboard.counts,
+        "pools": {name: dataclasses.asdict(stats) for name, stats in dashboard.pools.items()},
+    }
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    request.app[TOKENS].admin(request)
+    period = parse_period(request, datetime.now(UTC))
+    return respond(dashboard_json(await request.app[ADMIN].dashboard(period)))
+
+
+ROUTES = [
+    Route("GET", "/api/admin/dashboard", dashboard,
+          "Revenue and fees per service and currency, liquidity, counts by state and pool "
+          "figures (query: from, to: ISO-8601 times; default the last 24 hours)", "admin",
+          auth="admin",
+          responses={400: "bad time or period", 503: "the admin database is unavailable"}),
+]  # fmt: skip

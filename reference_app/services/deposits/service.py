@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 from decimal import Decimal
@@ -125,6 +126,19 @@ class DepositsService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(q.USER_DEPOSITS, {"user_id": str(user_id), "limit": limit})
             return [_deposit(row) for row in await cur.fetchall()]
+
+    async def expire_unpaid(
+        self, now: datetime.datetime, older_than: datetime.timedelta, limit: int = 500
+    ) -> list[uuid.UUID]:
+        """Expire deposits still ``waiting`` that were created ``older_than`` before ``now``.
+
+        Only ``waiting`` becomes ``expired``: a deposit the provider reported on is left to
+        its callbacks. Safe to run concurrently (several workers): each deposit expires
+        once, and the ids returned are those this call expired. At most ``limit`` a call.
+        """
+        async with self.db.cursor() as cur:
+            await cur.execute(q.EXPIRE_UNPAID, {"before": now - older_than, "limit": limit})
+            return [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
 
     async def apply_ipn(self, raw_body: bytes, signature: str | None) -> tuple[Outcome, Deposit]:
         """Apply a provider callback: only signed ones, only allowed transitions.

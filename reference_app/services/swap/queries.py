@@ -46,3 +46,19 @@ WHERE id = %(id)s AND state IN %(from)s
 RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
           price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
+
+# Open quotes past their deadline, for the expiry job: locked by this statement, skipping
+# those a concurrent execution or another worker's expiry holds. The state and deadline are
+# judged again under the lock, so a quote claimed for execution meanwhile stays claimed.
+EXPIRE_DUE = """
+UPDATE swap.quotes SET state = 'expired'
+WHERE id IN (
+    SELECT id FROM swap.quotes
+    WHERE state IN %(from)s AND expires_at <= %(now)s
+    ORDER BY expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+AND state IN %(from)s AND expires_at <= %(now)s
+RETURNING id
+"""

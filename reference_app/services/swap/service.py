@@ -13,7 +13,7 @@ from reference_app.boundary import Boundary, BoundedService
 from reference_app.db import ServiceDatabase
 from reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
 from reference_app.money import MAX_AMOUNT
-from reference_app.prices_client import PriceSource
+from reference_app.prices import Prices
 from reference_app.services.swap import queries as q
 from reference_app.services.swap.domain import (
     Execution,
@@ -41,7 +41,7 @@ class SwapService(BoundedService):
         db: ServiceDatabase,
         boundary: Boundary,
         wallet: WalletService,
-        prices: PriceSource,
+        prices: Prices,
         settings: AppSettings,
         *,
         clock: Callable[[], datetime] = _utc_now,
@@ -58,8 +58,10 @@ class SwapService(BoundedService):
     ) -> Quote:
         """Quote selling ``amount`` of ``sell`` for ``buy`` at the current price.
 
-        Currencies and amount are validated at the edge; a price source that is down,
-        slow or stale is :class:`DependencyUnavailable` and nothing is written.
+        Currencies and amount are validated at the edge; a price that is missing or stale
+        (see :mod:`reference_app.services.background.feed`), or a price source that is down
+        or slow when there is no feed, is :class:`DependencyUnavailable` naming swap and the
+        cause, and nothing is written.
         """
         currencies = self.settings.currencies
         if sell not in currencies or buy not in currencies:
@@ -201,6 +203,21 @@ class SwapService(BoundedService):
                     )
                 return Execution(row_quote, replayed=posted.replayed)
         return Execution(_quote(row), replayed=posted.replayed)
+
+    async def expire_quotes(self, now: datetime, limit: int = 500) -> list[uuid.UUID]:
+        """Mark open quotes past their deadline at ``now`` expired; return their ids.
+
+        Only ``open`` quotes: one claimed for execution in time may still complete. Safe to
+        run concurrently with executions and with itself (several workers): each quote
+        expires once. Readers already see such a quote as expired
+        (:meth:`Quote.state_at`); this writes it down. At most ``limit`` a call.
+        """
+        async with self.db.cursor() as cur:
+            await cur.execute(
+                q.EXPIRE_DUE,
+                {"now": now, "limit": limit, "from": states_before(QuoteState.EXPIRED)},
+            )
+            return [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
 
     async def _user_quote(self, cur: Any, user_id: uuid.UUID, quote_id: uuid.UUID) -> Quote:
         await cur.execute(q.USER_QUOTE, {"id": str(quote_id), "user_id": str(user_id)})

@@ -31,6 +31,9 @@ WITHDRAWALS = "system:withdrawals"
 SWAP_DESK = "system:swap"
 #: fees earned by the platform
 PLATFORM_REVENUE = "platform:revenue"
+#: what express buy sells from: funded by the admin from the treasury, per currency, and
+#: never overdrawn (unlike the other system accounts, which stand for the outside world)
+PLATFORM_LIQUIDITY = "platform:liquidity"
 
 
 @dataclass(frozen=True)

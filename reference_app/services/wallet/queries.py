@@ -47,6 +47,18 @@ GROUP BY currency
 ORDER BY currency
 """
 
+SYSTEM_BALANCES = """
+SELECT currency, balance FROM wallet.accounts
+WHERE owner = %(owner)s AND kind = 'system'
+ORDER BY currency
+"""
+
+TRANSACTION_LEGS = """
+SELECT a.owner, a.currency, a.kind, e.amount
+FROM wallet.entries e JOIN wallet.accounts a ON a.id = e.account_id
+WHERE e.transaction_id = %(transaction_id)s
+"""
+
 USER_ENTRIES = """
 SELECT t.id AS transaction_id, t.kind, t.reference, e.currency, a.kind AS account,
        e.amount, a.balance AS balance_now, e.created_at

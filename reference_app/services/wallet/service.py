@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +17,10 @@ from reference_app.services.wallet import queries as q
 from reference_app.services.wallet.domain import (
     DEPOSITS_SOURCE,
     LOCK_TRANSITIONS,
+    PLATFORM_LIQUIDITY,
     PLATFORM_REVENUE,
     SWAP_DESK,
+    TREASURY,
     AccountKind,
     AccountRef,
     Balance,
@@ -29,6 +33,9 @@ from reference_app.services.wallet.domain import (
 )
 
 SERVICE = "wallet"
+
+#: a look at the locked balances of a movement before its legs apply; raises to refuse it
+BalanceCheck = Callable[[Mapping[AccountRef, Decimal]], None]
 
 
 class WalletService(BoundedService):
@@ -77,6 +84,12 @@ class WalletService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(q.USER_ENTRIES, {"owner": str(user_id), "limit": limit})
             return rows_as_dicts(cur, await cur.fetchall())
+
+    async def liquidity(self) -> dict[str, Decimal]:
+        """The express-buy liquidity per currency ever funded (zero ones included)."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.SYSTEM_BALANCES, {"owner": PLATFORM_LIQUIDITY})
+            return {currency: Decimal(balance) for currency, balance in await cur.fetchall()}
 
     async def escrow_lock(self, reference: str) -> EscrowLock:
         async with self.db.cursor() as cur:
@@ -150,6 +163,71 @@ class WalletService(BoundedService):
         ]
         async with self.db.transaction() as cur:
             return await self._post(cur, "swap", reference, idempotency_key, legs)
+
+    async def fund_liquidity(
+        self, currency: str, amount: Decimal, *, idempotency_key: str
+    ) -> Posted:
+        """Move ``amount`` from the treasury into the platform's liquidity for express buy.
+
+        A repeat with the same idempotency key moves nothing; with the same key but another
+        currency or amount it is :class:`Conflict` ``idempotency_key_reused``.
+        """
+        legs = transfer(
+            AccountRef.system(TREASURY, currency),
+            AccountRef.system(PLATFORM_LIQUIDITY, currency),
+            amount,
+        )
+        async with self.db.transaction() as cur:
+            posted = await self._post(cur, "liquidity_funding", None, idempotency_key, legs)
+            if posted.replayed:
+                await self._check_replay(cur, posted, legs)
+            return posted
+
+    async def buy_from_liquidity(
+        self,
+        user_id: uuid.UUID,
+        *,
+        buy: tuple[str, Decimal],
+        pay: tuple[str, Decimal],
+        fee: Decimal,
+        idempotency_key: str,
+        reference: str,
+    ) -> Posted:
+        """Express buy, one transaction: the user gets ``buy`` out of the platform's
+        liquidity and gives ``pay``, of which ``fee`` is the platform's revenue and the rest
+        goes into the liquidity of the currency paid.
+
+        Liquidity short of ``buy``: :class:`Conflict` ``insufficient_liquidity``; the user
+        short of ``pay``: :class:`InsufficientFunds`. Either way nothing moves.
+        """
+        (buy_ccy, buy_amount), (pay_ccy, pay_amount) = buy, pay
+        if buy_ccy == pay_ccy:
+            raise BadRequest("buy and pay must be different currencies", service=SERVICE)
+        if not Decimal(0) <= fee < pay_amount:
+            raise BadRequest("fee must be below the amount paid", service=SERVICE)
+        source = AccountRef.system(PLATFORM_LIQUIDITY, buy_ccy)
+        legs = [
+            Leg(AccountRef.available(user_id, pay_ccy), -pay_amount),
+            Leg(AccountRef.system(PLATFORM_LIQUIDITY, pay_ccy), pay_amount - fee),
+            *([Leg(AccountRef.system(PLATFORM_REVENUE, pay_ccy), fee)] if fee else []),
+            *transfer(source, AccountRef.available(user_id, buy_ccy), buy_amount),
+        ]
+
+        def enough_liquidity(balances: Mapping[AccountRef, Decimal]) -> None:
+            # Checked under the row lock, before the user's balance: a user told to add
+            # funds should not then be told that there is nothing to buy. No figures in
+            # the message: the platform's liquidity is not the user's business.
+            if balances[source] < buy_amount:
+                raise Conflict(
+                    f"insufficient {buy_ccy} liquidity for express buy",
+                    service=SERVICE,
+                    code="insufficient_liquidity",
+                )
+
+        async with self.db.transaction() as cur:
+            return await self._post(
+                cur, "express_buy", reference, idempotency_key, legs, check=enough_liquidity
+            )
 
     async def lock_for_escrow(
         self, reference: str, user_id: uuid.UUID, currency: str, amount: Decimal
@@ -241,11 +319,14 @@ class WalletService(BoundedService):
         reference: str | None,
         idempotency_key: str,
         legs: list[Leg],
+        *,
+        check: BalanceCheck | None = None,
     ) -> Posted:
         """Record ``legs`` as one ledger transaction and apply them to the balances.
 
         Runs inside the caller's database transaction. A second call with the same
-        idempotency key changes nothing and returns the first transaction.
+        idempotency key changes nothing and returns the first transaction. ``check`` sees
+        the balances of the accounts involved, locked, before any leg applies.
         """
         check_balanced(legs)
         await cur.execute(
@@ -270,6 +351,8 @@ class WalletService(BoundedService):
             (owner, ccy, AccountKind(kind)): (id_, Decimal(bal))
             for id_, owner, ccy, kind, bal in rows
         }
+        if check is not None:
+            check({AccountRef(*key): balance for key, (_id, balance) in by_key.items()})
         for leg in legs:
             account_id, balance = by_key[
                 (leg.account.owner, leg.account.currency, leg.account.kind)
@@ -293,6 +376,23 @@ class WalletService(BoundedService):
                  "currency": leg.account.currency, "amount": leg.amount},
             )  # fmt: skip
         return Posted(transaction_id, replayed=False)
+
+    async def _check_replay(self, cur: aiopg.Cursor, posted: Posted, legs: list[Leg]) -> None:
+        """:class:`Conflict` unless the replayed transaction has exactly these legs."""
+        await cur.execute(q.TRANSACTION_LEGS, {"transaction_id": posted.transaction_id})
+        recorded = Counter(
+            (owner, ccy, AccountKind(kind), Decimal(amount))
+            for owner, ccy, kind, amount in await cur.fetchall()
+        )
+        wanted = Counter(
+            (leg.account.owner, leg.account.currency, leg.account.kind, leg.amount) for leg in legs
+        )
+        if recorded != wanted:
+            raise Conflict(
+                "idempotency key already used for another movement",
+                service=SERVICE,
+                code="idempotency_key_reused",
+            )
 
 
 def _lock(row: Any) -> EscrowLock:
