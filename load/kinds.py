@@ -8,6 +8,7 @@ KINDS: dict[str, str] = {
     "wallet": "WalletUser",
     "p2p": "P2PTraderUser",
     "swap": "SwapperUser",
+    "express": "ExpressBuyerUser",
     "admin": "AdminUser",
     "health": "LivenessUser",
 }

@@ -242,3 +242,22 @@ def test_stack_app_reads_the_state_file(tmp_path: Path) -> None:
     assert (app.url, app.admin_token) == ("http://127.0.0.1:8080", "from-stack")
     assert admin_token(env) == "from-stack"
     assert admin_token({**env, ENV_ADMIN_TOKEN: "from-env"}) == "from-env"
+
+
+async def test_express_buyers_fund_liquidity_and_buy_from_it(
+    app: RunningApp, tmp_path: Path
+) -> None:
+    run = await run_locust(
+        tmp_path, "-H", app_url(app), users=4, run_time="4s",
+        env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "express=1"},
+    )  # fmt: skip
+    assert_clean(run)
+    names = Counter(s.name for s in run.samples)
+    assert {"users.create", "admin.credit", "admin.liquidity", "express.quote",
+            "express.order"} <= set(names), names  # fmt: skip
+    acks = read_acks(tmp_path)
+    orders = [a for a in acks if a["kind"] == "express.order"]
+    assert orders
+    assert len({a["transaction_id"] for a in orders}) == len(orders)
+    filled = sum(1 for s in run.samples if s.name == "express.order" and s.status == 201)
+    assert len(orders) == filled
