@@ -165,7 +165,7 @@ def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     "--mix",
     default="deposits=6,wallet=2,p2p=1,swap=1",
     show_default=True,
-    help="User kinds and weights: deposits, wallet, p2p, swap, admin, health.",
+    help="User kinds and weights: deposits, wallet, p2p, swap, express, admin, health.",
 )
 @click.option(
     "--workers",
