@@ -271,7 +271,13 @@ def _tail(log: Path) -> str:
 
 
 def run_load(plan: LoadPlan, progress: Callable[[float, int], None] | None = None) -> LoadResult:
-    """Run ``plan`` to its end and return every sample."""
+    """Run ``plan`` to its end and return every sample.
+
+    The samples folder, when the run made its own, is deleted once read; after a failure it
+    is kept, with the Locust logs, for the error to be chased.
+    """
     run = LoadRun(plan)
     run.start()
-    return run.wait(progress)
+    result = run.wait(progress)
+    run.cleanup()
+    return result
