@@ -6,18 +6,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from reference_app.app_keys import EXPRESS, WALLET
-from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
 from reference_app.money import DEFAULT_CURRENCIES
-from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
+from tests.plugins.reference_app import ADMIN_TOKEN, PricesFake, RunningApp, StartApp
 
 QUOTES = "/api/express/quotes"
 ORDERS = "/api/express/orders"
@@ -32,26 +28,10 @@ ORDER_FIELDS = {
 }  # fmt: skip
 
 
-class PricesFake:
-    """The price-source fake on a loopback port, with its control API."""
-
-    def __init__(self, server: TestServer, http: aiohttp.ClientSession) -> None:
-        self.server = server
-        self.http = http
-        self.url = str(server.make_url("")).rstrip("/")
-
-    async def control(self, method: str, path: str, json: Any) -> None:
-        async with self.http.request(method, f"{self.url}/_control{path}", json=json) as answer:
-            assert answer.status == 200, await answer.text()
-
-
 @pytest.fixture
-async def prices() -> AsyncIterator[PricesFake]:
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield PricesFake(server, http)
-    await server.close()
+def prices(prices_fake: PricesFake) -> PricesFake:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake
 
 
 @pytest.fixture

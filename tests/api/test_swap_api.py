@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from reference_app.app_keys import SWAP
-from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
-from tests.plugins.reference_app import RunningApp, StartApp
+from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 
 QUOTES = "/api/swap/quotes"
 QUOTE_FIELDS = {
@@ -24,26 +20,10 @@ QUOTE_FIELDS = {
 }  # fmt: skip
 
 
-class PricesFake:
-    """The price-source fake on a loopback port, with its control API."""
-
-    def __init__(self, server: TestServer, http: aiohttp.ClientSession) -> None:
-        self.server = server
-        self.http = http
-        self.url = str(server.make_url("")).rstrip("/")
-
-    async def control(self, method: str, path: str, json: Any) -> None:
-        async with self.http.request(method, f"{self.url}/_control{path}", json=json) as answer:
-            assert answer.status == 200, await answer.text()
-
-
 @pytest.fixture
-async def prices() -> AsyncIterator[PricesFake]:
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield PricesFake(server, http)
-    await server.close()
+def prices(prices_fake: PricesFake) -> PricesFake:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake
 
 
 @pytest.fixture

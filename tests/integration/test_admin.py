@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,12 +16,10 @@ from urllib.parse import urlencode
 import psycopg2
 import psycopg2.errors
 import pytest
-from aiohttp.test_utils import TestServer
 from psycopg2 import sql
 
 from chaos import postgres
 from reference_app.app_keys import WALLET
-from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
 from reference_app.migrate import migrate, role_of
 from reference_app.services.admin.domain import UNATTRIBUTED, attribute
 from reference_app.settings import SERVICES
@@ -30,6 +28,7 @@ from tests.plugins.reference_app import (
     ADMIN_TOKEN,
     APP_DATABASE,
     PaymentsFake,
+    PricesFake,
     RunningApp,
     StartApp,
 )
@@ -40,16 +39,14 @@ LIQUIDITY = "platform:liquidity"
 
 
 @pytest.fixture
-async def prices() -> AsyncIterator[TestServer]:
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+def prices(prices_fake: PricesFake) -> PricesFake:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake
 
 
 @pytest.fixture
-async def app(start_app: StartApp, prices: TestServer) -> RunningApp:
-    return await start_app(prices_url=str(prices.make_url("")))
+async def app(start_app: StartApp, prices: PricesFake) -> RunningApp:
+    return await start_app(prices_url=prices.url)
 
 
 @pytest.fixture

@@ -11,13 +11,11 @@ import asyncio
 import math
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from reference_app.app_keys import EXPRESS, WALLET
 from reference_app.errors import (
@@ -29,12 +27,9 @@ from reference_app.errors import (
     NotFound,
 )
 from reference_app.fakes.prices import (
-    PRICE_BOOK,
     Behaviour,
     Mode,
     PriceBook,
-    PricesFakeConfig,
-    create_prices_app,
 )
 from reference_app.money import DEFAULT_CURRENCIES
 from reference_app.services.express.domain import (
@@ -46,25 +41,22 @@ from reference_app.services.express.service import ExpressService
 from reference_app.services.wallet.domain import PLATFORM_LIQUIDITY, PLATFORM_REVENUE, TREASURY
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
+from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 from tests.plugins.reference_app import PricesFake as PluginPricesFake
-from tests.plugins.reference_app import RunningApp, StartApp
 
 COIN_PRICE = Decimal("250.00")  # a coin's price in USDT
 
 
 @pytest.fixture
-async def prices() -> AsyncIterator[TestServer]:
-    """The price-source fake, served on a loopback port."""
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+def prices(prices_fake: PricesFake) -> PricesFake:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake
 
 
 @pytest.fixture
-def book(prices: TestServer) -> PriceBook:
+def book(prices: PricesFake) -> PriceBook:
     """The fake's state: tests set prices and modes on it directly."""
-    return prices.app[PRICE_BOOK]
+    return prices.book
 
 
 @pytest.fixture
@@ -75,12 +67,12 @@ def coin(book: PriceBook) -> str:
     return code
 
 
-def prices_url(prices: TestServer) -> str:
-    return str(prices.make_url(""))
+def prices_url(prices: PricesFake) -> str:
+    return prices.url
 
 
 @pytest.fixture
-async def app(start_app: StartApp, prices: TestServer, coin: str) -> RunningApp:
+async def app(start_app: StartApp, prices: PricesFake, coin: str) -> RunningApp:
     return await start_app(
         prices_url=prices_url(prices), currencies={**DEFAULT_CURRENCIES, coin: 8}
     )
@@ -557,7 +549,7 @@ async def test_someone_elses_quote_and_order_are_not_found(
 )
 async def test_a_refused_price_is_a_503_naming_the_cause(
     start_app: StartApp,
-    prices: TestServer,
+    prices: PricesFake,
     book: PriceBook,
     behaviour: Behaviour,
     code: str,

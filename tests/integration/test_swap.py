@@ -5,52 +5,44 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from reference_app.app_keys import SWAP, WALLET
 from reference_app.errors import DependencyUnavailable, Gone, InsufficientFunds, NotFound
 from reference_app.fakes.prices import (
-    PRICE_BOOK,
     Behaviour,
     Mode,
     PriceBook,
-    PricesFakeConfig,
-    create_prices_app,
 )
 from reference_app.services.swap.domain import Quote, QuoteState
 from reference_app.services.swap.service import SwapService
 from reference_app.services.wallet.domain import PLATFORM_REVENUE, SWAP_DESK, TREASURY
 from reference_app.services.wallet.service import WalletService
-from tests.plugins.reference_app import RunningApp, StartApp
+from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 
 
 @pytest.fixture
-async def prices() -> AsyncIterator[TestServer]:
-    """The price-source fake, served on a loopback port."""
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+def prices(prices_fake: PricesFake) -> PricesFake:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake
 
 
 @pytest.fixture
-def book(prices: TestServer) -> PriceBook:
+def book(prices: PricesFake) -> PriceBook:
     """The fake's state: tests set prices and modes on it directly."""
-    return prices.app[PRICE_BOOK]
+    return prices.book
 
 
-def prices_url(prices: TestServer) -> str:
-    return str(prices.make_url(""))
+def prices_url(prices: PricesFake) -> str:
+    return prices.url
 
 
 @pytest.fixture
-async def app(start_app: StartApp, prices: TestServer) -> RunningApp:
+async def app(start_app: StartApp, prices: PricesFake) -> RunningApp:
     return await start_app(prices_url=prices_url(prices))
 
 
@@ -166,7 +158,7 @@ async def test_quote_at_default_price(swap: SwapService, wallet: WalletService) 
 @pytest.mark.parametrize(("spread", "fee_rate"), [("0.005", "0.002"), ("0.0123", "0.0037")])
 async def test_quote_math_is_exact(
     start_app: StartApp,
-    prices: TestServer,
+    prices: PricesFake,
     book: PriceBook,
     sell: str,
     buy: str,
@@ -260,7 +252,7 @@ async def test_concurrent_executes_execute_once(swap: SwapService, wallet: Walle
 
 
 async def test_expired_quote_is_refused_and_nothing_moves(
-    start_app: StartApp, prices: TestServer
+    start_app: StartApp, prices: PricesFake
 ) -> None:
     app = await start_app(prices_url=prices_url(prices), quote_ttl_seconds=0.2)
     swap, wallet = app.app[SWAP], app.app[WALLET]
@@ -282,7 +274,7 @@ async def test_expired_quote_is_refused_and_nothing_moves(
 
 
 async def test_execution_interrupted_after_the_wallet_completes_on_retry(
-    start_app: StartApp, prices: TestServer
+    start_app: StartApp, prices: PricesFake
 ) -> None:
     """Steps 1 and 2 done (claimed, money moved), step 3 lost: a retry, even after the
     deadline, marks the quote executed with the same ledger transaction, moving nothing."""
@@ -356,7 +348,7 @@ async def test_someone_elses_quote_is_not_found(swap: SwapService, wallet: Walle
 )
 async def test_price_source_trouble_is_a_503_naming_the_cause(
     start_app: StartApp,
-    prices: TestServer,
+    prices: PricesFake,
     book: PriceBook,
     behaviour: Behaviour,
     code: str,
