@@ -20,7 +20,6 @@ from typing import Any
 import aiohttp
 import psycopg2
 import pytest
-from aiohttp.test_utils import TestServer
 
 from chaos import postgres
 from chaos.errors import ComponentError, ConfigError, NotSupportedError, ProxyNotFound
@@ -43,9 +42,8 @@ from chaos.process import ProcessRecord
 from chaos.state import AppState, LinkState, PostgresState, StackState
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DATABASES
-from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
 from tests.plugins.pg_cluster import PostgresServer
-from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, RunningApp, StartApp
+from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
 
 LATENCY_MS = 300
 BACKEND_PID = "SELECT pg_backend_pid()"
@@ -110,11 +108,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def prices_url() -> AsyncIterator[str]:
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+def prices_url(prices_fake: PricesFake) -> str:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake.url
 
 
 def context(

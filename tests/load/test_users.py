@@ -13,20 +13,18 @@ import re
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
 from load.samples import Sample, read_acks, read_samples, read_summaries
 from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
 from reference_app.app_keys import DEPOSITS
-from reference_app.fakes.prices import PricesFakeConfig, create_prices_app
-from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
+from tests.plugins.reference_app import ADMIN_TOKEN, PricesFake, RunningApp, StartApp
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
@@ -87,12 +85,9 @@ def locust_classes(env: Mapping[str, str]) -> tuple[int, dict[str, int], str]:
 
 
 @pytest.fixture
-async def prices_url() -> AsyncIterator[str]:
-    """The price-source fake, for quotes."""
-    server = TestServer(create_prices_app(PricesFakeConfig()), host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+def prices_url(prices_fake: PricesFake) -> str:
+    """The price-source fake the app fixtures already started (reached directly here)."""
+    return prices_fake.url
 
 
 @pytest.fixture
