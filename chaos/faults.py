@@ -452,6 +452,11 @@ class _ClusterFault(_InFlight):
         return ctx.cluster is not None and ctx.cluster.postmaster() is None
 
 
+def _check_mode(mode: str, what: str) -> None:
+    if mode not in ("fast", "immediate"):
+        raise ConfigError(f"invalid {what} mode {mode!r}", "use fast or immediate")
+
+
 @dataclass
 class DbRestart(_ClusterFault):
     """A restart of the cluster with pg_ctl: ``fast`` (clean shutdown) or ``immediate``
@@ -461,8 +466,7 @@ class DbRestart(_ClusterFault):
     mode: RestartMode = "fast"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fast", "immediate"):
-            raise ConfigError(f"invalid restart mode {self.mode!r}", "use fast or immediate")
+        _check_mode(self.mode, "restart")
 
     def describe(self, ctx: FaultContext | None = None) -> str:
         return f"PostgreSQL restart ({self.mode})"
@@ -499,8 +503,7 @@ class DbStopped(_ClusterFault):
     mode: RestartMode = "fast"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fast", "immediate"):
-            raise ConfigError(f"invalid stop mode {self.mode!r}", "use fast or immediate")
+        _check_mode(self.mode, "stop")
 
     def describe(self, ctx: FaultContext | None = None) -> str:
         return f"PostgreSQL stopped ({self.mode})"
