@@ -250,8 +250,7 @@ class ScenarioRunner:
                     with contextlib.suppress(asyncio.CancelledError):
                         await sampler
                 await asyncio.to_thread(load.stop)
-            with contextlib.suppress(OSError):
-                load.cleanup()
+                load.cleanup()  # every sample is in memory by now, or the run is over
             self.record.recovered_after = await asyncio.to_thread(_wait_ready, state.app.url)
             self.record.residue = await residue(ctx)
             await asyncio.sleep(SETTLE_SECONDS)  # let requests in flight give back connections
