@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from load.samples import Sample
+from load.samples import sample_line
 
 _FLUSH_EVERY = 0.5
 
@@ -49,9 +49,9 @@ class Recorder:
         if status >= 400 or exception is not None:
             code, service = _error_of(response, exception, status)
         started = start_time if start_time is not None else time.time() - response_time / 1000
-        sample = Sample(started, name, response_time, status, exception is not None, code, service)
-        self._samples.write(sample.to_line())
-        self._samples.write("\n")
+        # Once per request: the line is written straight from the values (no Sample object).
+        self._samples.write(sample_line(started, name, response_time, status,
+                                        exception is not None, code, service))  # fmt: skip
         self.count += 1
         now = time.monotonic()
         if now - self._last_flush >= _FLUSH_EVERY:

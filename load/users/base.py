@@ -18,10 +18,11 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from locust import between
-from locust.contrib.fasthttp import FastHttpUser, ResponseContextManager
+from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
 from load.recorder import Recorder
+from load.users.api import ApiUser
 from load.users.stack import admin_token
 
 log = logging.getLogger(__name__)
@@ -106,15 +107,11 @@ def random_amount(low: Decimal, high: Decimal) -> str:
     return str(low + Decimal(random.randint(0, steps)).scaleb(exponent))
 
 
-class HarnessUser(FastHttpUser):
+class HarnessUser(ApiUser):
     """A user with accounts of its own, funded by the admin when it starts."""
 
     abstract = True
     wait_time = between(0.05, 0.3)
-    # A request the app leaves hanging (a starved pool in the legacy design) fails after
-    # this long, so it is counted in its phase instead of vanishing until the run ends.
-    network_timeout = 5.0
-    connection_timeout = 5.0
     accounts_funding: ClassVar[Funding] = {"user": {}}
 
     def __init__(self, environment: Environment) -> None:

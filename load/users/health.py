@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from locust import constant, task
-from locust.contrib.fasthttp import FastHttpUser
+
+from load.users.api import ApiUser
 
 
-class LivenessUser(FastHttpUser):
+class LivenessUser(ApiUser):
     """Only ``GET /health/live``, no wait: its rate shows what this Locust process can do."""
 
     wait_time = constant(0)

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
 from load.samples import Sample, read_acks, read_samples, read_summaries
@@ -165,6 +166,61 @@ async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path
     assert {s.name for s in run.samples} == {"health.live"}
     assert len(run.samples) > 50  # no wait time: as fast as the app answers
     assert read_acks(tmp_path) == []
+
+
+async def test_users_never_send_cookies_back(tmp_path: Path) -> None:
+    """The API uses bearer tokens: the users keep no cookie jar, whatever a server sets."""
+    cookies_sent: list[str] = []
+
+    async def live(request: web.Request) -> web.Response:
+        cookies_sent.extend(request.headers.getall("Cookie", []))
+        response = web.json_response({"status": "ok"})
+        response.set_cookie("session", uuid.uuid4().hex)
+        return response
+
+    server = web.Application()
+    server.router.add_get("/health/live", live)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        run = await run_locust(
+            tmp_path, "-H", f"http://127.0.0.1:{port}", users=2, run_time="2s",
+            env={ENV_MIX: "health"},
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert_clean(run)
+    assert len(run.samples) > 50  # each answer set a cookie: a jar would have sent it
+    assert cookies_sent == []
+
+
+def test_every_locust_process_shares_the_client_settings() -> None:
+    """Every kind of user is an ApiUser; the locustfile sets the collector's thresholds."""
+    import subprocess
+
+    probe = (
+        "import gc, json, sys\n"
+        "from locust.util.load_locustfile import load_locustfile\n"
+        "from load.users.api import ApiUser\n"
+        "classes, _ = load_locustfile(sys.argv[1])\n"
+        "module = sys.modules[next(iter(classes.values())).__module__]\n"
+        "print(json.dumps({'api': sorted(n for n, c in classes.items()\n"
+        "                                if issubclass(c, ApiUser)),\n"
+        "                  'gc': gc.get_threshold(), 'wanted': module.GC_THRESHOLDS}))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(LOCUSTFILE)], cwd=PROJECT_ROOT,
+        env={**environ, ENV_MIX: ",".join(KINDS)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["api"] == sorted(KINDS.values())
+    assert found["gc"] == found["wanted"]
+    assert found["gc"][0] > 700  # Python's default: collected every few requests
 
 
 async def test_host_and_admin_token_default_to_the_stack(app: RunningApp, tmp_path: Path) -> None:

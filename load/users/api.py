@@ -1,0 +1,28 @@
+"""The HTTP side every harness user shares: Locust's ``FastHttpUser``, set for this API.
+
+- **No cookie jar.** The app authenticates with bearer tokens and sets no cookies, so the
+  jar would only cost: geventhttpclient reads it before and writes it after every request
+  (about a tenth of a Locust process's time per request; `bench/loadgen_efficiency.py`).
+  A cookie the server might set is never sent back.
+- **Timeouts.** A request the app leaves hanging (a starved pool in the legacy design)
+  fails after :attr:`network_timeout`, so it is counted in its phase instead of vanishing
+  until the run ends.
+"""
+
+from __future__ import annotations
+
+from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
+
+
+class ApiUser(FastHttpUser):
+    """A ``FastHttpUser`` without cookies and with short timeouts (see the module)."""
+
+    abstract = True
+    network_timeout = 5.0
+    connection_timeout = 5.0
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        # FastHttpSession -> geventhttpclient's UserAgent, which skips the jar when None.
+        self.client.client.cookiejar = None
