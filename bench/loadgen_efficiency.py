@@ -1,6 +1,6 @@
 """The load generator's own speed: the runner's requests per second beside wrk's, one run.
 
-    .venv/bin/python bench/loadgen_efficiency.py [--seconds 10] [--users 50] [--rounds 2]
+    .venv/bin/python bench/loadgen_efficiency.py [--seconds 10] [--users 100] [--rounds 2]
 
 Starts a throw-away stack (`harness up`), then drives the app's `GET /health/live` (no
 database, so the app is as fast as it gets and the generator is what is measured) with wrk
@@ -59,7 +59,7 @@ def runner_rps(url: str, token: str, seconds: int, users: int, workers: int) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
