@@ -1,6 +1,7 @@
 """Create-deposit throughput against a bare aiohttp + aiopg single-INSERT handler, one run.
 
     .venv/bin/python bench/deposit_throughput.py [--seconds 8] [--connections 100] [--rounds 2]
+                                                 [--warmup 2]
 
 Starts a throw-away stack (PostgreSQL, Toxiproxy, the provider fakes, the app with 2
 workers: `harness up`), and the bare baselines (bench/bare_insert.py, 2 workers) whose
@@ -123,6 +124,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk per target first")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is needed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -163,7 +165,7 @@ def main() -> int:
         }
         # Warm every target up (pools filled, code paths hot) before measuring.
         for url, path in targets.values():
-            wrk(url, path, token, 2, args.connections, "warm")
+            wrk(url, path, token, args.warmup, args.connections, "warm")
         runs: dict[str, list[Measure]] = {name: [] for name in targets}
         for n in range(args.rounds):
             for i, (name, (url, path)) in enumerate(targets.items()):
