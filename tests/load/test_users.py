@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -66,23 +67,31 @@ async def run_locust(
     return LocustRun(process.returncode or 0, output.decode(errors="replace"), folder)
 
 
-def locust_classes(env: Mapping[str, str]) -> tuple[int, dict[str, int], str]:
-    """The User classes Locust finds in the locustfile (name -> weight), by a subprocess."""
+def probe_locustfile(env: Mapping[str, str], result: str, *imports: str) -> tuple[int, Any, str]:
+    """Load the locustfile in a subprocess and read back ``result`` (a Python expression
+    over ``classes``, the User classes Locust finds there, name -> class) as JSON."""
     import subprocess
 
     probe = (
-        "import json, sys\n"
+        "import gc, json, sys\n"
         "from locust.util.load_locustfile import load_locustfile\n"
-        "classes, _ = load_locustfile(sys.argv[1])\n"
-        "print(json.dumps({n: c.weight for n, c in classes.items()}))\n"
+        + "".join(f"{line}\n" for line in imports)
+        + "classes, _ = load_locustfile(sys.argv[1])\n"
+        f"print(json.dumps({result}))\n"
     )
     environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
     done = subprocess.run(
         [sys.executable, "-c", probe, str(LOCUSTFILE)], cwd=PROJECT_ROOT,
         env={**environ, **env}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    found = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else {}
+    found = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else None
     return done.returncode, found, done.stderr
+
+
+def locust_classes(env: Mapping[str, str]) -> tuple[int, dict[str, int], str]:
+    """The User classes Locust finds in the locustfile (name -> weight)."""
+    returncode, found, stderr = probe_locustfile(env, "{n: c.weight for n, c in classes.items()}")
+    return returncode, found or {}, stderr
 
 
 @pytest.fixture
@@ -199,25 +208,14 @@ async def test_users_never_send_cookies_back(tmp_path: Path) -> None:
 
 def test_every_locust_process_shares_the_client_settings() -> None:
     """Every kind of user is an ApiUser; the locustfile sets the collector's thresholds."""
-    import subprocess
-
-    probe = (
-        "import gc, json, sys\n"
-        "from locust.util.load_locustfile import load_locustfile\n"
-        "from load.users.api import ApiUser\n"
-        "classes, _ = load_locustfile(sys.argv[1])\n"
-        "module = sys.modules[next(iter(classes.values())).__module__]\n"
-        "print(json.dumps({'api': sorted(n for n, c in classes.items()\n"
-        "                                if issubclass(c, ApiUser)),\n"
-        "                  'gc': gc.get_threshold(), 'wanted': module.GC_THRESHOLDS}))\n"
+    returncode, found, stderr = probe_locustfile(
+        {ENV_MIX: ",".join(KINDS)},
+        "{'api': sorted(n for n, c in classes.items() if issubclass(c, ApiUser)),"
+        " 'gc': gc.get_threshold(),"
+        " 'wanted': sys.modules[next(iter(classes.values())).__module__].GC_THRESHOLDS}",
+        "from load.users.api import ApiUser",
     )
-    environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(LOCUSTFILE)], cwd=PROJECT_ROOT,
-        env={**environ, ENV_MIX: ",".join(KINDS)}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.splitlines()[-1])
+    assert returncode == 0, stderr
     assert found["api"] == sorted(KINDS.values())
     assert found["gc"] == found["wanted"]
     assert found["gc"][0] > 700  # Python's default: collected every few requests
