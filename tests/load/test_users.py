@@ -10,18 +10,21 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from chaos.ports import free_port
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
 from load.samples import Sample, read_acks, read_samples, read_summaries
 from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
@@ -175,6 +178,68 @@ async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path
     assert {s.name for s in run.samples} == {"health.live"}
     assert len(run.samples) > 50  # no wait time: as fast as the app answers
     assert read_acks(tmp_path) == []
+
+
+async def test_plain_locust_opens_its_web_ui_against_the_stack(
+    app: RunningApp, tmp_path: Path
+) -> None:
+    """``locust -f load/locustfile.py`` with no flags: Locust's web UI, host from the stack."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stack.json").write_text(
+        json.dumps({"app": {"url": app_url(app), "admin_token": ADMIN_TOKEN}})
+    )
+    port = free_port()
+    ui = f"http://127.0.0.1:{port}"
+    environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+        "--web-host", "127.0.0.1", "--web-port", str(port),
+        cwd=PROJECT_ROOT, env={**environ, ENV_STATE_DIR: str(state)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            page = await poll(lambda: http.get(f"{ui}/"), lambda status, _: status == 200)
+            assert app_url(app) in page  # the host field is the stack's app
+            async with http.post(f"{ui}/swarm", data={"user_count": "3", "spawn_rate": "3"}) as r:
+                assert (await r.json())["success"], await r.text()
+            report = await poll(
+                lambda: http.get(f"{ui}/stats/requests"),
+                lambda _, text: _requests(text, "deposits.create") > 0,
+            )
+            total = json.loads(report)["stats"][-1]
+            assert total["name"] == "Aggregated"
+            assert total["num_requests"] > 0
+            assert total["num_failures"] == 0, report
+            async with http.post(f"{ui}/stop") as r:
+                assert r.status == 200
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode in (0, -signal.SIGTERM), stderr.decode(errors="replace")
+
+
+async def poll(
+    get: Callable[[], Any], done: Callable[[int, str], bool], seconds: float = 30
+) -> str:
+    """GET until ``done(status, text)`` (connection refused counts as not yet); the text."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    last = ""
+    while True:
+        try:
+            async with get() as response:
+                last = await response.text()
+                if done(response.status, last):
+                    return last
+        except aiohttp.ClientConnectionError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, last
+        await asyncio.sleep(0.2)
+
+
+def _requests(report: str, name: str) -> int:
+    return sum(s["num_requests"] for s in json.loads(report)["stats"] if s["name"] == name)
 
 
 async def test_users_never_send_cookies_back(tmp_path: Path) -> None:
