@@ -3,11 +3,13 @@ counts them, locally and with a master and two Locust workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
-from load.runner import LoadPlan, LoadResult, run_load
+from load.runner import LOCUSTFILE, LoadPlan, LoadResult, run_load
 from tests.plugins.pg_cluster import cluster_folder
 
 #: request group -> (method, route template) as the app's metrics name it
@@ -102,3 +104,22 @@ def test_two_workers_give_the_union_of_their_samples(stack: StackState) -> None:
     assert sum(w["samples"] for w in workers) == len(result.samples)
     assert_counted_like_the_app(result, before, after)
     assert not [s for s in result.samples if s.failed]
+
+
+#: Locust takes several locustfiles as one comma-separated -f value
+SATURATING = Path(f"{LOCUSTFILE},{Path(__file__).with_name('saturating_locustfile.py')}")
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["local", "distributed"])
+def test_locusts_cpu_warning_marks_the_run_saturated(stack: StackState, workers: int) -> None:
+    assert stack.app is not None
+    plan = LoadPlan(
+        host=stack.app.url, users=1, spawn_rate=1.0, duration=2.0, mix={"health": 1},
+        admin_token=stack.app.admin_token, workers=workers,
+    )  # fmt: skip
+    assert run_load(plan).saturated is False  # the harness's own locustfile: no warning here
+    result = run_load(dataclasses.replace(plan, locustfile=SATURATING))
+    assert result.saturated is True
+    assert result.samples  # the users ran all the same
+    warned = [s["role"] for s in result.summaries if s.get("cpu_warning")]
+    assert warned == (["local"] if workers == 0 else ["worker"]), result.summaries
