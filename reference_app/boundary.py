@@ -71,15 +71,25 @@ class Boundary:
                 service=self.service,
                 code="timeout",
             ) from exc
-        except (psycopg2.OperationalError, psycopg2.InterfaceError, OSError) as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except psycopg2.extensions.QueryCanceledError as exc:
             raise DependencyUnavailable(
-                f"{self.service}: database unavailable ({detail})",
+                f"{self.service}: a statement ran past its time limit ({_first_line(exc)})",
+                service=self.service,
+                code="statement_timeout",
+            ) from exc
+        except (psycopg2.OperationalError, psycopg2.InterfaceError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"{self.service}: database unavailable ({_first_line(exc)})",
                 service=self.service,
                 code="database_unavailable",
             ) from exc
         finally:
             _deadline.reset(token)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class BoundedService:

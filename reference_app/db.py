@@ -165,6 +165,23 @@ def _alive(conn: aiopg.Connection) -> bool:
     return not readable
 
 
+def _server_cancelled(exc: asyncio.CancelledError) -> psycopg2.extensions.QueryCanceledError | None:
+    """The statement PostgreSQL cancelled, if that is what ``exc`` stands for.
+
+    aiopg reports a statement the server cancelled (``statement_timeout``) as
+    :class:`asyncio.CancelledError`, which would cancel the whole request: the client would
+    be dropped without an answer. A real cancellation of the task (a time limit, a client
+    gone) is not that, and is left alone.
+    """
+    cause = exc.__context__
+    task = asyncio.current_task()
+    if isinstance(cause, psycopg2.extensions.QueryCanceledError) and (
+        task is None or task.cancelling() == 0
+    ):
+        return cause
+    return None
+
+
 class ServiceDatabase:
     """One service's way to its data: its own pool, or the shared one in the legacy design."""
 
@@ -182,6 +199,11 @@ class ServiceDatabase:
             await self._faults.on_connection(self.service)
             yield conn
             broken = False
+        except asyncio.CancelledError as exc:
+            cancelled = _server_cancelled(exc)
+            if cancelled is None:
+                raise
+            raise cancelled from None
         except BROKEN_CONNECTION_ERRORS:
             raise
         except BaseException:

@@ -1,0 +1,95 @@
+"""Each service's pool as PostgreSQL sees it: its own role, named after the service, its
+statement time limit, its minimum size; and a statement over the limit ends as that
+service's 503, the connection still usable."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from reference_app.app_keys import DATABASES, P2P
+from reference_app.errors import DependencyUnavailable
+from reference_app.migrate import role_of
+from reference_app.settings import SERVICES
+from tests.plugins.reference_app import StartApp
+
+POOL = {"min_size": 2, "max_size": 4, "statement_timeout_ms": 700}
+
+
+async def test_each_pool_connects_as_its_service(start_app: StartApp, app_database: str) -> None:
+    api = await start_app(pool=POOL)
+    manager = api.app[DATABASES]
+    for service in SERVICES:
+        async with manager.for_service(service).cursor() as cur:
+            await cur.execute(
+                "SELECT current_user, current_setting('application_name'),"
+                " current_setting('statement_timeout')"
+            )
+            assert await cur.fetchone() == (role_of(service), service, "700ms")
+    with psycopg2.connect(app_database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT application_name, usename, count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = ANY(%s)"
+            " GROUP BY 1, 2",
+            (list(SERVICES),),
+        )
+        seen = {name: (user, count) for name, user, count in cur.fetchall()}
+    conn.close()
+    # Each pool opened its minimum on first use, under its own role and name.
+    assert seen == {s: (role_of(s), POOL["min_size"]) for s in SERVICES}
+
+
+async def test_a_statement_over_the_limit_is_the_services_503(start_app: StartApp) -> None:
+    api = await start_app(pool=POOL)
+    db = api.app[DATABASES].for_service("p2p")
+    with pytest.raises(psycopg2.errors.QueryCanceled):
+        async with db.cursor() as cur:
+            await cur.execute("SELECT pg_sleep(5)")
+    async with db.cursor() as cur:  # the pool still serves
+        await cur.execute("SELECT 1")
+        assert await cur.fetchone() == (1,)
+
+    p2p = api.app[P2P]
+
+    async def slow() -> None:
+        async with p2p.db.cursor() as cur:
+            await cur.execute("SELECT pg_sleep(5)")
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        await p2p.boundary.call(slow)
+    assert raised.value.service == "p2p"
+    assert "canceling statement due to statement timeout" in raised.value.message
+
+
+async def test_a_request_whose_statement_waits_past_the_limit_gets_a_503(
+    start_app: StartApp, app_database: str
+) -> None:
+    """A withdrawal blocked by a row lock held elsewhere: PostgreSQL cancels its statement
+    after ``statement_timeout``; the client gets wallet's 503, and nothing moved."""
+    api = await start_app(pool=POOL)
+    user, token = await api.new_user({"USDT": "10"})
+    blocker = psycopg2.connect(app_database)
+    try:
+        with blocker.cursor() as cur:  # a transaction left open, holding the user's row
+            cur.execute("SELECT 1 FROM wallet.accounts WHERE owner = %s FOR UPDATE", (str(user),))
+        status, body = await api.call(
+            "POST", "/api/wallet/withdraw", token=token, key="blocked",
+            json={"currency": "USDT", "amount": "4"},
+        )  # fmt: skip
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert status == 503, body
+    assert body["error"]["service"] == "wallet"
+    # The statement limit ended it (not the pool's operation timeout, code "timeout").
+    assert body["error"]["code"] == "statement_timeout"
+    # Nothing moved, and the same request goes through once the lock is gone.
+    status, balances = await api.call("GET", "/api/wallet/balances", token=token)
+    assert balances["balances"][0]["available"] == "10"
+    status, body = await api.call(
+        "POST", "/api/wallet/withdraw", token=token, key="blocked",
+        json={"currency": "USDT", "amount": "4"},
+    )  # fmt: skip
+    assert status == 201, body
+    status, balances = await api.call("GET", "/api/wallet/balances", token=token)
+    assert balances["balances"][0]["available"] == "6"
