@@ -56,8 +56,9 @@ class Boundary:
         if outer is not None and limit is not None:
             limit = max(0.01, min(limit, outer - now - NESTED_MARGIN))
         token = _deadline.set(now + limit if limit is not None else None)
+        scope = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(limit):
+            async with scope:
                 return await fn(*args, **kwargs)
         except AppError:
             raise
@@ -66,11 +67,14 @@ class Boundary:
                 f"{self.service}: database busy, {exc}", service=self.service, code="pool_timeout"
             ) from exc
         except TimeoutError as exc:
-            raise DependencyUnavailable(
-                f"{self.service}: no answer within {limit:g} s",
-                service=self.service,
-                code="timeout",
-            ) from exc
+            # Either the service's own time limit, or a driver operation that timed out
+            # inside it (aiopg's per-operation timeout, a network stall): say which.
+            message = (
+                f"{self.service}: no answer within {limit:g} s"
+                if scope.expired()
+                else f"{self.service}: its database did not answer in time"
+            )
+            raise DependencyUnavailable(message, service=self.service, code="timeout") from exc
         except psycopg2.extensions.QueryCanceledError as exc:
             raise DependencyUnavailable(
                 f"{self.service}: a statement ran past its time limit ({_first_line(exc)})",

@@ -4,6 +4,8 @@ service's 503, the connection still usable."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg2
 import pytest
 
@@ -61,12 +63,32 @@ async def test_a_statement_over_the_limit_is_the_services_503(start_app: StartAp
     assert "canceling statement due to statement timeout" in raised.value.message
 
 
-async def test_a_request_whose_statement_waits_past_the_limit_gets_a_503(
-    start_app: StartApp, app_database: str
+BLOCKED = [
+    # (which limit ends the statement, app settings, 503 code, message part)
+    ("statement_timeout", {"pool": {**POOL, "acquire_timeout": 2.0}}, "statement_timeout",
+     "ran past its time limit (canceling statement due to statement timeout)"),
+    ("driver", {"pool": {**POOL, "statement_timeout_ms": 5000, "acquire_timeout": 0.7}},
+     "timeout", "its database did not answer in time"),
+    ("service", {"pool": {**POOL, "statement_timeout_ms": 5000}, "service_timeout": 0.7},
+     "timeout", "no answer within 0.7 s"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("limit", "settings", "code", "message"), BLOCKED,
+                         ids=[b[0] for b in BLOCKED])  # fmt: skip
+async def test_a_request_blocked_past_a_limit_gets_the_services_503(
+    start_app: StartApp,
+    app_database: str,
+    limit: str,
+    settings: dict[str, Any],
+    code: str,
+    message: str,
 ) -> None:
-    """A withdrawal blocked by a row lock held elsewhere: PostgreSQL cancels its statement
-    after ``statement_timeout``; the client gets wallet's 503, and nothing moved."""
-    api = await start_app(pool=POOL)
+    """A withdrawal blocked by a row lock held elsewhere ends at the first limit it meets:
+    PostgreSQL's ``statement_timeout``, the driver's operation timeout (aiopg's, the pool's
+    acquire timeout), or the service's time limit. Each is wallet's 503 saying which, and
+    nothing moved; the same request goes through once the lock is gone."""
+    api = await start_app(**settings)
     user, token = await api.new_user({"USDT": "10"})
     blocker = psycopg2.connect(app_database)
     try:
@@ -80,10 +102,8 @@ async def test_a_request_whose_statement_waits_past_the_limit_gets_a_503(
         blocker.rollback()
         blocker.close()
     assert status == 503, body
-    assert body["error"]["service"] == "wallet"
-    # The statement limit ended it (not the pool's operation timeout, code "timeout").
-    assert body["error"]["code"] == "statement_timeout"
-    # Nothing moved, and the same request goes through once the lock is gone.
+    assert (body["error"]["service"], body["error"]["code"]) == ("wallet", code)
+    assert message in body["error"]["message"]
     status, balances = await api.call("GET", "/api/wallet/balances", token=token)
     assert balances["balances"][0]["available"] == "10"
     status, body = await api.call(
