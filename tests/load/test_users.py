@@ -180,6 +180,31 @@ async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path
     assert read_acks(tmp_path) == []
 
 
+async def test_each_sample_keeps_the_error_code_and_service_the_app_answered(
+    app: RunningApp, tmp_path: Path
+) -> None:
+    """With deposits broken through the fault API, every ``deposits.create`` sample is a
+    failure carrying deposits' own code and name, read from the app's error body; the
+    calls to other services around it succeed."""
+    status, body = await app.call(
+        "PUT", "/api/_faults/deposits", token=ADMIN_TOKEN, json={"mode": "raise"}
+    )
+    assert status == 200, body
+    try:
+        run = await run_locust(
+            tmp_path, "-H", app_url(app), users=2, run_time="3s",
+            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "deposits"},
+        )  # fmt: skip
+    finally:
+        await app.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
+    by_name: dict[str, set[tuple[int, bool, str | None, str | None]]] = {}
+    for s in run.samples:
+        by_name.setdefault(s.name, set()).add((s.status, s.failed, s.error_code, s.error_service))
+    assert by_name["deposits.create"] == {(503, True, "service_broken", "deposits")}, by_name
+    assert by_name["users.create"] == {(201, False, None, None)}, by_name
+    assert by_name["admin.credit"] == {(201, False, None, None)}, by_name
+
+
 async def test_plain_locust_opens_its_web_ui_against_the_stack(
     app: RunningApp, tmp_path: Path
 ) -> None:
