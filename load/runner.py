@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
-from load.samples import Sample, count_samples, read_acks, read_samples, read_summaries
+from load.samples import Sample, SampleCounter, read_acks, read_samples, read_summaries
 from load.stats import GroupStats, Window, by_group, in_window
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -127,6 +127,7 @@ class LoadRun:
         self._own_dir = plan.samples_dir is None
         self.samples_dir = plan.samples_dir or Path(tempfile.mkdtemp(prefix="harness-load-"))
         self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self._counter = SampleCounter(self.samples_dir)
         self._processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
         self.started_at = 0.0
@@ -187,7 +188,7 @@ class LoadRun:
 
     def count(self) -> int:
         """Samples written so far (for progress)."""
-        return count_samples(self.samples_dir)
+        return self._counter.update()
 
     def wait(
         self, progress: Callable[[float, int], None] | None = None, interval: float = 0.5

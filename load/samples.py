@@ -94,9 +94,31 @@ def read_samples(folder: Path) -> list[Sample]:
                   key=lambda s: s.start)  # fmt: skip
 
 
-def count_samples(folder: Path) -> int:
-    """How many complete samples are written so far (for progress)."""
-    return sum(1 for _ in _lines(folder, "samples-*.jsonl"))
+class SampleCounter:
+    """How many complete samples the files of ``folder`` hold so far (for progress).
+
+    Asked twice a second during a run, it reads only what was appended since it last
+    looked: counting every line again would read the whole, growing files each time, on
+    the machine that generates the load.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+        self._consumed: dict[Path, int] = {}  # bytes up to the last complete line counted
+
+    def update(self) -> int:
+        for path in sorted(self.folder.glob("samples-*.jsonl")):
+            offset = self._consumed.get(path, 0)
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    appended = handle.read()
+            except FileNotFoundError:
+                continue
+            self.count += appended.count(b"\n")
+            self._consumed[path] = offset + appended.rfind(b"\n") + 1
+        return self.count
 
 
 def read_acks(folder: Path) -> list[dict[str, Any]]:

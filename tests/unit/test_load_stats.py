@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from load.kinds import parse_mix
 from load.runner import LoadError, LoadPlan, parse_duration
-from load.samples import Sample
+from load.samples import Sample, SampleCounter, read_samples
 from load.stats import Window, by_group, group_stats, in_window, matching
 
 
@@ -142,3 +143,19 @@ def test_plan_validation() -> None:
     for field, value, message in cases:
         with pytest.raises(LoadError, match=message):
             LoadPlan(**{**good, field: value})  # type: ignore[arg-type]
+
+
+def test_the_sample_counter_counts_complete_lines_as_the_files_grow(tmp_path: Path) -> None:
+    counter = SampleCounter(tmp_path)
+    assert counter.update() == 0
+    line = Sample(1.5, "health.live", 2.0, 200).to_line()
+    first, second = tmp_path / "samples-1.jsonl", tmp_path / "samples-2.jsonl"
+    first.write_text(line * 3 + line[:10])  # a process is in the middle of a line
+    assert counter.update() == 3
+    with first.open("a") as handle:
+        handle.write(line[10:] + line)
+    second.write_text(line * 2)
+    (tmp_path / "acks-1.jsonl").write_text("{}\n")  # not a samples file
+    assert counter.update() == 7
+    assert counter.update() == 7  # nothing new
+    assert counter.update() == len(read_samples(tmp_path))
