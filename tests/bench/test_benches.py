@@ -28,9 +28,14 @@ def bench_tmp() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture
+def wrk() -> None:
+    """The throughput benchmarks drive their contenders with wrk."""
+    assert shutil.which("wrk"), "the benchmarks need wrk (Debian: apt-get install wrk)"
+
+
 def run_bench(script: str, folder: Path, *args: str) -> str:
     """``python bench/<script> args`` with its temporary folders in ``folder``."""
-    assert shutil.which("wrk"), "the benchmarks need wrk (Debian: apt-get install wrk)"
     done = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "bench" / script), *args],
         cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(folder)},
@@ -64,6 +69,7 @@ def printed_ratio(output: str, label: str) -> float:
     return float(found[1])
 
 
+@pytest.mark.usefixtures("wrk")
 def test_deposit_throughput_prints_three_rates_and_their_ratios(bench_tmp: Path) -> None:
     output = run_bench(
         "deposit_throughput.py", bench_tmp,
@@ -84,6 +90,7 @@ def test_deposit_throughput_prints_three_rates_and_their_ratios(bench_tmp: Path)
     assert printed_ratio(output, "app / bare flow") == pytest.approx(app / flow, abs=0.006)
 
 
+@pytest.mark.usefixtures("wrk")
 def test_loadgen_efficiency_prints_wrk_and_the_runner_with_one_and_two_workers(
     bench_tmp: Path,
 ) -> None:
@@ -99,3 +106,15 @@ def test_loadgen_efficiency_prints_wrk_and_the_runner_with_one_and_two_workers(
         found = re.search(rf"^  {re.escape(label)}.*ratio\s+([\d.]+)", output, re.MULTILINE)
         assert found is not None, output
         assert float(found[1]) == pytest.approx(runner / reference, abs=0.006)
+
+
+def test_samples_memory_prints_bytes_per_sample_in_memory_and_on_disk(bench_tmp: Path) -> None:
+    output = run_bench("samples_memory.py", bench_tmp, "--samples", "2000")
+    assert "2000 samples read back" in output
+    in_memory = float(re.search(r"in memory\s+([\d.]+) bytes", output)[1])  # type: ignore[index]
+    on_disk = float(re.search(r"on disk\s+([\d.]+) bytes", output)[1])  # type: ignore[index]
+    assert in_memory > 0
+    assert on_disk > 0
+    assert printed_ratio(output, "ratio memory / disk") == pytest.approx(
+        in_memory / on_disk, abs=0.006
+    )
