@@ -31,7 +31,7 @@ from reference_app.app_keys import (
 )
 from reference_app.auth import Tokens
 from reference_app.boundary import Boundary
-from reference_app.db import DatabaseManager
+from reference_app.db import DatabaseManager, statement_cancellations_logged_once
 from reference_app.faults import FaultSwitches
 from reference_app.http_api import Route
 from reference_app.metrics import AppMetrics
@@ -111,20 +111,21 @@ async def _schema(app: web.Application) -> AsyncIterator[None]:
 async def _databases(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     manager = DatabaseManager(app[METRICS], app[FAULTS])
-    try:
-        if settings.architecture == "isolated":
-            for service in SERVICES:
-                await manager.add_pool(service, settings.databases[service], (service,))
-        else:
-            assert settings.legacy_database is not None
-            # Root causes 2 and 3: one pool for every feature, no acquire timeout.
-            shared = settings.legacy_database.model_copy(update={"acquire_timeout": None})
-            await manager.add_pool(LEGACY_POOL, shared, SERVICES)
-        app[DATABASES] = manager
-        yield
-    finally:
-        await app[FAULTS].close()
-        await manager.close()
+    with statement_cancellations_logged_once():
+        try:
+            if settings.architecture == "isolated":
+                for service in SERVICES:
+                    await manager.add_pool(service, settings.databases[service], (service,))
+            else:
+                assert settings.legacy_database is not None
+                # Root causes 2 and 3: one pool for every feature, no acquire timeout.
+                shared = settings.legacy_database.model_copy(update={"acquire_timeout": None})
+                await manager.add_pool(LEGACY_POOL, shared, SERVICES)
+            app[DATABASES] = manager
+            yield
+        finally:
+            await app[FAULTS].close()
+            await manager.close()
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

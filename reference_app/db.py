@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import select
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiopg
@@ -180,6 +180,33 @@ def _server_cancelled(exc: asyncio.CancelledError) -> psycopg2.extensions.QueryC
     ):
         return cause
     return None
+
+
+@contextlib.contextmanager
+def statement_cancellations_logged_once() -> Iterator[None]:
+    """Keep aiopg from logging each statement PostgreSQL cancelled as an unhandled error.
+
+    aiopg raises it (see :func:`_server_cancelled`) and also hands it to the event loop's
+    exception handler, which logs an ERROR with a traceback for an error the service
+    answers (503 ``statement_timeout``, logged once as such). Every other context goes to
+    the handler there was before.
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), psycopg2.extensions.QueryCanceledError):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
 
 
 class ServiceDatabase:

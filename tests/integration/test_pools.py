@@ -4,6 +4,7 @@ service's 503, the connection still usable."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg2
@@ -79,6 +80,7 @@ BLOCKED = [
 async def test_a_request_blocked_past_a_limit_gets_the_services_503(
     start_app: StartApp,
     app_database: str,
+    caplog: pytest.LogCaptureFixture,
     limit: str,
     settings: dict[str, Any],
     code: str,
@@ -87,7 +89,8 @@ async def test_a_request_blocked_past_a_limit_gets_the_services_503(
     """A withdrawal blocked by a row lock held elsewhere ends at the first limit it meets:
     PostgreSQL's ``statement_timeout``, the driver's operation timeout (aiopg's, the pool's
     acquire timeout), or the service's time limit. Each is wallet's 503 saying which, and
-    nothing moved; the same request goes through once the lock is gone."""
+    nothing moved; the same request goes through once the lock is gone. Nothing is logged
+    as an unhandled error on the way."""
     api = await start_app(**settings)
     user, token = await api.new_user({"USDT": "10"})
     blocker = psycopg2.connect(app_database)
@@ -104,6 +107,7 @@ async def test_a_request_blocked_past_a_limit_gets_the_services_503(
     assert status == 503, body
     assert (body["error"]["service"], body["error"]["code"]) == ("wallet", code)
     assert message in body["error"]["message"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     status, balances = await api.call("GET", "/api/wallet/balances", token=token)
     assert balances["balances"][0]["available"] == "10"
     status, body = await api.call(
