@@ -11,6 +11,21 @@ from reference_app.errors import BadRequest
 DEFAULT_CURRENCIES: Mapping[str, int] = {"BTC": 8, "ETH": 8, "USDT": 6, "USD": 2}
 #: the largest amount accepted (NUMERIC(38, 18) holds 20 integer digits)
 MAX_AMOUNT = Decimal("1e15")
+#: decimal places of a rate (the scale of NUMERIC(38, 18))
+RATE_PLACES = 18
+
+
+class UnquotableAmount(ValueError):
+    """An amount a quote cannot be made for (``code`` says why: too small, too large)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def unit(places: int) -> Decimal:
+    """The smallest amount with ``places`` decimal places: ``unit(2) == Decimal("0.01")``."""
+    return Decimal(1).scaleb(-places)
 
 
 def parse_currency(value: object, currencies: Mapping[str, int], field: str = "currency") -> str:
@@ -58,7 +73,7 @@ def parse_amount(
 
 def quantize(amount: Decimal, currency: str, currencies: Mapping[str, int]) -> Decimal:
     """``amount`` rounded down to the currency's precision (never in the user's favour)."""
-    return amount.quantize(Decimal(1).scaleb(-currencies[currency]), rounding=ROUND_DOWN)
+    return amount.quantize(unit(currencies[currency]), rounding=ROUND_DOWN)
 
 
 def to_json(amount: Decimal) -> str:

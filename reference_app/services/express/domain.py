@@ -23,8 +23,7 @@ from datetime import datetime
 from decimal import ROUND_UP, Decimal, localcontext
 from enum import StrEnum
 
-#: decimal places of a rate (the scale of NUMERIC(38, 18))
-RATE_PLACES = 18
+from reference_app.money import RATE_PLACES, UnquotableAmount, unit
 
 
 class QuoteState(StrEnum):
@@ -76,15 +75,6 @@ class QuoteTerms:
     fee: Decimal
 
 
-class UnquotableAmount(ValueError):
-    """The amount cannot be quoted: worth less than the paid currency's smallest unit, or
-    too large to hold."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def quote_terms(
     *,
     price: Decimal,
@@ -97,15 +87,15 @@ def quote_terms(
     with localcontext() as context:
         # Wide enough that nothing is rounded before the quantizes (see the swap formula).
         context.prec = 80
-        unit = _unit(pay_places)
-        rate = (price * (1 + markup)).quantize(_unit(RATE_PLACES), ROUND_UP)
+        smallest = unit(pay_places)
+        rate = (price * (1 + markup)).quantize(unit(RATE_PLACES), ROUND_UP)
         exact_cost = buy_amount * price
-        pay_amount = (buy_amount * rate).quantize(unit, ROUND_UP)
-        cost = exact_cost.quantize(unit, ROUND_UP)
-    if exact_cost < unit:
+        pay_amount = (buy_amount * rate).quantize(smallest, ROUND_UP)
+        cost = exact_cost.quantize(smallest, ROUND_UP)
+    if exact_cost < smallest:
         # Rounded up, it would cost the user more than it is worth, maybe many times.
         raise UnquotableAmount(
-            f"amount: {buy_amount} is worth less than {unit} at price {price}",
+            f"amount: {buy_amount} is worth less than {smallest} at price {price}",
             code="amount_too_small",
         )
     if pay_amount > max_amount:
@@ -114,10 +104,6 @@ def quote_terms(
             code="amount_too_large",
         )
     return QuoteTerms(rate=rate, pay_amount=pay_amount, cost=cost, fee=pay_amount - cost)
-
-
-def _unit(places: int) -> Decimal:
-    return Decimal(1).scaleb(-places)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from reference_app.errors import (
     Gone,
     NotFound,
 )
-from reference_app.money import MAX_AMOUNT
+from reference_app.money import MAX_AMOUNT, UnquotableAmount
 from reference_app.prices import Prices
 from reference_app.services.express import queries as q
 from reference_app.services.express.domain import (
@@ -28,7 +28,6 @@ from reference_app.services.express.domain import (
     Placement,
     Quote,
     QuoteState,
-    UnquotableAmount,
     order_states_before,
     quote_terms,
 )

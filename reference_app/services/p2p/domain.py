@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
+from reference_app.money import unit
+
 #: fiat currencies an offer may be priced in, with the decimal places of a price
 FIAT_CURRENCIES: Mapping[str, int] = {"USD": 2, "EUR": 2, "GBP": 2}
 
@@ -235,9 +237,9 @@ def check_transition(state: TradeState, target: TradeState, actor: Actor) -> Non
 
 def fiat_total(amount: Decimal, price: Decimal, fiat_places: int) -> Decimal:
     """What the buyer pays, rounded down to the fiat's precision."""
-    return (amount * price).quantize(Decimal(1).scaleb(-fiat_places), rounding=ROUND_DOWN)
+    return (amount * price).quantize(unit(fiat_places), rounding=ROUND_DOWN)
 
 
 def fee_for(amount: Decimal, rate: Decimal, places: int) -> Decimal:
     """The platform's fee on a released trade, rounded down to the currency's precision."""
-    return (amount * rate).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    return (amount * rate).quantize(unit(places), rounding=ROUND_DOWN)

@@ -36,6 +36,7 @@ import aiopg
 from reference_app.boundary import Boundary, BoundedService
 from reference_app.db import ServiceDatabase, rows_as_dicts
 from reference_app.errors import BadRequest, Conflict, Forbidden, InsufficientFunds, NotFound
+from reference_app.money import unit
 from reference_app.services.p2p import queries as q
 from reference_app.services.p2p.domain import (
     ESCROW_MOVES,
@@ -106,7 +107,7 @@ class P2PService(BoundedService):
         if fiat not in FIAT_CURRENCIES:
             raise BadRequest(f"fiat: unknown {fiat!r}", service=SERVICE, code="invalid_currency")
         if min_amount is None:
-            min_amount = Decimal(1).scaleb(-self.settings.currencies[currency])
+            min_amount = unit(self.settings.currencies[currency])
         if max_amount is None:
             max_amount = amount
         with _refusals():

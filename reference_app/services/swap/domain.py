@@ -20,8 +20,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 from enum import StrEnum
 
-#: decimal places of a rate (the scale of NUMERIC(38, 18))
-RATE_PLACES = 18
+from reference_app.money import RATE_PLACES, UnquotableAmount, unit
 
 
 class QuoteState(StrEnum):
@@ -61,14 +60,6 @@ class QuoteTerms:
     buy_amount: Decimal
 
 
-class UnquotableAmount(ValueError):
-    """The amount cannot be quoted: too small to buy anything, or too large to hold."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def quote_terms(
     *,
     price: Decimal,
@@ -84,9 +75,9 @@ def quote_terms(
         # Wide enough that nothing is rounded before the quantizes: an amount of 10**15
         # with 18 places times a rate of 20 integer digits and 18 places fits in 80 digits.
         context.prec = 80
-        rate = (price * (1 - spread)).quantize(_unit(RATE_PLACES), ROUND_DOWN)
-        fee = (sell_amount * fee_rate).quantize(_unit(sell_places), ROUND_UP)
-        buy_amount = ((sell_amount - fee) * rate).quantize(_unit(buy_places), ROUND_DOWN)
+        rate = (price * (1 - spread)).quantize(unit(RATE_PLACES), ROUND_DOWN)
+        fee = (sell_amount * fee_rate).quantize(unit(sell_places), ROUND_UP)
+        buy_amount = ((sell_amount - fee) * rate).quantize(unit(buy_places), ROUND_DOWN)
     if buy_amount <= 0:
         raise UnquotableAmount(
             f"amount: {sell_amount} buys nothing after the fee at rate {rate}",
@@ -98,10 +89,6 @@ def quote_terms(
             code="amount_too_large",
         )
     return QuoteTerms(rate=rate, fee=fee, buy_amount=buy_amount)
-
-
-def _unit(places: int) -> Decimal:
-    return Decimal(1).scaleb(-places)
 
 
 @dataclass(frozen=True)

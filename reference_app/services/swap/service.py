@@ -12,14 +12,13 @@ from typing import Any
 from reference_app.boundary import Boundary, BoundedService
 from reference_app.db import ServiceDatabase
 from reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
-from reference_app.money import MAX_AMOUNT
+from reference_app.money import MAX_AMOUNT, UnquotableAmount
 from reference_app.prices import Prices
 from reference_app.services.swap import queries as q
 from reference_app.services.swap.domain import (
     Execution,
     Quote,
     QuoteState,
-    UnquotableAmount,
     quote_terms,
     states_before,
 )
