@@ -41,6 +41,19 @@ def parse_currency(value: object, currencies: Mapping[str, int], field: str = "c
     return code
 
 
+def parse_currency_pair(
+    first: object, second: object, currencies: Mapping[str, int], fields: tuple[str, str]
+) -> tuple[str, str]:
+    """Two known, different currency codes (the two sides of an exchange, named ``fields``)."""
+    one = parse_currency(first, currencies, field=fields[0])
+    other = parse_currency(second, currencies, field=fields[1])
+    if one == other:
+        raise BadRequest(
+            f"{fields[0]} and {fields[1]} must be different currencies", code="same_currency"
+        )
+    return one, other
+
+
 def parse_amount(
     value: object, currency: str, currencies: Mapping[str, int], field: str = "amount"
 ) -> Decimal:

@@ -9,9 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from reference_app.app_keys import EXPRESS, SETTINGS, TOKENS
-from reference_app.errors import BadRequest
 from reference_app.http_api import Route, idempotency_key, path_uuid, read_model, respond
-from reference_app.money import parse_amount, parse_currency
+from reference_app.money import parse_amount, parse_currency, parse_currency_pair
 from reference_app.services.express.domain import Order, Quote
 
 
@@ -78,10 +77,7 @@ async def request_express_quote(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
     body = await read_model(request, RequestExpressQuote)
     currencies = request.app[SETTINGS].currencies
-    buy = parse_currency(body.buy, currencies, field="buy")
-    pay = parse_currency(body.pay, currencies, field="pay")
-    if buy == pay:
-        raise BadRequest("buy and pay must be different currencies", code="same_currency")
+    buy, pay = parse_currency_pair(body.buy, body.pay, currencies, ("buy", "pay"))
     amount = parse_amount(body.amount, buy, currencies)
     quote = await request.app[EXPRESS].request_quote(user, buy, pay, amount)
     return respond(quote_json(quote), status=201)

@@ -9,9 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictStr
 
 from reference_app.app_keys import SETTINGS, SWAP, TOKENS
-from reference_app.errors import BadRequest
 from reference_app.http_api import Route, idempotency_key, path_uuid, read_model, respond
-from reference_app.money import parse_amount, parse_currency
+from reference_app.money import parse_amount, parse_currency_pair
 from reference_app.services.swap.domain import Quote
 
 
@@ -50,10 +49,7 @@ async def request_quote(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
     body = await read_model(request, RequestQuote)
     currencies = request.app[SETTINGS].currencies
-    sell = parse_currency(body.sell, currencies, field="sell")
-    buy = parse_currency(body.buy, currencies, field="buy")
-    if sell == buy:
-        raise BadRequest("sell and buy must be different currencies", code="same_currency")
+    sell, buy = parse_currency_pair(body.sell, body.buy, currencies, ("sell", "buy"))
     amount = parse_amount(body.amount, sell, currencies)
     quote = await request.app[SWAP].request_quote(user, sell, buy, amount)
     return respond(quote_json(quote), status=201)
