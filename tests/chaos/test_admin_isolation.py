@@ -17,6 +17,7 @@ from typing import Any
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DATABASES
 from reference_app.settings import SERVICES
+from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 DASHBOARD = "/api/admin/dashboard"
@@ -57,14 +58,6 @@ async def others_batch(api: RunningApp, token: str) -> dict[str, list[float]]:
         assert status == 201, body
         durations["deposits"].append(elapsed)
     return durations
-
-
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    """Poll ``condition()`` until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_slow_admin_database_slows_no_one_else(

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from chaos.state import AppState, LinkState, PostgresState, StackState
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DATABASES
 from tests.plugins.pg_cluster import PostgresServer
+from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
 
 LATENCY_MS = 300
@@ -73,14 +74,6 @@ async def timed_query(conn: psycopg2.extensions.connection) -> float:
     started = time.monotonic()
     await asyncio.to_thread(query, conn)
     return time.monotonic() - started
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"not true within {timeout} s"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -237,7 +230,7 @@ async def test_reset_peer_toxic_breaks_the_service_and_only_it(stack: Stack) -> 
     assert (await stack.status("/api/wallet/balances"))[0] == 200
 
     await revert_cleanly(fault, stack.ctx)
-    await eventually(lambda: _answers(stack, "/api/p2p/offers", 200))
+    await until(lambda: _answers(stack, "/api/p2p/offers", 200))
 
 
 async def _answers(stack: Stack, path: str, expected: int) -> bool:
@@ -257,7 +250,7 @@ async def test_link_down_makes_the_service_answer_503_until_reverted(stack: Stac
     assert any("disabled" in line for line in await residue(stack.ctx))
 
     await revert_cleanly(fault, stack.ctx)
-    await eventually(lambda: _answers(stack, "/api/p2p/offers", 200))
+    await until(lambda: _answers(stack, "/api/p2p/offers", 200))
 
 
 async def test_legacy_link_faults_act_on_the_shared_link(
@@ -346,7 +339,7 @@ async def test_service_fault_leak_exhausts_the_service_pool(stack: Stack) -> Non
     assert body["error"]["service"] == "p2p"
     assert (await stack.status("/api/wallet/balances"))[0] == 200
     await revert_cleanly(fault, stack.ctx)
-    await eventually(lambda: _answers(stack, "/api/p2p/offers", 200))
+    await until(lambda: _answers(stack, "/api/p2p/offers", 200))
 
 
 async def test_recycle_closes_the_idle_connections(stack: Stack) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from chaos.toxiproxy.client import ToxiproxyClient
+from tests.plugins.polling import until
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 
 MAX_AGE = 1.5
@@ -29,13 +30,6 @@ async def timed(call: Awaitable[tuple[int, Any]]) -> tuple[float, int, Any]:
     started = time.monotonic()
     status, body = await call
     return time.monotonic() - started, status, body
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while not (value := await check()):
-            await asyncio.sleep(0.02)
-        return value
 
 
 def swap_quote(api: RunningApp, token: str) -> Awaitable[tuple[int, Any]]:

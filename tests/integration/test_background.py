@@ -4,7 +4,6 @@ through its Toxiproxy link, the expiry jobs, and two apps running them on one da
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from reference_app.services.swap.domain import Quote, QuoteState
 from reference_app.services.wallet.domain import TREASURY
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
+from tests.plugins.polling import until
 from tests.plugins.reference_app import (
     ADMIN_TOKEN,
     PaymentsFake,
@@ -49,18 +49,6 @@ QUIET: dict[str, Any] = {
     "expire_trades_every": 3600.0,
     "prune_price_history_every": 3600.0,
 }
-
-
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` (plain or async) until it returns something truthy; return that."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.02)
 
 
 async def swap_quote(app: RunningApp, token: str, amount: str = "0.1") -> tuple[int, Any]:

@@ -29,6 +29,7 @@ from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
 from load.samples import Sample, read_acks, read_samples, read_summaries
 from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
 from reference_app.app_keys import DEPOSITS
+from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PricesFake, RunningApp, StartApp
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -225,14 +226,19 @@ async def test_plain_locust_opens_its_web_ui_against_the_stack(
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            page = await poll(lambda: http.get(f"{ui}/"), lambda status, _: status == 200)
+            page = await until(
+                lambda: answer(http, f"{ui}/", lambda status, _: status == 200), timeout=30
+            )
             assert app_url(app) in page  # the host field is the stack's app
             async with http.post(f"{ui}/swarm", data={"user_count": "3", "spawn_rate": "3"}) as r:
                 assert (await r.json())["success"], await r.text()
-            report = await poll(
-                lambda: http.get(f"{ui}/stats/requests"),
-                lambda _, text: _requests(text, "deposits.create") > 0,
-            )
+            report = await until(
+                lambda: answer(
+                    http, f"{ui}/stats/requests",
+                    lambda _, text: _requests(text, "deposits.create") > 0,
+                ),
+                timeout=30,
+            )  # fmt: skip
             total = json.loads(report)["stats"][-1]
             assert total["name"] == "Aggregated"
             assert total["num_requests"] > 0
@@ -245,22 +251,16 @@ async def test_plain_locust_opens_its_web_ui_against_the_stack(
     assert process.returncode in (0, -signal.SIGTERM), stderr.decode(errors="replace")
 
 
-async def poll(
-    get: Callable[[], Any], done: Callable[[int, str], bool], seconds: float = 30
-) -> str:
-    """GET until ``done(status, text)`` (connection refused counts as not yet); the text."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    last = ""
-    while True:
-        try:
-            async with get() as response:
-                last = await response.text()
-                if done(response.status, last):
-                    return last
-        except aiohttp.ClientConnectionError:
-            pass
-        assert asyncio.get_running_loop().time() < deadline, last
-        await asyncio.sleep(0.2)
+async def answer(
+    http: aiohttp.ClientSession, url: str, done: Callable[[int, str], bool]
+) -> str | None:
+    """``GET url``'s text if ``done(status, text)``, else None (also while nobody listens)."""
+    try:
+        async with http.get(url) as response:
+            text = await response.text()
+            return text if done(response.status, text) else None
+    except aiohttp.ClientConnectionError:
+        return None
 
 
 def _requests(report: str, name: str) -> int:
