@@ -3,6 +3,7 @@ link per service, and the app served over real HTTP (aiohttp's TestServer)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -139,8 +140,8 @@ IPN_SECRET = "fake-ipn-secret-0123456789"
 
 
 @dataclass
-class PaymentsFake:
-    """The payment-provider fake: its control URL, and the ``payments`` link to it."""
+class FakeServer:
+    """A provider fake: its control URL, and the Toxiproxy link the app reaches it through."""
 
     url: str
     link: Proxy
@@ -155,11 +156,41 @@ class PaymentsFake:
             assert answer.status < 300, await answer.text()
             return await answer.json()
 
+
+@dataclass
+class PaymentsFake(FakeServer):
+    """The payment-provider fake."""
+
     async def progress(self, payment_id: str, status: str, *, through: bool = False) -> Any:
         """Move a payment to ``status`` and deliver the IPN; returns the fake's report."""
         return await self.control(
             "POST", f"/payments/{payment_id}/progress", {"status": status, "through": through}
         )
+
+
+@dataclass
+class PricesFake(FakeServer):
+    """The price-source fake, with its state."""
+
+    book: PriceBook
+
+
+@contextlib.asynccontextmanager
+async def served_behind_link(
+    toxiproxy: ToxiproxyClient, app: web.Application, name: str
+) -> AsyncIterator[tuple[str, Proxy, aiohttp.ClientSession]]:
+    """``app`` on a free port, a new Toxiproxy link to it, and a client session."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    link = await toxiproxy.create_proxy(
+        f"{name}_{uuid.uuid4().hex[:6]}", listen="127.0.0.1:0",
+        upstream=f"127.0.0.1:{server.port}",
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield str(server.make_url("")).rstrip("/"), link, http
+    finally:
+        await server.close()
 
 
 @pytest.fixture
@@ -171,49 +202,16 @@ async def payments_fake(toxiproxy: ToxiproxyClient) -> AsyncIterator[PaymentsFak
         # Distinct per test: the deposits table outlives the fake.
         first_payment_id=secrets.randbelow(10**9) * 1000 + 10**12,
     )
-    server = TestServer(create_payments_app(config), host="127.0.0.1")
-    await server.start_server()
-    link = await toxiproxy.create_proxy(
-        f"payments_{uuid.uuid4().hex[:6]}", listen="127.0.0.1:0",
-        upstream=f"127.0.0.1:{server.port}",
-    )  # fmt: skip
-    async with aiohttp.ClientSession() as http:
-        yield PaymentsFake(str(server.make_url("")).rstrip("/"), link, http)
-    await server.close()
-
-
-@dataclass
-class PricesFake:
-    """The price-source fake: its control URL, its state, and the ``prices`` link to it."""
-
-    url: str
-    link: Proxy
-    http: aiohttp.ClientSession
-    book: PriceBook
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.link.listen_port}"
-
-    async def control(self, method: str, path: str, json: Any = None) -> Any:
-        async with self.http.request(method, f"{self.url}/_control{path}", json=json) as answer:
-            assert answer.status < 300, await answer.text()
-            return await answer.json()
+    async with served_behind_link(toxiproxy, create_payments_app(config), "payments") as served:
+        yield PaymentsFake(*served)
 
 
 @pytest.fixture
 async def prices_fake(toxiproxy: ToxiproxyClient) -> AsyncIterator[PricesFake]:
     """The price-source fake, reached by the app's price feed through its own Toxiproxy link."""
     app = create_prices_app(PricesFakeConfig())
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    link = await toxiproxy.create_proxy(
-        f"prices_{uuid.uuid4().hex[:6]}", listen="127.0.0.1:0",
-        upstream=f"127.0.0.1:{server.port}",
-    )  # fmt: skip
-    async with aiohttp.ClientSession() as http:
-        yield PricesFake(str(server.make_url("")).rstrip("/"), link, http, app[PRICE_BOOK])
-    await server.close()
+    async with served_behind_link(toxiproxy, app, "prices") as served:
+        yield PricesFake(*served, app[PRICE_BOOK])
 
 
 @pytest.fixture
