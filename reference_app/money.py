@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
 
 from reference_app.errors import BadRequest
 
@@ -87,6 +88,11 @@ def parse_amount(
 def quantize(amount: Decimal, currency: str, currencies: Mapping[str, int]) -> Decimal:
     """``amount`` rounded down to the currency's precision (never in the user's favour)."""
     return amount.quantize(unit(currencies[currency]), rounding=ROUND_DOWN)
+
+
+def as_decimal(value: Any) -> Decimal:
+    """A ``Decimal`` read back from the database (NUMERIC comes as ``Decimal`` already)."""
+    return value if isinstance(value, Decimal) else Decimal(value)
 
 
 def to_json(amount: Decimal) -> str:

@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import aiohttp
 
+from reference_app.clock import utc_now
 from reference_app.errors import DependencyUnavailable
 
 #: seconds after which a price is too old to quote on
@@ -43,10 +44,6 @@ class MalformedPrice(ValueError):
     """The source answered 200 with something that is not a price of the pair asked."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class PriceSource:
     """Fetches prices over the app's HTTP session, each call within ``timeout`` seconds."""
 
@@ -58,7 +55,7 @@ class PriceSource:
         *,
         max_age: float = DEFAULT_MAX_AGE,
         service: str = "swap",
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")

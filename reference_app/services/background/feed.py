@@ -34,8 +34,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from reference_app.clock import utc_now
 from reference_app.errors import DependencyUnavailable
 from reference_app.prices_client import MarketPrice, PriceSource
 from reference_app.services.background.domain import FeedEntry, Poll
@@ -45,10 +46,6 @@ log = logging.getLogger("reference_app.background")
 
 #: stores one poll's prices, received at the given time
 Recorder = Callable[[Sequence[MarketPrice], datetime], Awaitable[object]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PriceFeed:
@@ -66,7 +63,7 @@ class PriceFeed:
         *,
         interval: float,
         max_age: float,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.source = source
         self.interval = interval

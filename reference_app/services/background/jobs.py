@@ -52,9 +52,10 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from reference_app.clock import utc_now
 from reference_app.errors import AppError
 from reference_app.services.background.domain import JobName, JobOutcome, JobRun, JobStatus
 from reference_app.services.background.service import BackgroundService
@@ -65,10 +66,6 @@ log = logging.getLogger("reference_app.background")
 
 #: how long to wait for cancelled tasks before cancelling them again
 RECANCEL_AFTER = 0.1
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -116,7 +113,7 @@ def scheduled_jobs(background: BackgroundService, settings: AppSettings) -> list
 class JobRunner:
     """Runs each job on its own schedule, and keeps each job's status in this worker."""
 
-    def __init__(self, jobs: Sequence[Job], *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, jobs: Sequence[Job], *, clock: Callable[[], datetime] = utc_now) -> None:
         self.jobs = {job.name: job for job in jobs}
         self._status = {job.name: JobStatus(job.name, job.interval) for job in jobs}
         self._clock = clock

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from reference_app.boundary import Boundary, BoundedService
+from reference_app.clock import utc_now
 from reference_app.db import ServiceDatabase
 from reference_app.errors import (
     AppError,
@@ -19,7 +20,7 @@ from reference_app.errors import (
     Gone,
     NotFound,
 )
-from reference_app.money import MAX_AMOUNT, UnquotableAmount
+from reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
 from reference_app.prices import Prices
 from reference_app.services.express import queries as q
 from reference_app.services.express.domain import (
@@ -40,10 +41,6 @@ SERVICE = "express"
 EXPIRY_BATCH = 500
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ExpressService(BoundedService):
     """Sells from the platform's liquidity at a quoted price, through the wallet."""
 
@@ -55,7 +52,7 @@ class ExpressService(BoundedService):
         prices: Prices,
         settings: AppSettings,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.db = db
         self.boundary = boundary
@@ -322,13 +319,13 @@ def _quote(row: Any) -> Quote:
         user_id=uuid.UUID(str(user_id)),
         buy_currency=buy_currency,
         pay_currency=pay_currency,
-        buy_amount=_amount(buy_amount),
-        pay_amount=_amount(pay_amount),
-        cost=_amount(cost),
-        fee=_amount(fee),
-        price=_amount(price),
-        markup=_amount(markup),
-        rate=_amount(rate),
+        buy_amount=as_decimal(buy_amount),
+        pay_amount=as_decimal(pay_amount),
+        cost=as_decimal(cost),
+        fee=as_decimal(fee),
+        price=as_decimal(price),
+        markup=as_decimal(markup),
+        rate=as_decimal(rate),
         price_as_of=price_as_of.astimezone(UTC),
         state=QuoteState(state),
         created_at=created_at.astimezone(UTC),
@@ -347,7 +344,3 @@ def _order(row: Any) -> Order:
         filled_at=filled_at.astimezone(UTC) if filled_at is not None else None,
         transaction_id=transaction_id,
     )
-
-
-def _amount(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)

@@ -10,9 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from reference_app.boundary import Boundary, BoundedService
+from reference_app.clock import utc_now
 from reference_app.db import ServiceDatabase
 from reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
-from reference_app.money import MAX_AMOUNT, UnquotableAmount
+from reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
 from reference_app.prices import Prices
 from reference_app.services.swap import queries as q
 from reference_app.services.swap.domain import (
@@ -28,10 +29,6 @@ from reference_app.settings import AppSettings
 SERVICE = "swap"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SwapService(BoundedService):
     """Quotes a price for a while, then exchanges at it through the wallet."""
 
@@ -43,7 +40,7 @@ class SwapService(BoundedService):
         prices: Prices,
         settings: AppSettings,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.db = db
         self.boundary = boundary
@@ -234,11 +231,11 @@ def _quote(row: Any) -> Quote:
         user_id=uuid.UUID(str(user_id)),
         sell_currency=sell_currency,
         buy_currency=buy_currency,
-        sell_amount=_amount(sell_amount),
-        buy_amount=_amount(buy_amount),
-        fee=_amount(fee),
-        price=_amount(price),
-        rate=_amount(rate),
+        sell_amount=as_decimal(sell_amount),
+        buy_amount=as_decimal(buy_amount),
+        fee=as_decimal(fee),
+        price=as_decimal(price),
+        rate=as_decimal(rate),
         price_as_of=price_as_of.astimezone(UTC),
         state=QuoteState(state),
         created_at=created_at.astimezone(UTC),
@@ -246,7 +243,3 @@ def _quote(row: Any) -> Quote:
         executed_at=executed_at.astimezone(UTC) if executed_at is not None else None,
         transaction_id=transaction_id,
     )
-
-
-def _amount(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
