@@ -41,7 +41,13 @@ READY_TIMEOUT = 60.0
 
 
 def app_settings(
-    state: StackState, *, variant: Variant, app_port: int, admin_token: str, ipn_secret: str
+    state: StackState,
+    *,
+    variant: Variant,
+    app_port: int,
+    admin_token: str,
+    ipn_secret: str,
+    service_timeout: float,
 ) -> dict[str, Any]:
     """The app's settings file for this stack (validated by the app when it starts)."""
     assert state.postgres is not None
@@ -60,6 +66,7 @@ def app_settings(
         "databases": {s: through(f"pg_{s}", f"svc_{s}", POOLS[s]) for s in SERVICES},
         "legacy_database": through("pg_shared", LEGACY_ROLE, POOLS["deposits"]),
         "admin_dsn": admin_dsn,
+        "service_timeout": service_timeout,
         "admin_token": admin_token,
         "token_secret": secrets.token_hex(16),
         "fault_api": True,

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaos.runner import RunRecord
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 
 
 def journal(record: RunRecord) -> dict[str, Any]:
@@ -28,20 +28,25 @@ def journal(record: RunRecord) -> dict[str, Any]:
         "ended_at": record.ended_at,
         "interrupted": record.interrupted,
         "timeline": [p.as_dict() for p in record.phases],
+        "limits": None if record.limits is None else vars(record.limits),
         "load": {"samples": record.samples, "acks": record.acks, "saturated": record.saturated},
         "stats": record.stats,
         "server": record.server,
         "recovered_after_s": record.recovered_after,
         "residue": record.residue,
+        "blast_radius": outcome.analysis.get("blast_radius", []),
+        "faults": outcome.analysis.get("faults", []),
         "verdicts": {
             "thresholds": [t.as_dict() for t in outcome.thresholds],
             "invariants": [i.as_dict() for i in outcome.invariants],
             "validity": [v.as_dict() for v in outcome.validity],
+            "expectations": [e.as_dict() for e in outcome.expectations],
             "harness_errors": outcome.harness_errors,
         },
-        "expect": scenario.expect,
-        "result": outcome.label(scenario.expect),
-        "exit_code": outcome.exit_code(scenario.expect),
+        "expect": "pass" if scenario.expect == "pass" else "fail",
+        "result": outcome.label(),
+        "exit_code": outcome.exit_code(),
+        "reasons": outcome.reasons(),
     }
 
 

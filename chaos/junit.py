@@ -1,5 +1,7 @@
 """JUnit XML from journals: one test suite per scenario, one test case per threshold,
-invariant and validity check, so that any CI that reads JUnit can gate on a scenario."""
+isolation verdict, invariant, validity check and expected failure, so that any CI that reads
+JUnit can gate on a scenario. An undefined verdict (nothing to judge it on) is an error, not
+a failure: like an invalid run."""
 
 from __future__ import annotations
 
@@ -35,19 +37,30 @@ def junit_tree(journals: Sequence[dict[str, Any]]) -> ET.ElementTree[ET.Element]
         for error in verdicts["harness_errors"]:
             case = _case(suite, classname, "harness")
             ET.SubElement(case, "error", message=error)
+        expected = verdicts.get("expectations", [])
+        expected_invariants = {e["invariant"] for e in expected if e.get("invariant")}
+        for e in expected:
+            case = _case(suite, f"{classname}.expected", f"must fail: {e['name']}")
+            if not e["happened"]:
+                ET.SubElement(case, "failure", message=f"did not fail: {e['detail']}")
         for t in verdicts["thresholds"]:
-            case = _case(suite, f"{classname}.thresholds", f"{t['group']} {t['phase']}: "
+            source = t.get("source", "threshold")
+            case = _case(suite, f"{classname}.{source}", f"{t['group']} {t['phase']}: "
                          f"{t['expression']}")  # fmt: skip
-            if not t["passed"]:
+            if not t.get("defined", True):
+                ET.SubElement(case, "error", message=f"undefined: {t['reason']}")
+            elif not t["passed"]:
                 if expect_fail:
-                    ET.SubElement(case, "system-out").text = f"failed as expected: {t['reason']}"
+                    ET.SubElement(
+                        case, "system-out"
+                    ).text = f"failed (failures expected): {t['reason']}"
                 else:
                     ET.SubElement(case, "failure", message=t["reason"] or "threshold breached")
         for i in verdicts["invariants"]:
             case = _case(suite, f"{classname}.invariants", i["name"])
             if not i["passed"]:
                 text = "; ".join(i["violations"])
-                if expect_fail:
+                if i["name"] in expected_invariants:
                     ET.SubElement(case, "system-out").text = f"violated as expected: {text}"
                 else:
                     ET.SubElement(case, "failure", message=text[:1000])

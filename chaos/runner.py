@@ -5,7 +5,8 @@ the same variant), starts the load, and walks the timeline: each phase applies i
 lasts its duration, and reverts them. Every applied fault is pushed on a stack of reverts that
 is unwound in ``finally`` — also on SIGINT/SIGTERM, which cancel the run — and afterwards the
 runner checks that nothing faulty remains. Server-side state is sampled every second. The
-verdicts are computed from the samples only, and the journal holds all of it.
+runner only orchestrates and records (:mod:`chaos.judge.evidence`): the verdicts are the
+judge's (:func:`chaos.judge.judgement.judge`), computed from that record alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import platform
 import random
 import re
@@ -22,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 import aiohttp
 
 from chaos import postgres
-from chaos.errors import HarnessError
+from chaos.errors import ConfigError, HarnessError
 from chaos.faults import (
     DbCrash,
     DbRestart,
@@ -46,6 +48,9 @@ from chaos.faults import (
     residue,
 )
 from chaos.invariants import InvariantResult, check_database
+from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
+from chaos.judge.judgement import RECOVERY_DEADLINE, judge
+from chaos.judge.verdicts import Outcome
 from chaos.scenario import (
     DbCrashSpec,
     DbRestartSpec,
@@ -60,39 +65,27 @@ from chaos.scenario import (
 from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
-from chaos.thresholds import evaluate
 from chaos.toxiproxy.client import ToxiproxyClient
-from chaos.verdicts import Outcome, ThresholdVerdict, ValidityCheck
-from load.runner import LoadPlan, LoadResult, LoadRun
-from load.samples import Sample
-from load.stats import GroupStats, by_group, group_stats, matching
+from load.kinds import CLIENT_TIMEOUT
+from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 
-#: fewer requests than this in a judged group and phase make the run invalid
-MIN_SAMPLES = 10
-#: a fault bit its target if the error rate rose by this much…
-EFFECT_ERROR_RATE = 0.05
-#: …or its p99 latency grew by this factor (and at least EFFECT_MIN_MS)
-EFFECT_LATENCY_FACTOR = 1.5
-EFFECT_MIN_MS = 20.0
-RECOVERY_DEADLINE = 15.0
+#: seconds an answer needs to come back after the app's time limit ran out
+ANSWER_MARGIN = 0.5
 SAMPLE_INTERVAL = 1.0
 SETTLE_SECONDS = 2.0
 _METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
+#: the pool figures sampled from /metrics: Prometheus name -> name in the server samples
+_POOL_FIGURES = {
+    "db_pool_size": "size",
+    "db_pool_in_use": "in_use",
+    "db_pool_free": "free",
+    "db_pool_waiting": "waiting",
+    "db_pool_acquire_timeouts_total": "acquire_timeouts",
+    "db_pool_dead_connections_total": "dead_connections",
+}
 
 Report = Callable[[str], None]
-
-
-@dataclass
-class PhaseRecord:
-    name: str
-    start: float = 0.0
-    end: float = 0.0
-    faults: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "start": self.start, "end": self.end,
-                "faults": self.faults, "events": self.events}  # fmt: skip
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,6 +100,7 @@ class RunRecord:
     phases: list[PhaseRecord] = field(default_factory=list)
     server: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
+    limits: Limits | None = None
     residue: list[str] = field(default_factory=list)
     recovered_after: float | None = None
     saturated: bool = False
@@ -166,7 +160,11 @@ class ScenarioRunner:
         )
 
     async def run(self) -> RunRecord:
-        """Run the scenario; the record's outcome holds the verdicts (and harness errors)."""
+        """Run the scenario; the record's outcome holds the verdicts (and harness errors).
+
+        Whatever goes wrong in the harness or the load generator ends as a harness error
+        (exit 4) with one line naming it, never as a verdict.
+        """
         record = self.record
         record.started_at = time.time()
         record.versions = _versions()
@@ -183,6 +181,13 @@ class ScenarioRunner:
             record.outcome.harness_errors.append("interrupted (SIGINT/SIGTERM)")
         except HarnessError as exc:
             record.outcome.harness_errors.append(str(exc))
+        except LoadError as exc:
+            record.outcome.harness_errors.append(f"the load generator failed: {exc}")
+        except Exception as exc:  # a bug of the harness: reported, never judged
+            log.exception("the harness crashed")
+            record.outcome.harness_errors.append(
+                f"the harness crashed: {type(exc).__name__}: {exc}".strip()
+            )
         finally:
             if stack is not None and started:
                 try:
@@ -216,6 +221,7 @@ class ScenarioRunner:
         assert state.toxiproxy is not None
         assert state.postgres is not None
         scenario = self.scenario
+        self.record.limits = limits_of(json.loads(state.app.settings_file.read_text()))
         async with ToxiproxyClient(state.toxiproxy.url) as tox, aiohttp.ClientSession() as http:
             ctx = FaultContext.from_stack(state, tox, http)
             leftovers = await residue(ctx)
@@ -242,7 +248,7 @@ class ScenarioRunner:
                 load.start()
                 sampler = asyncio.create_task(self._sample(state, http, tox))
                 await asyncio.sleep(ramp)
-                await self._timeline(ctx)
+                await self._timeline(ctx, load)
                 result = await asyncio.to_thread(load.wait)
             finally:
                 if sampler is not None:
@@ -257,36 +263,46 @@ class ScenarioRunner:
             invariants = await self._invariants(state, result)
         self._judge(result, invariants)
 
-    async def _timeline(self, ctx: FaultContext) -> None:
-        reverts: list[Fault] = []
+    async def _timeline(self, ctx: FaultContext, load: LoadRun) -> None:
+        reverts: list[tuple[Fault, FaultRecord]] = []
         try:
             for phase in self.scenario.timeline:
+                self._check_load(load)
                 record = PhaseRecord(phase.name, start=time.time())
                 self.record.phases.append(record)
                 self.report(f"phase {phase.name} ({phase.duration:g} s)")
                 for spec in phase.faults:
                     fault = fault_for(spec)
-                    reverts.append(fault)  # pushed first: a half-applied fault is reverted too
+                    fault_record = FaultRecord(
+                        spec.type, fault.describe(ctx), spec.target_service,
+                        mode=getattr(spec, "mode", None),
+                    )  # fmt: skip
+                    record.faults.append(fault_record)
+                    # pushed first: a half-applied fault is reverted too
+                    reverts.append((fault, fault_record))
+                    fault_record.evidence.update(await self._observe(ctx, spec, "before"))
+                    fault_record.applied_at = time.time()
                     await fault.apply(ctx)
-                    record.faults.append(fault.describe(ctx))
-                    record.events.append({"at": time.time(), "applied": fault.describe(ctx)})
-                    self.report(f"  applied: {fault.describe(ctx)}")
+                    if isinstance(spec, DbRestartSpec | DbCrashSpec):
+                        fault_record.restored_at = time.time()  # back up when apply() returns
+                    fault_record.evidence.update(await self._observe(ctx, spec, "after"))
+                    record.events.append({"at": time.time(), "applied": fault_record.description})
+                    self.report(f"  applied: {fault_record.description}")
                 for service in phase.recycle:
                     await Recycle(service).apply(ctx)
                     record.events.append({"at": time.time(), "recycled": service})
                 await asyncio.sleep(max(0.0, record.start + phase.duration - time.time()))
                 while reverts:
-                    fault = reverts.pop()
-                    await fault.revert(ctx)
-                    record.events.append({"at": time.time(), "reverted": fault.describe(ctx)})
+                    await self._revert(ctx, *reverts.pop())
                 record.end = time.time()
+            self._check_load(load)
         finally:
             # Reached on errors and cancellation (SIGINT) too: undo everything still applied.
             errors = []
             while reverts:
-                fault = reverts.pop()
+                fault, fault_record = reverts.pop()
                 try:
-                    await asyncio.shield(fault.revert(ctx))
+                    await asyncio.shield(self._revert(ctx, fault, fault_record))
                 except (HarnessError, aiohttp.ClientError, OSError) as exc:
                     errors.append(f"reverting {fault.describe(ctx)}: {exc}")
             if self.record.phases and not self.record.phases[-1].end:
@@ -294,10 +310,37 @@ class ScenarioRunner:
             if errors:
                 self.record.outcome.harness_errors.extend(errors)
 
+    async def _revert(self, ctx: FaultContext, fault: Fault, record: FaultRecord) -> None:
+        await fault.revert(ctx)
+        record.reverted_at = time.time()
+        if record.restored_at is None:
+            record.restored_at = record.reverted_at
+        if record.kind == "provider":
+            record.evidence.update(await _provider_count(ctx, record, "after"))
+        self.record.phases[-1].events.append({"at": time.time(), "reverted": record.description})
+
+    async def _observe(self, ctx: FaultContext, spec: FaultSpec, when: str) -> dict[str, Any]:
+        """What the fault's own effect is later judged on (:mod:`chaos.judge.effect`)."""
+        if isinstance(spec, DbRestartSpec | DbCrashSpec) and ctx.cluster is not None:
+            started = await asyncio.to_thread(_postmaster_start, ctx)
+            return {f"postmaster_start_{when}": started}
+        if isinstance(spec, DbStopSpec) and when == "after" and ctx.cluster is not None:
+            return {"postmaster_down": ctx.cluster.postmaster() is None}
+        if isinstance(spec, ProviderFaultSpec) and when == "before":
+            return await _provider_count(ctx, spec.target, "before")
+        return {}
+
+    @staticmethod
+    def _check_load(load: LoadRun) -> None:
+        """A load generator that died is a harness error now, not silence judged later."""
+        if not load.running:
+            load.wait()  # raises LoadError with Locust's last words if it failed
+            raise LoadError("Locust stopped before the timeline's end")
+
     async def _sample(
         self, state: StackState, http: aiohttp.ClientSession, tox: ToxiproxyClient
     ) -> None:
-        """Every second: the pools' gauges, connections per application, toxics present."""
+        """Every second: the pools' figures, connections per application, toxics present."""
         assert state.app is not None
         assert state.postgres is not None
         admin = postgres.with_dbname(state.postgres.dsn, "exchange")
@@ -322,7 +365,7 @@ class ScenarioRunner:
     ) -> list[InvariantResult]:
         assert state.postgres is not None
         assert state.app is not None
-        names = list(self.scenario.invariants)
+        names = list(self.scenario.checked_invariants)
         capacity = _pool_capacity(state)
         found = await asyncio.to_thread(
             check_database,
@@ -342,174 +385,106 @@ class ScenarioRunner:
             )
         return found
 
-    # -- verdicts ------------------------------------------------------------------------------
-
     def _judge(self, result: LoadResult | None, invariants: list[InvariantResult]) -> None:
+        """Hand the record to the judge; keep the harness errors found on the way."""
         record = self.record
-        outcome = record.outcome
-        outcome.invariants = invariants
-        if result is None:
-            outcome.harness_errors.append("the load produced no result")
+        errors = record.outcome.harness_errors
+        if result is None or record.limits is None:
+            record.outcome.invariants = invariants
+            errors.append("the load produced no result")
             return
         record.samples = len(result.samples)
         record.acks = len(result.acks)
         record.saturated = result.saturated
-        phases = [p for p in record.phases if p.end > p.start]
-        faulted = {p.name for p in self.scenario.timeline if p.faults}
-        by_phase = assign(result.samples, phases, faulted)
-        seconds = {p.name: p.end - p.start for p in phases}
-        record.stats = {
-            name: {g: _plain(s) for g, s in by_group(samples, seconds[name]).items()}
-            for name, samples in by_phase.items()
-        }
-        judged = _Judged(by_phase, seconds)
-        outcome.thresholds = self._thresholds(judged)
-        outcome.validity = self._validity(result, judged)
-        if record.recovered_after is None:
-            outcome.thresholds.append(
-                ThresholdVerdict(
-                    "*",
-                    "after",
-                    "ready within 15s",
-                    False,
-                    None,
-                    RECOVERY_DEADLINE,
-                    0,
-                    "the app's services were not all ready after the last fault was reverted",
-                )
+        outcome = judge(
+            Evidence(
+                scenario=self.scenario,
+                samples=result.samples,
+                phases=record.phases,
+                limits=record.limits,
+                server=record.server,
+                invariants=invariants,
+                saturated=result.saturated,
+                recovered_after=record.recovered_after,
             )
-
-    def _thresholds(self, judged: _Judged) -> list[ThresholdVerdict]:
-        verdicts = []
-        for phase in self.scenario.timeline:
-            for glob, threshold in self.scenario.thresholds_in(phase.name):
-                metrics = {name: _metrics(judged.stats(glob, name)) for name in judged.phases}
-                current = metrics.get(phase.name, {})
-                verdict = evaluate(threshold, current, metrics)
-                verdicts.append(
-                    ThresholdVerdict(
-                        glob,
-                        phase.name,
-                        str(threshold),
-                        verdict.passed and phase.name in judged.phases,
-                        _finite(verdict.measured),
-                        _finite(verdict.expected),
-                        int(current.get("count", 0)),
-                        "" if verdict.passed else verdict.text,
-                    )
-                )
-        return verdicts
-
-    def _validity(self, result: LoadResult, judged: _Judged) -> list[ValidityCheck]:
-        checks = [
-            ValidityCheck(
-                "load generator not saturated",
-                not result.saturated,
-                "Locust warned that a load process was CPU-bound" if result.saturated else "",
-            )
-        ]
-        # Too few samples make a pass meaningless, not a breach: a threshold that failed on
-        # five requests that all hung still failed.
-        all_passed: dict[tuple[str, str], bool] = {}
-        for verdict in self.record.outcome.thresholds:
-            key = (verdict.group, verdict.phase)
-            all_passed[key] = all_passed.get(key, True) and verdict.passed
-        for (glob, phase), passed in all_passed.items():
-            if passed:
-                count = judged.stats(glob, phase).count if phase in judged.phases else 0
-                checks.append(
-                    ValidityCheck(
-                        f"enough samples: {glob} in {phase}",
-                        count >= MIN_SAMPLES,
-                        f"{count} requests (at least {MIN_SAMPLES} needed)",
-                        guards_pass_only=True,
-                    )
-                )
-        baseline = next((p.name for p in self.scenario.timeline if not p.faults), None)
-        for timeline_phase in self.scenario.timeline:
-            for spec in timeline_phase.faults:
-                checks.append(self._bit(spec, timeline_phase.name, baseline, judged))
-        return checks
-
-    def _bit(
-        self, spec: FaultSpec, phase: str, baseline: str | None, judged: _Judged
-    ) -> ValidityCheck:
-        """Vacuity: did this fault measurably hurt its target during its phase?"""
-        name = f"fault had an effect: {fault_for(spec).describe()} in {phase}"
-        if isinstance(spec, DbRestartSpec | DbCrashSpec):
-            restarted = any(
-                "applied" in e for p in self.record.phases if p.name == phase for e in p.events
-            )
-            return ValidityCheck(name, restarted, "the cluster was restarted" if restarted else "")
-        target = spec.target_service
-        glob = f"{target}.*" if target else "*"
-        if phase not in judged.phases:
-            return ValidityCheck(name, False, "the phase did not run")
-        during = judged.stats(glob, phase)
-        if during.count == 0:
-            return ValidityCheck(name, False, f"no request to {glob} meanwhile")
-        if baseline is None or baseline not in judged.phases:
-            bit = during.error_rate >= EFFECT_ERROR_RATE
-            return ValidityCheck(name, bit, f"error rate {during.error_rate:.1%} (no baseline)")
-        before = judged.stats(glob, baseline)
-        slower = during.p99 >= max(before.p99 * EFFECT_LATENCY_FACTOR, before.p99 + EFFECT_MIN_MS)
-        erring = during.error_rate - before.error_rate >= EFFECT_ERROR_RATE
-        detail = (
-            f"{glob}: {during.count} requests, error rate {before.error_rate:.1%} -> "
-            f"{during.error_rate:.1%}, p99 {before.p99:.0f} -> {during.p99:.0f} ms"
         )
-        # Few requests can still show the effect: a fault that makes every request slow or
-        # failing leaves few of them. What few requests cannot show is the absence of one.
-        return ValidityCheck(name, slower or erring, detail)
+        outcome.harness_errors = errors + outcome.harness_errors
+        stats = outcome.analysis.pop("stats", {})
+        record.stats = {
+            phase: {group: _plain(s.as_dict()) for group, s in groups.items()}
+            for phase, groups in stats.items()
+        }
+        record.outcome = outcome
 
 
-@dataclass
-class _Judged:
-    """The samples of each phase, and their statistics per request-group glob."""
+def limits_of(app_settings: dict[str, Any]) -> Limits:
+    """The time limits of a stack's app (its settings file), checked against the client's.
 
-    by_phase: Mapping[str, list[Sample]]
-    seconds: Mapping[str, float]
-    _cache: dict[tuple[str, str], GroupStats] = field(default_factory=dict)
-
-    @property
-    def phases(self) -> list[str]:
-        return list(self.by_phase)
-
-    def stats(self, glob: str, phase: str) -> GroupStats:
-        key = (glob, phase)
-        if key not in self._cache:
-            chosen = matching(self.by_phase[phase], glob)
-            self._cache[key] = group_stats(glob, chosen, self.seconds[phase])
-        return self._cache[key]
-
-
-def assign(
-    samples: Sequence[Sample], phases: Sequence[PhaseRecord], faulted: set[str]
-) -> dict[str, list[Sample]]:
-    """The samples of each phase: by start time, except that a request still in flight when
-    the next phase applied its faults belongs to that phase — it met the fault, and must not
-    count against the steady state before it. (A request in flight when a fault is reverted
-    stays in the fault's phase, where it started.)"""
-    found: dict[str, list[Sample]] = {p.name: [] for p in phases}
-    for sample in samples:
-        for index, phase in enumerate(phases):
-            if not phase.start <= sample.start < phase.end:
-                continue
-            chosen = phase
-            following = phases[index + 1] if index + 1 < len(phases) else None
-            if following is not None and following.name in faulted and sample.end > following.start:
-                chosen = following
-            found[chosen.name].append(sample)
-            break
-    return found
+    A hang must surface as the app's own answer (a 503 naming the service), so the app's
+    time limit must end before the load generator's client timeout does.
+    """
+    pools = (
+        [app_settings.get("legacy_database") or {}]
+        if app_settings.get("architecture") == "legacy"
+        else list((app_settings.get("databases") or {}).values())
+    )
+    acquire = max((float(p.get("acquire_timeout") or 0.0) for p in pools), default=0.0)
+    service_timeout = float(app_settings.get("service_timeout", 10.0))
+    if service_timeout + ANSWER_MARGIN > CLIENT_TIMEOUT:
+        raise ConfigError(
+            f"the app's service time limit ({service_timeout:g} s) is not below the load "
+            f"generator's client timeout ({CLIENT_TIMEOUT:g} s, with {ANSWER_MARGIN:g} s for "
+            "the answer to come back): a hang would show as a client timeout, not as the "
+            "app's own 503",
+            f"set HARNESS_APP_SERVICE_TIMEOUT below {CLIENT_TIMEOUT - ANSWER_MARGIN:g} and "
+            "start the stack again",
+        )
+    return Limits(acquire, service_timeout, CLIENT_TIMEOUT)
 
 
-def _metrics(stats: GroupStats) -> dict[str, float]:
-    return {k: float(v) for k, v in stats.as_dict().items() if isinstance(v, int | float)}
+async def _provider_count(
+    ctx: FaultContext, target: str | FaultRecord, when: str
+) -> dict[str, Any]:
+    """How many misbehaving answers the fake gave so far (``misbehaved_<when>``)."""
+    name = target if isinstance(target, str) else _provider_target(target)
+    try:
+        answer = await _call_fake(ctx, name)
+    except (HarnessError, aiohttp.ClientError, TimeoutError, ValueError):
+        return {}
+    count = answer.get("misbehaved")
+    return {f"misbehaved_{when}": count} if isinstance(count, int) else {}
 
 
-def _plain(stats: GroupStats) -> dict[str, object]:
-    return {k: _finite(v) if isinstance(v, float) else v for k, v in stats.as_dict().items()}
+def _provider_target(record: FaultRecord) -> str:
+    return "payments" if record.target == "deposits" else "prices"
+
+
+async def _call_fake(ctx: FaultContext, target: str) -> dict[str, Any]:
+    async with ctx.http.get(
+        f"{ctx.fake_urls[target]}/_control/mode", timeout=aiohttp.ClientTimeout(total=2)
+    ) as answer:
+        body = await answer.json()
+    return body if isinstance(body, dict) else {}
+
+
+def _postmaster_start(ctx: FaultContext) -> str | None:
+    conn = None
+    try:
+        assert ctx.cluster is not None
+        conn = postgres.connect(ctx.cluster.dsn(), timeout=2)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_postmaster_start_time()::text")
+            row = cur.fetchone()
+            return None if row is None else str(row[0])
+    except Exception:
+        return None
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _plain(stats: dict[str, object]) -> dict[str, object]:
+    return {k: _finite(v) if isinstance(v, float) else v for k, v in stats.items()}
 
 
 def _finite(value: float | None) -> float | None:
@@ -519,10 +494,12 @@ def _finite(value: float | None) -> float | None:
 
 
 def _pool_gauges(text: str) -> dict[str, dict[str, float]]:
+    """The pools' figures per service from the app's /metrics text."""
     gauges: dict[str, dict[str, float]] = {}
     for metric, service, value in _METRIC.findall(text):
-        if metric in {"db_pool_size", "db_pool_in_use", "db_pool_waiting", "db_pool_free"}:
-            gauges.setdefault(service, {})[metric.removeprefix("db_pool_")] = float(value)
+        figure = _POOL_FIGURES.get(metric)
+        if figure is not None:
+            gauges.setdefault(service, {})[figure] = float(value)
     return gauges
 
 

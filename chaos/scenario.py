@@ -12,6 +12,7 @@ where, below the field being validated, the problem is; the loader adds that to 
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections.abc import Mapping
@@ -31,10 +32,11 @@ from pydantic import (
 )
 
 from chaos.errors import ConfigError
+from chaos.judge.windows import Window
 from chaos.links import LINK_NAMES, link_named
 from chaos.thresholds import Reference, Threshold, parse_threshold
 from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
-from load.kinds import KINDS, parse_mix
+from load.kinds import KINDS, parse_mix, requests_of
 from load.runner import LoadError, parse_duration
 from reference_app.settings import SERVICES, Architecture
 
@@ -44,9 +46,12 @@ __all__ = [
     "DbCrashSpec",
     "DbRestartSpec",
     "DbStopSpec",
+    "Expectation",
+    "ExpectedFailure",
     "FaultSpec",
     "FieldProblem",
     "Invariant",
+    "IsolationSpec",
     "LinkDownSpec",
     "LoadSpec",
     "Phase",
@@ -66,6 +71,15 @@ Invariant = Literal[
 ]
 #: every invariant, checked after the run unless the scenario names a subset
 INVARIANTS: tuple[Invariant, ...] = get_args(Invariant)
+#: the invariants that check what only some kinds of users make: invariant -> those kinds.
+#: Each of them checks nothing without one of these kinds in the mix, and an invariant that
+#: checked nothing makes the run invalid: naming it with such a mix is refused when the file
+#: is read, and leaving ``invariants`` out checks every invariant the mix can exercise.
+INVARIANT_NEEDS: Mapping[str, frozenset[str]] = {
+    "acknowledged_deposits_exist": frozenset({"deposits", "wallet", "p2p", "swap", "express",
+                                              "admin"}),
+    "escrow_consistent": frozenset({"p2p"}),
+}  # fmt: skip
 VARIANTS: tuple[Architecture, ...] = get_args(Architecture)
 
 #: the service a provider's fault hurts: payments back deposits, prices back swap
@@ -366,6 +380,8 @@ class Phase(_Spec):
     #: services whose idle connections the app closes once the faults are applied, so that
     #: a link fault bites pooled connections at once
     recycle: tuple[ServiceName, ...] = ()
+    #: judge isolation in this phase (when it has faults): see :class:`IsolationSpec`
+    isolation: bool = True
 
     @field_validator("phase")
     @classmethod
@@ -388,6 +404,107 @@ class Phase(_Spec):
         return self.phase
 
 
+class IsolationSpec(_Spec):
+    """How isolation is judged in every faulted phase (``chaos.judge.isolation``).
+
+    ``fail_fast``: the time within which the target's failures must come back (default: the
+    pools' acquire timeout, or the app's service time limit for faults that slow or hang a
+    service, plus a margin). ``dependencies``: service -> the services it calls, whose
+    failures it may answer with (e.g. ``swap: [wallet]``).
+    """
+
+    fail_fast: Seconds | None = None
+    dependencies: dict[ServiceName, tuple[ServiceName, ...]] = Field(default_factory=dict)
+
+
+class ExpectedFailure(_Spec):
+    """One failure ``expect: {fail: [...]}`` names: exactly one of
+
+    - ``threshold`` (with ``group`` and ``phase``): that threshold of the scenario breaches;
+    - ``isolation`` (a service, with ``phase``): isolation of that service fails there;
+    - ``invariant``: that invariant is violated.
+    """
+
+    threshold: str | None = None
+    isolation: ServiceName | None = None
+    invariant: Invariant | None = None
+    group: str | None = None
+    phase: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExpectedFailure:
+        given = [k for k in ("threshold", "isolation", "invariant") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "name exactly one of threshold (with group and phase), isolation (a service, "
+                "with phase) or invariant"
+            )
+        if self.threshold is not None:
+            for needed in ("group", "phase"):
+                if getattr(self, needed) is None:
+                    raise FieldProblem(f"a threshold needs its {needed}", needed)
+        if self.isolation is not None and self.phase is None:
+            raise FieldProblem("isolation needs the phase in which it must fail", "phase")
+        if self.invariant is not None and (self.group or self.phase):
+            raise FieldProblem("an invariant is judged on the whole run: no group or phase",
+                               "group" if self.group else "phase")  # fmt: skip
+        return self
+
+    @property
+    def name(self) -> str:
+        if self.invariant is not None:
+            return f"invariant {self.invariant}"
+        if self.isolation is not None:
+            return f"isolation of {self.isolation} in {self.phase}"
+        return f"threshold {self.group} / {self.phase}: {self.threshold}"
+
+
+class Expectation(_Spec):
+    """``expect: {fail: [...]}``: what must fail for the run to pass (a known failure)."""
+
+    fail: tuple[ExpectedFailure, ...] = Field(min_length=1)
+
+
+def _expectation(value: object) -> object:
+    if isinstance(value, str) and value not in ("pass", "fail"):
+        raise ValueError(f"must be 'pass' or {{fail: [...]}}, not {value!r}")
+    if value == "fail":
+        raise ValueError(
+            "'expect: fail' must name what must fail, e.g. expect: {fail: [{threshold: "
+            "'error_rate == 0', group: 'deposits.*', phase: outage}]} or {fail: [{invariant: "
+            "provider_reconciled}]}"
+        )
+    return value
+
+
+#: what the loader says when ``thresholds`` is left out
+NO_THRESHOLDS_HINT = (
+    "required field is missing: a scenario without thresholds judges nothing; write "
+    "'thresholds: none' to say so explicitly"
+)
+
+
+def _no_thresholds(value: object) -> object:
+    """``thresholds: none`` is the explicit form of nothing; an empty mapping is refused."""
+    if value == "none":
+        return {}
+    if value == {} or value is None:
+        raise ValueError("no threshold given: write 'thresholds: none' if that is meant")
+    return value
+
+
+def _no_invariants(value: object) -> object:
+    """``invariants: none`` is the explicit form of nothing; an empty list is refused."""
+    if value == "none":
+        return ()
+    if value is None or (isinstance(value, list | tuple) and not value):
+        raise ValueError(
+            "no invariant given: write 'invariants: none' if that is meant, or leave the "
+            "field out to check every invariant the mix exercises"
+        )
+    return value
+
+
 class Scenario(_Spec):
     """A whole scenario file, validated."""
 
@@ -397,10 +514,20 @@ class Scenario(_Spec):
     seed: StrictInt | None = None
     load: LoadSpec
     timeline: tuple[Phase, ...] = Field(min_length=1)
-    #: request-group glob -> phase name -> thresholds
-    thresholds: dict[str, dict[str, tuple[ThresholdExpr, ...]]] = Field(default_factory=dict)
-    invariants: tuple[Invariant, ...] = INVARIANTS
-    expect: Literal["pass", "fail"] = "pass"
+    #: request-group glob -> phase or window (``outage@restored+2s``) -> thresholds;
+    #: required: ``thresholds: none`` says explicitly that there are none
+    thresholds: Annotated[
+        dict[str, dict[str, tuple[ThresholdExpr, ...]]], BeforeValidator(_no_thresholds)
+    ]
+    #: the invariants checked after the run; None (left out): every one the mix exercises;
+    #: ``invariants: none`` says explicitly that none is
+    invariants: Annotated[tuple[Invariant, ...] | None, BeforeValidator(_no_invariants)] = None
+    #: invariant -> the fewest things it must have checked (default 1): fewer is invalid
+    min_checked: dict[Invariant, Annotated[int, Field(strict=True, ge=1)]] = Field(
+        default_factory=dict
+    )
+    isolation: IsolationSpec = Field(default_factory=IsolationSpec)
+    expect: Annotated[Literal["pass"] | Expectation, BeforeValidator(_expectation)] = "pass"
 
     @field_validator("name")
     @classmethod
@@ -430,15 +557,34 @@ class Scenario(_Spec):
         timeline: tuple[Phase, ...] | None = info.data.get("timeline")
         if timeline is None:  # the timeline itself is wrong: reported on its own
             return thresholds
+        load: LoadSpec | None = info.data.get("load")
+        requests = requests_of(tuple(load.mix)) if load is not None else None
         order = {phase.name: index for index, phase in enumerate(timeline)}
+        faulted = {phase.name for phase in timeline if phase.faults}
         known = ", ".join(order)
         for glob, by_phase in thresholds.items():
             if not glob.strip():
                 raise FieldProblem("a request-group glob cannot be empty (e.g. 'deposits.*')", glob)
-            for phase, expressions in by_phase.items():
+            if requests is not None and not any(fnmatch.fnmatchcase(r, glob) for r in requests):
+                raise FieldProblem(
+                    f"{glob!r} matches no request the mix's users make ({', '.join(requests)})",
+                    glob,
+                )
+            for key, expressions in by_phase.items():
+                try:
+                    window = Window.parse(key)
+                except ValueError as exc:
+                    raise FieldProblem(str(exc), glob, key) from None
+                phase = window.phase
                 if phase not in order:
                     raise FieldProblem(
-                        f"phase {phase!r} is not in the timeline (phases: {known})", glob, phase
+                        f"phase {phase!r} is not in the timeline (phases: {known})", glob, key
+                    )
+                if window.anchor is not None and phase not in faulted:
+                    raise FieldProblem(
+                        f"window {key!r}: phase {phase!r} has no fault to be restored from",
+                        glob,
+                        key,
                     )
                 for index, threshold in enumerate(expressions):
                     rhs = threshold.rhs
@@ -449,7 +595,7 @@ class Scenario(_Spec):
                             f"threshold {threshold.text!r} refers to phase {rhs.phase!r}, "
                             f"which is not in the timeline (phases: {known})",
                             glob,
-                            phase,
+                            key,
                             index,
                         )
                     if order[rhs.phase] > order[phase]:
@@ -457,22 +603,86 @@ class Scenario(_Spec):
                             f"threshold {threshold.text!r} refers to phase {rhs.phase!r}, "
                             f"which comes after {phase!r}",
                             glob,
-                            phase,
+                            key,
                             index,
                         )
         return thresholds
 
     @field_validator("invariants")
     @classmethod
-    def _invariants_once(cls, invariants: tuple[Invariant, ...]) -> tuple[Invariant, ...]:
+    def _invariants_once(
+        cls, invariants: tuple[Invariant, ...] | None, info: ValidationInfo
+    ) -> tuple[Invariant, ...] | None:
+        if invariants is None:
+            return None
         _unique(invariants, "invariant")
+        load: LoadSpec | None = info.data.get("load")
+        if load is None:
+            return invariants
+        for index, name in enumerate(invariants):
+            needs = INVARIANT_NEEDS.get(name)
+            if needs is not None and not needs & set(load.mix):
+                raise FieldProblem(
+                    f"{name} would check nothing: only {', '.join(sorted(needs))} users make "
+                    "what it checks; add one to the mix or leave it out",
+                    index,
+                )
         return invariants
+
+    @model_validator(mode="after")
+    def _expectations_exist(self) -> Scenario:
+        if self.expect == "pass":
+            return self
+        checked = set(self.checked_invariants)
+        for index, expected in enumerate(self.expect.fail):
+            where = ("expect", "fail", index)
+            if expected.invariant is not None and expected.invariant not in checked:
+                raise FieldProblem(f"invariant {expected.invariant!r} is not checked by this "
+                                   "scenario", *where, "invariant")  # fmt: skip
+            if expected.threshold is not None:
+                listed = self.thresholds.get(expected.group or "", {}).get(expected.phase or "", ())
+                if expected.threshold not in {t.text for t in listed}:
+                    raise FieldProblem(
+                        f"no threshold {expected.threshold!r} for {expected.group!r} in "
+                        f"{expected.phase!r} among this scenario's thresholds",
+                        *where,
+                        "threshold",
+                    )
+            if expected.isolation is not None:
+                phase = next((p for p in self.timeline if p.name == expected.phase), None)
+                if phase is None or not phase.faults or not phase.isolation:
+                    raise FieldProblem(
+                        f"isolation is not judged in {expected.phase!r} "
+                        "(a phase with faults and isolation on)",
+                        *where,
+                        "phase",
+                    )
+        return self
 
     # -- queries ----------------------------------------------------------------------------
 
     @property
     def phase_names(self) -> tuple[str, ...]:
         return tuple(phase.name for phase in self.timeline)
+
+    @property
+    def checked_invariants(self) -> tuple[Invariant, ...]:
+        """The invariants checked after the run (see :attr:`invariants`)."""
+        if self.invariants is not None:
+            return self.invariants
+        mix = set(self.load.mix)
+        return tuple(
+            name for name in INVARIANTS
+            if INVARIANT_NEEDS.get(name) is None or INVARIANT_NEEDS[name] & mix
+        )  # fmt: skip
+
+    def min_checked_of(self, invariant: str) -> int:
+        """The fewest things ``invariant`` must have checked for the run to be valid."""
+        return next((n for name, n in self.min_checked.items() if name == invariant), 1)
+
+    @property
+    def expected_failures(self) -> tuple[ExpectedFailure, ...]:
+        return () if self.expect == "pass" else self.expect.fail
 
     @property
     def total_duration(self) -> float:

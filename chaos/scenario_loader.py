@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from chaos.errors import ConfigError
-from chaos.scenario import FAULT_TYPES, Scenario
+from chaos.scenario import FAULT_TYPES, NO_THRESHOLDS_HINT, Scenario
 
 __all__ = ["Problem", "ScenarioFileError", "load_scenario", "validate_files"]
 
@@ -143,7 +143,7 @@ def _read(path: str | Path) -> tuple[Scenario | None, list[Problem]]:
         problems.extend(
             _validation_problem(file, root, detail)
             for detail in details
-            if not _said_by_an_item(detail, details)
+            if not _said_by_an_item(detail, details) and not _other_form(detail, details)
         )
     problems.sort(key=lambda p: p.line or 0)
     return scenario, problems
@@ -224,8 +224,22 @@ def _said_by_an_item(detail: ErrorDetails, details: Sequence[ErrorDetails]) -> b
     )
 
 
+#: how pydantic names the two forms of ``expect`` in an error's path
+_EXPECT_FORMS = ("literal['pass']", "Expectation")
+
+
+def _other_form(detail: ErrorDetails, details: Sequence[ErrorDetails]) -> bool:
+    """Whether ``detail`` only says that ``expect`` is not ``pass``, when the mapping form
+    has its own, more precise problem (pydantic reports both forms of a union)."""
+    loc = tuple(detail["loc"])
+    return loc[:2] == ("expect", _EXPECT_FORMS[0]) and any(
+        tuple(other["loc"][:2]) == ("expect", _EXPECT_FORMS[1]) for other in details
+    )
+
+
 def _without_tags(loc: Loc) -> Loc:
-    """``loc`` without the tags pydantic adds after a fault's index (``faults, 0, toxic``)."""
+    """``loc`` without the tags pydantic adds after a fault's index (``faults, 0, toxic``)
+    and after ``expect`` (which of its forms)."""
     kept: list[str | int] = []
     for index, part in enumerate(loc):
         is_tag = (
@@ -234,7 +248,7 @@ def _without_tags(loc: Loc) -> Loc:
             and isinstance(loc[index - 1], int)
             and isinstance(part, str)
             and part in FAULT_TYPES
-        )
+        ) or (index == 1 and loc[0] == "expect" and part in _EXPECT_FORMS)
         if not is_tag:
             kept.append(part)
     return tuple(kept)
@@ -291,7 +305,7 @@ def _message(detail: ErrorDetails, raw: Loc) -> str:
     ctx = detail.get("ctx") or {}
     value = detail.get("input")
     if kind == "missing":
-        return "required field is missing"
+        return NO_THRESHOLDS_HINT if raw == ("thresholds",) else "required field is missing"
     if kind == "extra_forbidden":
         allowed = _fields_of(raw[:-1])
         return f"unknown field (allowed: {', '.join(allowed)})" if allowed else "unknown field"

@@ -46,6 +46,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "HARNESS_APP_PORT": ("app_port", "port of the reference app (default: a free one)"),
     "HARNESS_APP_WORKERS": ("app_workers", "worker processes of the reference app (default 2)"),
     "HARNESS_APP_VARIANT": ("app_variant", "isolated|legacy: the app's design (default isolated)"),
+    "HARNESS_APP_SERVICE_TIMEOUT": (
+        "app_service_timeout",
+        "seconds a service call may take before the app answers its 503 (default 4; must stay "
+        "below the load generator's 5 s client timeout)",
+    ),
     "TOXIPROXY_URL": ("toxiproxy_url", "use this running Toxiproxy server; never start or stop it"),
     "TOXIPROXY_SERVER": ("toxiproxy_server", "path of a toxiproxy-server binary to start"),
 }
@@ -69,6 +74,7 @@ class Settings(BaseModel):
     app_port: int | None = Field(default=None, ge=1, le=65535)
     app_workers: int = Field(default=2, ge=1, le=64)
     app_variant: Literal["isolated", "legacy"] = "isolated"
+    app_service_timeout: float = Field(default=4.0, gt=0, le=600)
     toxiproxy_url: str | None = None
     toxiproxy_server: Path | None = None
 

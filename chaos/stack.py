@@ -256,6 +256,7 @@ class Stack:
                 app_port=plan.app_port,
                 admin_token=admin_token,
                 ipn_secret=ipn_secret,
+                service_timeout=settings.app_service_timeout,
             ),
         )
         url = f"http://{LOOPBACK}:{plan.app_port}"

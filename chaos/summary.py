@@ -22,26 +22,70 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
     for column in ("check", "where", "measured", "expected", "result"):
         table.add_column(column)
     for t in verdicts["thresholds"]:
+        if not t.get("defined", True):
+            result = "[yellow]UNDEFINED[/yellow]"
+        else:
+            result = "[green]ok[/green]" if t["passed"] else "[red]BREACHED[/red]"
         table.add_row(
             t["expression"], f"{t['group']} / {t['phase']} ({t['samples']} req)",
-            _num(t["measured"]), _num(t["expected"]),
-            "[green]ok[/green]" if t["passed"] else "[red]BREACHED[/red]",
+            _num(t["measured"]), _num(t["expected"]), result,
         )  # fmt: skip
     for i in verdicts["invariants"]:
         detail = "" if i["passed"] else "; ".join(i["violations"][:2])
+        counts = ", ".join(f"{k} {v}" for k, v in (i.get("counts") or {}).items())
         table.add_row(
-            f"invariant {i['name']}", f"{i['checked']} checked", detail, "",
-            "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
+            f"invariant {i['name']}", f"{i['checked']} checked", counts or detail,
+            detail if counts else "", "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
         )  # fmt: skip
     for v in verdicts["validity"]:
         if not v["passed"]:
             table.add_row(v["name"], "", v["detail"], "", "[yellow]INVALID[/yellow]")
+    for e in verdicts.get("expectations", []):
+        table.add_row(
+            f"must fail: {e['name']}", "", e["detail"], "",
+            "[green]failed as expected[/green]" if e["happened"] else "[red]DID NOT FAIL[/red]",
+        )  # fmt: skip
     console.print(table)
+    print_blast_radius(data.get("blast_radius", []), console)
     for error in verdicts["harness_errors"]:
         console.print(f"[red]harness error[/red]: {error}")
+    for reason in data.get("reasons", [])[:5]:
+        console.print(f"  {reason}", markup=False, highlight=False)
     colour = {0: "green", 1: "red", 2: "red", 3: "yellow", 4: "red"}[data["exit_code"]]
     expected = " (failure expected)" if data["expect"] == "fail" else ""
     console.print(
         f"[bold {colour}]{data['result']}[/bold {colour}]{expected} — exit {data['exit_code']}, "
         f"seed {data['seed']}, {data['load']['samples']} requests"
     )
+
+
+def print_blast_radius(rows: list[dict[str, Any]], console: Console) -> None:
+    """Faulted phases x services: the error rate's change, the p99 ratio, whom failures named."""
+    if not rows:
+        return
+    services = sorted({name for row in rows for name in row["cells"]})
+    table = Table(
+        title="blast radius (error rate change · p99 ratio · named)", title_justify="left"
+    )
+    table.add_column("fault")
+    for service in services:
+        table.add_column(service)
+    for row in rows:
+        cells = []
+        for service in services:
+            cell = row["cells"].get(service)
+            if cell is None:
+                cells.append("-")
+                continue
+            change = cell["error_rate_change"]
+            ratio = cell["p99_ratio"]
+            text = (
+                f"{'-' if change is None else f'{change * 100:+.1f}%'} · "
+                f"{'-' if ratio is None else f'{ratio:.1f}x'}"
+            )
+            if cell["named"]:
+                text += " · " + ",".join(cell["named"])
+            style = "bold red" if cell["hit"] else ("yellow" if cell["target"] else "")
+            cells.append(f"[{style}]{text}[/{style}]" if style else text)
+        table.add_row(f"{row['phase']}: {'; '.join(row['faults'])}", *cells)
+    console.print(table)

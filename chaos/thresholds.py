@@ -1,28 +1,43 @@
-"""Thresholds: a small k6-like language to say what clients must see in one phase.
+"""Thresholds: a small k6-like language to say what clients must see in one window.
 
-A threshold compares one statistic of a request group in a phase with a constant, or with
-the same kind of statistic in an earlier phase::
+A threshold compares one statistic of a request group in a phase (or a window of a phase,
+see :mod:`chaos.judge.windows`) with a constant, with the same kind of statistic in an
+earlier phase, or, for ``codes``, with a set of error codes::
 
-    threshold  := metric op rhs
+    threshold  := metric op rhs | "codes" "in" "(" [name ("," name)*] ")"
     rhs        := quantity | reference
     reference  := [number "*"] phase "." metric [("+" | "-") quantity]
     quantity   := number [unit]
     op         := "<" | "<=" | ">" | ">=" | "==" | "!="
-    metric     := count | failures | rps | error_rate | p50 | p90 | p95 | p99 | max | mean
-                | unstructured_5xx
+    metric     := name | name "(" name ")"      (see METRICS and PARAMETRIC below)
     unit       := "ms" | "s"   (latencies; a bare number is milliseconds)
-                | "%"          (error_rate; a bare number is a fraction, 5% == 0.05)
-    phase      := identifier   ([A-Za-z_][A-Za-z0-9_]*)
+                | "%"          (rates; a bare number is a fraction, 5% == 0.05)
 
-Examples: ``p99 < 250ms``, ``error_rate == 0``, ``error_rate < 5%``,
-``p99 < 1.5 * baseline.p99``, ``p95 <= baseline.p95 + 100ms``, ``rps > 0.8 * baseline.rps``.
+Metrics (client side, from every sample of the group in the window):
 
-Latencies are compared in milliseconds. Both sides of a comparison must be the same kind of
-quantity (a latency with a latency, a rate with a rate…): ``p99 < baseline.error_rate`` is
-refused when parsed. Expressions are parsed by hand into the dataclasses below, never
-evaluated as Python.
+- latencies (ms): ``p50 p90 p95 p99 max mean``;
+- rates: ``error_rate`` (failures / requests), ``share_naming(<service>)`` (the share of
+  failures whose error body names that service);
+- throughput: ``rps``;
+- counts: ``count``, ``failures``, ``status_<NNN>`` (answers with that HTTP status, e.g.
+  ``status_503``), ``timeouts`` (the client gave up), ``connection_errors`` (refused,
+  reset), ``unstructured_5xx`` (5xx answers whose body is not the app's error shape
+  exactly), ``naming(<service>)`` (failures naming that service), ``code(<code>)``
+  (failures with that error code), ``foreign_failures`` (failures naming a service other
+  than the group's own or a target of the window's faults), ``in_flight_max`` (most
+  requests of the group in flight at once);
+- server side, for the pools of the group's services: ``pool_in_use_max``,
+  ``pool_waiting_max``, ``acquire_timeouts`` (acquires that gave up);
+- a set: ``codes``, the error codes of the group's failures, with ``in``:
+  ``codes in (pool_timeout, database_unavailable)``.
 
-A measured value that is NaN (no samples in the phase) never passes.
+Both sides of a comparison must be the same kind of quantity (a latency with a latency…):
+``p99 < baseline.error_rate`` is refused when parsed. Expressions are parsed by hand into
+the dataclasses below, never evaluated as Python.
+
+**Silence never passes.** Every metric, counts included, is undefined on a group and
+window without samples (the server metrics: without server samples). A threshold on an
+undefined value is *undefined*: neither a pass nor a breach; the run is invalid.
 """
 
 from __future__ import annotations
@@ -38,7 +53,8 @@ from chaos.errors import ConfigError
 
 __all__ = [
     "METRICS",
-    "Metric",
+    "PARAMETRIC",
+    "CodeSet",
     "Op",
     "Quantity",
     "Reference",
@@ -46,24 +62,27 @@ __all__ = [
     "ThresholdSyntaxError",
     "Verdict",
     "evaluate",
+    "metric_kind",
     "parse_threshold",
 ]
 
-Metric = Literal[
-    "count", "failures", "rps", "error_rate", "p50", "p90", "p95", "p99", "max", "mean",
-    "unstructured_5xx",
-]  # fmt: skip
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
-
-METRICS: tuple[Metric, ...] = get_args(Metric)
 OPS: tuple[Op, ...] = get_args(Op)
 
-Kind = Literal["latency", "rate", "throughput", "count"]
+Kind = Literal["latency", "rate", "throughput", "count", "set"]
 
-_KIND: Mapping[Metric, Kind] = {
+#: the plain metrics and their kinds
+METRICS: Mapping[str, Kind] = {
     "count": "count",
     "failures": "count",
     "unstructured_5xx": "count",
+    "timeouts": "count",
+    "connection_errors": "count",
+    "foreign_failures": "count",
+    "in_flight_max": "count",
+    "pool_in_use_max": "count",
+    "pool_waiting_max": "count",
+    "acquire_timeouts": "count",
     "rps": "throughput",
     "error_rate": "rate",
     "p50": "latency",
@@ -72,7 +91,33 @@ _KIND: Mapping[Metric, Kind] = {
     "p99": "latency",
     "max": "latency",
     "mean": "latency",
+    "codes": "set",
 }
+#: the metrics that take an argument, ``naming(p2p)``: name -> kind
+PARAMETRIC: Mapping[str, Kind] = {"naming": "count", "share_naming": "rate", "code": "count"}
+#: the metrics measured on the server (pool gauges), not on the client's samples
+SERVER_METRICS = frozenset({"pool_in_use_max", "pool_waiting_max", "acquire_timeouts"})
+_STATUS_METRIC = re.compile(r"status_([1-5]\d\d)")
+_ARGUMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def metric_kind(metric: str) -> Kind:
+    """The kind of a metric key (``p99``, ``status_503``, ``naming(p2p)``); KeyError if none."""
+    if metric in METRICS:
+        return METRICS[metric]
+    if _STATUS_METRIC.fullmatch(metric):
+        return "count"
+    name, paren, rest = metric.partition("(")
+    if paren and rest.endswith(")") and name in PARAMETRIC and _ARGUMENT.fullmatch(rest[:-1]):
+        return PARAMETRIC[name]
+    raise KeyError(metric)
+
+
+def metric_argument(metric: str) -> str | None:
+    """The argument of a parametric metric: ``naming(p2p)`` -> ``p2p``."""
+    _, paren, rest = metric.partition("(")
+    return rest[:-1] if paren else None
+
 
 #: unit -> (kind it applies to, factor to the kind's base unit: milliseconds or a fraction)
 _UNITS: Mapping[str, tuple[Kind, float]] = {
@@ -121,18 +166,25 @@ class Reference:
     """``factor * phase.metric + offset``: a statistic of the same group in another phase."""
 
     phase: str
-    metric: Metric
+    metric: str
     factor: float = 1.0
     offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    """The error codes ``codes in (...)`` allows."""
+
+    codes: frozenset[str]
 
 
 @dataclass(frozen=True)
 class Threshold:
     """One parsed threshold; ``text`` is the expression as written."""
 
-    metric: Metric
-    op: Op
-    rhs: Quantity | Reference
+    metric: str
+    op: Op | Literal["in"]
+    rhs: Quantity | Reference | CodeSet
     text: str
 
     def __str__(self) -> str:
@@ -140,21 +192,24 @@ class Threshold:
 
     @property
     def kind(self) -> Kind:
-        return _KIND[self.metric]
+        return metric_kind(self.metric)
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one threshold: what was measured, what was expected, and why.
 
-    ``expected`` is None when it could not be computed (the referenced phase has no value).
-    ``text`` is one line for humans, starting with the expression.
+    ``defined`` is False when the threshold could not be judged: the measured value or the
+    value it refers to does not exist (no samples). Such a verdict is not ``passed``, and it
+    is not a breach either: it makes the run invalid. ``expected`` is None when it could not
+    be computed. ``text`` is one line for humans, starting with the expression.
     """
 
     passed: bool
     measured: float
     expected: float | None
     text: str
+    defined: bool = True
 
 
 # -- tokenizer -------------------------------------------------------------------------------
@@ -177,7 +232,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 _UNIT = re.compile(r"[A-Za-z_%][A-Za-z0-9_%]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
-_SYMBOLS = ("*", "+", "-", ".")
+_SYMBOLS = ("*", "+", "-", ".", "(", ")", ",")
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -252,27 +307,47 @@ class _Parser:
     def describe(self, token: _Token) -> str:
         return "the end" if token.kind == "end" else repr(token.text)
 
-    def metric(self, what: str) -> Metric:
+    def metric(self, what: str) -> str:
         token = self.token
         if token.kind != "name":
             raise self.fail(f"expected {what}, found {self.describe(token)}")
-        if token.text not in METRICS:
-            raise self.fail(f"unknown metric {token.text!r} (known: {', '.join(METRICS)})")
+        name = token.text
+        if name in PARAMETRIC:
+            self.advance()
+            if self.token.text != "(":
+                raise self.fail(f"{name!r} takes an argument: write e.g. {name}(p2p)")
+            self.advance()
+            argument = self.token
+            if argument.kind != "name":
+                raise self.fail(f"expected a name inside {name}(...), found "
+                                f"{self.describe(argument)}")  # fmt: skip
+            self.advance()
+            if self.token.text != ")":
+                raise self.fail(f"expected ')' after {name}({argument.text}")
+            self.advance()
+            return f"{name}({argument.text})"
+        try:
+            metric_kind(name)
+        except KeyError:
+            known = ", ".join([*METRICS, "status_<NNN>", *(f"{p}(...)" for p in PARAMETRIC)])
+            raise self.fail(f"unknown metric {name!r} (known: {known})") from None
         self.advance()
-        return _metric(token.text)
+        return name
 
     def parse(self) -> Threshold:
         if self.token.kind == "end":
             raise self.fail("empty threshold: write e.g. 'p99 < 250ms'")
         metric = self.metric("a metric")
         token = self.token
+        if metric_kind(metric) == "set":
+            return self.code_set(metric)
         if token.kind != "op":
             raise self.fail(
                 f"expected a comparison ({' '.join(OPS)}) after {metric!r}, "
                 f"found {self.describe(token)}"
             )
         op = _op(self.advance().text)
-        rhs = self.rhs(_KIND[metric], metric)
+        rhs = self.rhs(metric_kind(metric), metric)
         rest = self.token
         if rest.kind != "end":
             hint = ""
@@ -283,7 +358,29 @@ class _Parser:
             raise self.fail(f"unexpected {self.describe(rest)}{hint}")
         return Threshold(metric, op, rhs, self.text)
 
-    def rhs(self, kind: Kind, metric: Metric) -> Quantity | Reference:
+    def code_set(self, metric: str) -> Threshold:
+        """``codes in (a, b)``: the set of error codes the group's failures may have."""
+        if self.token.text != "in":
+            raise self.fail(f"{metric!r} is a set: write e.g. '{metric} in (pool_timeout)'")
+        self.advance()
+        if self.token.text != "(":
+            raise self.fail(f"expected '(' after 'in', found {self.describe(self.token)}")
+        self.advance()
+        codes: set[str] = set()
+        while self.token.text != ")":
+            if self.token.kind != "name":
+                raise self.fail(f"expected an error code, found {self.describe(self.token)}")
+            codes.add(self.advance().text)
+            if self.token.text == ",":
+                self.advance()
+            elif self.token.text != ")":
+                raise self.fail(f"expected ',' or ')', found {self.describe(self.token)}")
+        self.advance()
+        if self.token.kind != "end":
+            raise self.fail(f"unexpected {self.describe(self.token)}")
+        return Threshold(metric, "in", CodeSet(frozenset(codes)), self.text)
+
+    def rhs(self, kind: Kind, metric: str) -> Quantity | Reference:
         token = self.token
         if token.kind == "number":
             self.advance()
@@ -299,7 +396,7 @@ class _Parser:
             f"expected a number or phase.metric after the comparison, found {self.describe(token)}"
         )
 
-    def reference(self, kind: Kind, metric: Metric, factor: float) -> Reference:
+    def reference(self, kind: Kind, metric: str, factor: float) -> Reference:
         token = self.token
         if token.kind != "name":
             raise self.fail(f"expected phase.metric, found {self.describe(token)}")
@@ -312,10 +409,10 @@ class _Parser:
         self.advance()
         metric_position = self.token.position
         referenced = self.metric("a metric after the '.'")
-        if _KIND[referenced] != kind:
+        if metric_kind(referenced) != kind:
             raise self.fail(
                 f"{metric!r} is a {kind} and cannot be compared with "
-                f"{phase}.{referenced}, a {_KIND[referenced]}",
+                f"{phase}.{referenced}, a {metric_kind(referenced)}",
                 metric_position,
             )
         offset = 0.0
@@ -331,7 +428,7 @@ class _Parser:
             offset = sign * self.quantity(number, kind, metric)
         return Reference(phase, referenced, factor, offset)
 
-    def quantity(self, token: _Token, kind: Kind, metric: Metric) -> float:
+    def quantity(self, token: _Token, kind: Kind, metric: str) -> float:
         """The number of ``token`` in the base unit of ``kind``."""
         if not token.unit:
             return token.value
@@ -345,13 +442,6 @@ class _Parser:
                 token.unit_position,
             )
         return token.value * scale
-
-
-def _metric(name: str) -> Metric:
-    for metric in METRICS:
-        if metric == name:
-            return metric
-    raise AssertionError(name)  # pragma: no cover - callers check membership first
 
 
 def _op(text: str) -> Op:
@@ -369,48 +459,56 @@ def parse_threshold(text: str) -> Threshold:
 # -- evaluation ------------------------------------------------------------------------------
 
 
+#: a measured value: a number, or for ``codes`` the set of codes seen
+Measured = float | frozenset[str]
+
+
 def evaluate(
     expr: Threshold | str,
-    current: Mapping[str, float],
-    phases: Mapping[str, Mapping[str, float]],
+    current: Mapping[str, Measured],
+    phases: Mapping[str, Mapping[str, Measured]],
 ) -> Verdict:
-    """Judge ``expr`` against the statistics of the group in this phase (``current``) and
-    in every phase so far (``phases``, by phase name). A missing or NaN value never passes."""
+    """Judge ``expr`` against the statistics of the group in this window (``current``) and
+    in the phases it may refer to (``phases``, by phase name).
+
+    A value that is missing or NaN is undefined (no samples): so is the verdict, which is
+    then neither passed nor a breach.
+    """
     threshold = parse_threshold(expr) if isinstance(expr, str) else expr
     text = threshold.text
     kind = threshold.kind
-    if threshold.metric not in current:
-        return Verdict(False, math.nan, None, f"{text}: {threshold.metric} was not measured")
-    measured = float(current[threshold.metric])
-    expected: float | None
+    value = current.get(threshold.metric)
     rhs = threshold.rhs
+    if isinstance(rhs, CodeSet):
+        if not isinstance(value, frozenset):
+            return _undefined(f"{text}: no samples, so no codes were measured", None)
+        extra = sorted(value - rhs.codes)
+        seen = ", ".join(sorted(value)) or "none"
+        if extra:
+            return Verdict(False, math.nan, None, f"{text}: codes seen: {seen}; not allowed: "
+                                                  f"{', '.join(extra)}")  # fmt: skip
+        return Verdict(True, math.nan, None, f"{text}: codes seen: {seen}")
+    measured = math.nan if not isinstance(value, int | float) else float(value)
+    expected: float | None
     if isinstance(rhs, Quantity):
         expected = rhs.value
         basis = ""
     else:
         reference = f"{rhs.phase}.{rhs.metric}"
         stats = phases.get(rhs.phase)
-        base = math.nan if stats is None else stats.get(rhs.metric, math.nan)
-        if stats is None:
-            expected, why = None, f"no statistics for phase {rhs.phase!r}"
-        elif math.isnan(base):
-            expected, why = None, f"{reference} has no value (no samples in {rhs.phase!r})"
-        else:
-            expected, why = rhs.factor * base + rhs.offset, ""
-        if expected is None:
-            shown = "no value" if math.isnan(measured) else _show(measured, kind)
-            return Verdict(
-                False, measured, None, f"{text}: measured {shown}, but {why}: cannot pass"
-            )
-        basis = f" ({reference} = {_show(base, kind)})"
+        base = stats.get(rhs.metric) if stats is not None else None
+        if not isinstance(base, int | float) or math.isnan(base):
+            why = f"{reference} has no value (no samples in {rhs.phase!r})"
+            return _undefined(f"{text}: {why}: cannot be judged", measured)
+        expected = rhs.factor * float(base) + rhs.offset
+        basis = f" ({reference} = {_show(float(base), kind)})"
     if math.isnan(measured):
-        return Verdict(
-            False,
-            measured,
+        return _undefined(
+            f"{text}: {threshold.metric} has no value (no samples here): cannot be judged",
+            None,
             expected,
-            f"{text}: no value measured (no samples in this phase): cannot pass",
         )
-    passed = _COMPARE[threshold.op](measured, expected)
+    passed = _COMPARE[threshold.op](measured, expected)  # type: ignore[index]
     return Verdict(
         passed,
         measured,
@@ -418,6 +516,10 @@ def evaluate(
         f"{text}: measured {_show(measured, kind)}, "
         f"expected {threshold.op} {_show(expected, kind)}{basis}",
     )
+
+
+def _undefined(text: str, measured: float | None, expected: float | None = None) -> Verdict:
+    return Verdict(False, math.nan if measured is None else measured, expected, text, defined=False)
 
 
 def _show(value: float, kind: Kind) -> str:

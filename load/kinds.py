@@ -13,6 +13,44 @@ KINDS: dict[str, str] = {
     "health": "LivenessUser",
 }
 
+#: the request names (request groups) each kind of user can make: ``<service>.<action>``.
+#: Scenario files are checked against it (a threshold's glob must match one of the mix's),
+#: and every user reports only these (tests/load checks it on real runs).
+_SIGN_UP = ("users.create", "admin.credit")
+REQUESTS: dict[str, tuple[str, ...]] = {
+    "deposits": (*_SIGN_UP, "deposits.create", "deposits.get", "deposits.list"),
+    "wallet": (*_SIGN_UP, "wallet.balances", "wallet.transactions", "wallet.withdraw"),
+    "p2p": (
+        *_SIGN_UP, "p2p.offers", "p2p.offer_create", "p2p.trade_open", "p2p.trade_paid",
+        "p2p.trade_release", "p2p.trade_cancel", "p2p.trade_dispute", "p2p.trades",
+    ),
+    "swap": (*_SIGN_UP, "swap.quote", "swap.get", "swap.execute"),
+    "express": (*_SIGN_UP, "admin.liquidity", "express.quote", "express.order"),
+    "admin": (*_SIGN_UP, "admin.resolve", "health.ready"),
+    "health": ("health.live",),
+}  # fmt: skip
+
+#: the app service that answers a request group, by the group's first part, where it is
+#: not the service itself: sign-up is the wallet's; health probes are the app's own
+GROUP_SERVICE: dict[str, str | None] = {"users": "wallet", "health": None}
+
+
+def service_of(request: str) -> str | None:
+    """The app service that answers ``request`` (``deposits.create`` -> ``deposits``)."""
+    prefix = request.partition(".")[0]
+    return GROUP_SERVICE.get(prefix, prefix)
+
+
+def requests_of(mix: dict[str, int] | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Every request name the kinds of ``mix`` can make, once each, in a stable order."""
+    return tuple(dict.fromkeys(name for kind in mix for name in REQUESTS[kind]))
+
+
+#: seconds a simulated user waits for an answer (to connect, and then for the answer)
+#: before it gives up: the app's own time limits must stay below it, so that a hang shows
+#: as the app's structured 503 and not as a client timeout (the runner checks)
+CLIENT_TIMEOUT = 5.0
+
 #: environment variables the locustfile reads (set by load/runner.py, or by hand)
 ENV_ADMIN_TOKEN = "HARNESS_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_MIX = "HARNESS_MIX"

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from load.samples import sample_line
+from load.samples import CONNECTION, TIMEOUT, sample_line
+
+#: the fields of the app's error object, each a non-empty string
+ERROR_FIELDS = ("code", "message", "service", "request_id")
 
 _FLUSH_EVERY = 0.5
 
@@ -45,13 +48,17 @@ class Recorder:
         **_: Any,
     ) -> None:
         status = int(getattr(response, "status_code", 0) or 0)
-        code = service = None
-        if status >= 400 or exception is not None:
-            code, service = _error_of(response, exception, status)
+        code = service = transport = None
+        structured = False
+        if status == 0:
+            transport = transport_error(exception)
+        elif status >= 400 or exception is not None:
+            code, service, structured = error_identity(getattr(response, "text", None))
         started = start_time if start_time is not None else time.time() - response_time / 1000
         # Once per request: the line is written straight from the values (no Sample object).
         self._samples.write(sample_line(started, name, response_time, status,
-                                        exception is not None, code, service))  # fmt: skip
+                                        exception is not None, code, service, structured,
+                                        transport))  # fmt: skip
         self.count += 1
         now = time.monotonic()
         if now - self._last_flush >= _FLUSH_EVERY:
@@ -71,19 +78,44 @@ class Recorder:
         self._acks.close()
 
 
-def _error_of(response: Any, exception: Any, status: int) -> tuple[str | None, str | None]:
-    """The error code and service from the app's error body.
+def error_identity(text: str | None) -> tuple[str | None, str | None, bool]:
+    """The error code and service an answer's body names, and whether the body has the
+    app's error shape exactly: ``{"error": {"code", "message", "service", "request_id"}}``
+    with each a non-empty string.
 
-    Without such a body: the exception's class when there was no answer at all (status 0),
-    else nothing, which is what marks an answer as unstructured (e.g. a bare 500).
+    A body that is not the app's (a bare 500, a proxy's page) names nothing: that is what
+    marks an answer as unstructured.
     """
     try:
-        body = json.loads(getattr(response, "text", None) or "")
-        error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict):
-            return str(error.get("code")), str(error.get("service"))
+        body = json.loads(text or "")
     except (ValueError, TypeError):
-        pass
-    if exception is not None and status == 0:
-        return type(exception).__name__, None
-    return None, None
+        return None, None, False
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, None, False
+    code, service = error.get("code"), error.get("service")
+    structured = all(isinstance(error.get(key), str) and error[key] for key in ERROR_FIELDS)
+    return (
+        code if isinstance(code, str) and code else None,
+        service if isinstance(service, str) and service else None,
+        structured,
+    )
+
+
+def transport_error(exception: Any) -> str:
+    """Why no answer came: the client's own timeout, or a connection refused/reset/closed.
+
+    geventhttpclient wraps what went wrong (``RetriesExceeded(original=timed out)``), so
+    the wrapped errors are looked at too.
+    """
+    seen: set[int] = set()
+    while exception is not None and id(exception) not in seen:
+        seen.add(id(exception))
+        if isinstance(exception, TimeoutError) or "timeout" in type(exception).__name__.lower():
+            return TIMEOUT
+        exception = (
+            getattr(exception, "original", None)
+            or getattr(exception, "__cause__", None)
+            or getattr(exception, "__context__", None)
+        )
+    return CONNECTION

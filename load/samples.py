@@ -3,9 +3,14 @@
 One file per Locust process in the samples folder:
 
 - ``samples-<pid>.jsonl``: one JSON array per request:
-  ``[start (epoch s), name, latency (ms), status, failed (0|1), error code, error service]``;
-  status 0 means no HTTP answer (connection error, timeout). ``failed`` is the user's
-  verdict: an expected refusal (say a 409 on a race) is a success with its 4xx status.
+  ``[start (epoch s), name, latency (ms), status, failed (0|1), error code, error service,
+  structured (0|1), transport error]``. ``failed`` is the user's verdict: an expected
+  refusal (say a 409 on a race) is a success with its 4xx status. ``error code`` and
+  ``error service`` are what the app's error body says; ``structured`` is 1 when that body
+  has the app's error shape exactly (an ``error`` object with non-empty ``code``,
+  ``message``, ``service`` and ``request_id`` strings). Status 0 means no HTTP answer, and
+  ``transport error`` says why: ``timeout`` (the client gave up) or ``connection`` (refused,
+  reset, closed); it is null whenever an answer came.
 - ``acks-<pid>.jsonl``: one JSON object per acknowledged (2xx) call that created or moved
   money: ``{"kind", "at", ...ids and amounts}``.
 - ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
@@ -21,6 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: why a request got no answer (``Sample.transport_error``)
+TIMEOUT = "timeout"
+CONNECTION = "connection"
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -33,10 +42,22 @@ class Sample:
     failed: bool = False
     error_code: str | None = None
     error_service: str | None = None
+    #: the answer's body has the app's error shape exactly (see the module docstring)
+    structured: bool = False
+    #: why no answer came (status 0): ``timeout`` or ``connection``; None if one came
+    transport_error: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def timed_out(self) -> bool:
+        return self.transport_error == TIMEOUT
+
+    @property
+    def connection_failed(self) -> bool:
+        return self.transport_error == CONNECTION
 
     @property
     def end(self) -> float:
@@ -45,16 +66,20 @@ class Sample:
     def to_line(self) -> str:
         """This sample's line in a samples file, newline included."""
         return sample_line(self.start, self.name, self.latency_ms, self.status, self.failed,
-                           self.error_code, self.error_service)  # fmt: skip
+                           self.error_code, self.error_service, self.structured,
+                           self.transport_error)  # fmt: skip
 
     @classmethod
     def from_line(cls, line: str) -> Sample:
-        start, name, latency, status, failed, code, service = json.loads(line)
+        start, name, latency, status, failed, code, service, structured, transport = json.loads(
+            line
+        )
         # A run reads millions of samples sharing a few names and codes: one string each.
         return cls(
             float(start), sys.intern(str(name)), float(latency), int(status), bool(failed),
             None if code is None else sys.intern(str(code)),
             None if service is None else sys.intern(str(service)),
+            bool(structured), None if transport is None else sys.intern(str(transport)),
         )  # fmt: skip
 
 
@@ -66,6 +91,8 @@ def sample_line(
     failed: bool,
     error_code: str | None,
     error_service: str | None,
+    structured: bool = False,
+    transport_error: str | None = None,
 ) -> str:
     """A sample's line, newline included, as :meth:`Sample.from_line` reads it.
 
@@ -74,7 +101,8 @@ def sample_line(
     """
     return (
         f"[{start:.6f},{_json_text(name)},{latency_ms:.3f},{status},{int(failed)},"
-        f"{_json_text(error_code)},{_json_text(error_service)}]\n"
+        f"{_json_text(error_code)},{_json_text(error_service)},{int(structured)},"
+        f"{_json_text(transport_error)}]\n"
     )
 
 

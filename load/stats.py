@@ -48,9 +48,10 @@ class GroupStats:
     p99: float
     max: float
     mean: float
-    #: failures by ``<service>:<code>`` (or status / exception when the body had none)
+    #: failures by ``<service>:<code>`` (or ``http:<status>`` / ``client:<timeout|connection>``
+    #: when the body named none)
     errors: dict[str, int] = field(default_factory=dict)
-    #: failures answered without the app's JSON error shape (e.g. a bare 500)
+    #: 5xx failures answered without the app's error shape exactly (e.g. a bare 500)
     unstructured_5xx: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -86,7 +87,7 @@ def group_stats(name: str, samples: Sequence[Sample], seconds: float) -> GroupSt
     p50, p90, p95, p99 = (float(v) for v in np.percentile(latencies, PERCENTILES))
     failed = [s for s in samples if not s.ok]
     errors = Counter(_error_key(s) for s in failed)
-    unstructured = sum(1 for s in failed if s.status >= 500 and s.error_code is None)
+    unstructured = sum(1 for s in failed if s.status >= 500 and not s.structured)
     return GroupStats(
         name=name,
         count=len(samples),
@@ -116,4 +117,6 @@ def _error_key(sample: Sample) -> str:
     if sample.error_code is not None:
         service = sample.error_service or "?"
         return f"{service}:{sample.error_code}"
-    return f"http:{sample.status}" if sample.status else "no_answer"
+    if sample.transport_error is not None:
+        return f"client:{sample.transport_error}"
+    return f"http:{sample.status}"

@@ -14,13 +14,15 @@ from __future__ import annotations
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
+from load.kinds import CLIENT_TIMEOUT
+
 
 class ApiUser(FastHttpUser):
     """A ``FastHttpUser`` without cookies and with short timeouts (see the module)."""
 
     abstract = True
-    network_timeout = 5.0
-    connection_timeout = 5.0
+    network_timeout = CLIENT_TIMEOUT
+    connection_timeout = CLIENT_TIMEOUT
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)

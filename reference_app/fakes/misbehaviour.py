@@ -67,6 +67,15 @@ class Behaviour:
         return {"mode": self.mode.value, "status": self.status, "delay_ms": self.delay_ms}
 
 
+@dataclass
+class Tally:
+    """How many ``/v1`` answers a fake gave while misbehaving (any mode but ``normal``):
+    the evidence that a provider fault really bit, read from ``GET /_control/mode`` as
+    ``misbehaved``."""
+
+    count: int = 0
+
+
 class InvalidBehaviour(ValueError):
     """A ``POST /_control/mode`` body that says no valid behaviour: the fake answers 400."""
 
@@ -100,12 +109,14 @@ def misbehaviour_middleware(
     error_type: type[E],
     error_response: Callable[[E], web.Response],
     fault: Callable[[int], E],
+    tally_of: Callable[[web.Request], Tally] | None = None,
 ) -> Middleware:
     """A fake's middleware: its errors answered in its shape, its ``/v1/`` paths misbehaving.
 
     A handler's ``error_type`` becomes ``error_response(error)``, on every path. On the
     ``/v1/`` paths, ``behaviour_of(request)`` then applies; ``fault(status)`` is the error
-    answered in the ``error`` mode. The ``malformed`` mode breaks error answers too.
+    answered in the ``error`` mode. The ``malformed`` mode breaks error answers too. Every
+    ``/v1/`` answer given in another mode than ``normal`` is counted in ``tally_of(request)``.
     """
 
     async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -119,6 +130,8 @@ def misbehaviour_middleware(
         if not request.path.startswith(API_PREFIX):
             return await answer(request, handler)
         behaviour = behaviour_of(request)
+        if behaviour.mode is not Mode.NORMAL and tally_of is not None:
+            tally_of(request).count += 1
         if behaviour.mode is Mode.ERROR:
             return error_response(fault(behaviour.status))
         if behaviour.mode is Mode.SLOW:

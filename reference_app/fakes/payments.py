@@ -46,7 +46,8 @@ Control API, for tests and chaos (no key; never affected by the mode):
 - ``POST /_control/payments/{id}/resend-ipn``: sends the last IPN again, byte for byte
   (409 if none was sent yet); answers like ``progress`` without ``steps``.
 - ``POST /_control/mode`` with ``{"mode", "status"?, "delay_ms"?}``, ``GET /_control/mode``:
-  how the ``/v1`` endpoints behave (see :mod:`reference_app.fakes.misbehaviour`).
+  how the ``/v1`` endpoints behave (see :mod:`reference_app.fakes.misbehaviour`); ``GET``
+  also says how many answers were given misbehaving so far (``misbehaved``).
   ``normal``; ``error``: answer ``status`` (400..599, default 503) with an error body, doing
   nothing; ``slow``: wait ``delay_ms`` (default 1000), then handle the request (it takes
   effect even if the client gave up); ``malformed``: handle the request (it takes effect),
@@ -83,6 +84,7 @@ from reference_app.fakes.misbehaviour import (
     FAULT_MESSAGE,
     Behaviour,
     InvalidBehaviour,
+    Tally,
     misbehaviour_middleware,
     parse_behaviour,
 )
@@ -272,6 +274,8 @@ class PaymentBook:
     def __init__(self, config: PaymentsFakeConfig) -> None:
         self.config = config
         self.behaviour = Behaviour()
+        #: answers given while misbehaving, over the fake's life (never reset)
+        self.misbehaved = Tally()
         self._payments: dict[int, Payment] = {}
         self._next_id = config.first_payment_id
         self._last_ipn: dict[int, Ipn] = {}
@@ -392,7 +396,13 @@ IPN_SENDER = web.AppKey("ipn_sender", IpnSender)
 
 def create_payments_app(config: PaymentsFakeConfig) -> web.Application:
     """The fake provider: its routes, its state and its IPN client session."""
-    middleware = misbehaviour_middleware(_behaviour_of, ProviderError, _error_response, _fault)
+    middleware = misbehaviour_middleware(
+        _behaviour_of,
+        ProviderError,
+        _error_response,
+        _fault,
+        lambda r: r.app[PAYMENT_BOOK].misbehaved,
+    )
     app = web.Application(middlewares=[middleware])
     app[PAYMENT_BOOK] = PaymentBook(config)
     app.cleanup_ctx.append(_ipn_session)
@@ -476,7 +486,8 @@ async def _ipn_log(request: web.Request) -> web.Response:
 
 
 async def _get_mode(request: web.Request) -> web.Response:
-    return _json_response(request.app[PAYMENT_BOOK].behaviour.to_json())
+    book = request.app[PAYMENT_BOOK]
+    return _json_response({**book.behaviour.to_json(), "misbehaved": book.misbehaved.count})
 
 
 async def _set_mode(request: web.Request) -> web.Response:

@@ -145,6 +145,8 @@ class PriceBook:
     def __init__(self, config: PricesFakeConfig) -> None:
         self.config = config
         self.behaviour = Behaviour()
+        #: answers given while misbehaving, over the fake's life (never reset)
+        self.misbehaved = misbehaviour.Tally()
         #: each direct pair's price as set (its decimal places are the ones shown)
         self._direct: dict[str, Decimal] = {}
         #: each direct pair's price after the drift, exact to DRIFT_PRECISION digits
@@ -234,7 +236,7 @@ PRICE_BOOK = web.AppKey("price_book", PriceBook)
 def create_prices_app(config: PricesFakeConfig) -> web.Application:
     """The fake price source: its routes and its state."""
     middleware = misbehaviour.misbehaviour_middleware(
-        _behaviour_of, FakeError, _error_response, _fault
+        _behaviour_of, FakeError, _error_response, _fault, lambda r: r.app[PRICE_BOOK].misbehaved
     )
     app = web.Application(middlewares=[middleware])
     app[PRICE_BOOK] = PriceBook(config)
@@ -273,7 +275,8 @@ async def _set_price(request: web.Request) -> web.Response:
 
 
 async def _get_mode(request: web.Request) -> web.Response:
-    return web.json_response(request.app[PRICE_BOOK].behaviour.to_json())
+    book = request.app[PRICE_BOOK]
+    return web.json_response({**book.behaviour.to_json(), "misbehaved": book.misbehaved.count})
 
 
 async def _set_mode(request: web.Request) -> web.Response:

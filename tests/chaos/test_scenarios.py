@@ -33,14 +33,7 @@ def short(scenario: Scenario) -> Scenario:
 
 
 def describe(record: RunRecord) -> str:
-    outcome = record.outcome
-    lines = [f"exit {outcome.exit_code(record.scenario.expect)}"]
-    lines += [f"threshold {t.group}/{t.phase} {t.expression}: {t.reason}"
-              for t in outcome.thresholds if not t.passed]  # fmt: skip
-    lines += [f"invalid: {v.name}: {v.detail}" for v in outcome.validity if not v.passed]
-    lines += [f"invariant {i.name}: {i.violations[:3]}" for i in outcome.invariants if not i.passed]
-    lines += [f"harness: {e}" for e in outcome.harness_errors]
-    return "\n".join(lines)
+    return "\n".join([f"exit {record.outcome.exit_code()}", *record.outcome.reasons()])
 
 
 async def run_short(name: str, variant: str) -> RunRecord:
@@ -52,7 +45,7 @@ async def run_short(name: str, variant: str) -> RunRecord:
 @pytest.mark.parametrize("name", ISOLATION)
 async def test_isolated_design_passes(name: str) -> None:
     record = await run_short(name, "isolated")
-    assert record.outcome.exit_code(record.scenario.expect) == EXIT_PASS, describe(record)
+    assert record.outcome.exit_code() == EXIT_PASS, describe(record)
     assert record.residue == []
     assert all(i.passed for i in record.outcome.invariants)
 
@@ -60,7 +53,7 @@ async def test_isolated_design_passes(name: str) -> None:
 @pytest.mark.parametrize("name", ISOLATION)
 async def test_legacy_design_fails(name: str) -> None:
     record = await run_short(name, "legacy")
-    code = record.outcome.exit_code(record.scenario.expect)
+    code = record.outcome.exit_code()
     assert code in (EXIT_THRESHOLD, EXIT_INVARIANT), describe(record)
     assert record.residue == []
     assert not record.outcome.harness_errors

@@ -32,6 +32,8 @@ def synthetic(n: int = 5000, seed: int = 7) -> list[Sample]:
                 failed=failed,
                 error_code="database_unavailable" if status == 503 else None,
                 error_service="p2p" if status == 503 else None,
+                structured=status == 503,
+                transport_error="timeout" if status == 0 else None,
             )
         )
     return samples
@@ -60,10 +62,13 @@ def test_error_breakdown_names_service_and_code() -> None:
     samples = synthetic()
     group = group_stats("*", samples, 1.0)
     assert group.errors["p2p:database_unavailable"] == sum(1 for s in samples if s.status == 503)
-    assert group.errors["no_answer"] == sum(1 for s in samples if s.status == 0)
+    assert group.errors["client:timeout"] == sum(1 for s in samples if s.status == 0)
     assert group.unstructured_5xx == 0
     bare = [Sample(0.0, "x", 1.0, 500, True)]
     assert group_stats("x", bare, 1.0).unstructured_5xx == 1
+    # a body that names a code and a service but lacks the rest of the shape is unstructured
+    partial = [Sample(0.0, "x", 1.0, 503, True, "timeout", "p2p", structured=False)]
+    assert group_stats("x", partial, 1.0).unstructured_5xx == 1
 
 
 def test_windows_cut_by_start_time() -> None:
@@ -98,10 +103,14 @@ def test_empty_group_is_nan_not_an_error() -> None:
 def test_sample_line_round_trip() -> None:
     sample = Sample(1234.5, "deposits.create", 12.345, 503, True, "pool_timeout", "deposits")
     assert Sample.from_line(sample.to_line()) == sample
-    odd = Sample(1.25, 'a "quoted"\\name', 1.0, 0, True, None, None)
+    odd = Sample(1.25, 'a "quoted"\\name', 1.0, 0, True, None, None, False, "connection")
     assert Sample.from_line(odd.to_line()) == odd
+    assert odd.connection_failed
+    assert not odd.timed_out
+    structured = Sample(1.0, "p2p.trade_open", 5.0, 503, True, "timeout", "p2p", True)
+    assert Sample.from_line(structured.to_line()) == structured
     assert json.loads(sample.to_line()) == [1234.5, "deposits.create", 12.345, 503, 1,
-                                            "pool_timeout", "deposits"]  # fmt: skip
+                                            "pool_timeout", "deposits", 0, None]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -133,8 +133,10 @@ def test_defaults_and_mix_as_text() -> None:
     assert minimal.variant == "isolated"
     assert minimal.seed is None
     assert minimal.expect == "pass"
-    assert minimal.thresholds == {}
-    assert minimal.invariants == INVARIANTS
+    assert minimal.thresholds == {}  # thresholds: none
+    assert minimal.invariants is None
+    # left out: every invariant the mix (deposits, wallet) exercises; escrow needs p2p
+    assert minimal.checked_invariants == tuple(i for i in INVARIANTS if i != "escrow_consistent")
     assert minimal.timeline[0].faults == ()
     assert minimal.timeline[0].duration == 2.0
 
@@ -270,6 +272,7 @@ def test_duplicate_keys_anywhere(tmp_path: Path) -> None:
         "    faults:\n"
         "      - {type: link_down, link: pg_p2p, link: pg_wallet}\n"
         "name: dup-again\n"
+        "thresholds: none\n"
     )
     problems = validate_files([path])
     assert [(p.line, p.field) for p in problems] == [
@@ -314,15 +317,15 @@ def test_duplicate_keys_anywhere(tmp_path: Path) -> None:
         ("timeline: [{phase: a, duration: 1}]\ninvariants: [money_is_safe]", 4,
          "invariants[0]", "must be 'acknowledged_deposits_exist'"),
         ("timeline: [{phase: a, duration: 1}]\nexpect: maybe", 4, "expect",
-         "must be 'pass' or 'fail', not 'maybe'"),
+         "must be 'pass' or {fail: [...]}, not 'maybe'"),
         ("timeline: [{phase: a, duration: 1}]\nseed: '42'", 4, "seed",
          "must be a valid integer, not '42'"),
         ("timeline: [{phase: a, duration: 1}]\nthresholds: {'d.*': {a: p99 < 1s}}", 4,
          'thresholds["d.*"].a', "must be a list, not 'p99 < 1s'"),
         ("timeline: [{phase: a, duration: 1}]\nthresholds: {'d.*': {a: [3]}}", 4,
          'thresholds["d.*"].a[0]', "a threshold is a string"),
-        ("timeline: [{phase: a, duration: 1}]\nthresholds: {'d.*': {a: ['p99 < b.p99']}}", 4,
-         'thresholds["d.*"].a[0]', "refers to phase 'b', which is not in the timeline"),
+        ("timeline: [{phase: a, duration: 1}]\nthresholds: {'deposits.*': {a: ['p99 < b.p99']}}", 4,
+         'thresholds["deposits.*"].a[0]', "refers to phase 'b', which is not in the timeline"),
     ],
 )  # fmt: skip
 def test_more_malformed_values(
@@ -331,6 +334,7 @@ def test_more_malformed_values(
     path = tmp_path / "scenario.yaml"
     path.write_text(
         f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}}}\n{yaml_text}\n"
+        + ("" if "thresholds" in yaml_text else "thresholds: none\n")
     )
     problems = validate_files([path])
     assert len(problems) == 1, problems
@@ -353,7 +357,87 @@ def test_more_malformed_values(
 )  # fmt: skip
 def test_malformed_load(tmp_path: Path, load: str, field: str, fragment: str) -> None:
     path = tmp_path / "scenario.yaml"
-    path.write_text(f"name: s\nload: {load}\ntimeline: [{{phase: a, duration: 1}}]\n")
+    path.write_text(
+        f"name: s\nload: {load}\ntimeline: [{{phase: a, duration: 1}}]\nthresholds: none\n"
+    )
     problems = validate_files([path])
     assert [(p.line, p.field) for p in problems] == [(2, field)]
     assert fragment in problems[0].message
+
+
+# -- what makes a verdict rest on nothing is refused when the file is read -------------------
+
+CUT = (
+    "timeline:\n"
+    "  - {phase: baseline, duration: 5s}\n"
+    "  - phase: outage\n"
+    "    duration: 5s\n"
+    "    faults: [{type: link_down, link: pg_p2p}]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "field", "fragment"),
+    [
+        # silence: a glob no user of the mix can match
+        ("thresholds: {'swap.*': {outage: ['error_rate == 0']}}", 8, 'thresholds["swap.*"]',
+         "'swap.*' matches no request the mix's users make"),
+        ("thresholds: {'deposit.*': {outage: ['error_rate == 0']}}", 8,
+         'thresholds["deposit.*"]', "matches no request"),
+        # no thresholds, or no invariants, unless said explicitly
+        ("", 1, "thresholds", "write 'thresholds: none' to say so explicitly"),
+        ("thresholds: {}", 8, "thresholds", "no threshold given: write 'thresholds: none'"),
+        ("thresholds: none\ninvariants: []", 9, "invariants", "write 'invariants: none'"),
+        ("thresholds: none\ninvariants: [escrow_consistent]", 9, "invariants[0]",
+         "escrow_consistent would check nothing: only p2p users"),
+        # windows
+        ("thresholds: {'deposits.*': {'baseline@restored': ['error_rate == 0']}}", 8,
+         'thresholds["deposits.*"]["baseline@restored"]', "phase 'baseline' has no fault"),
+        ("thresholds: {'deposits.*': {'outage@later': ['error_rate == 0']}}", 8,
+         'thresholds["deposits.*"]["outage@later"]', "unknown window @later"),
+        ("thresholds: {'deposits.*': {'outage@faulted+2s': ['error_rate == 0']}}", 8,
+         'thresholds["deposits.*"]["outage@faulted+2s"]', "only @restored takes an offset"),
+        # expect: fail names what must fail, and it must exist
+        ("thresholds: none\nexpect: fail", 9, "expect", "'expect: fail' must name what must fail"),
+        ("thresholds: {'deposits.*': {outage: ['error_rate == 0']}}\n"
+         "expect: {fail: [{threshold: 'p99 < 1s', group: 'deposits.*', phase: outage}]}", 9,
+         "expect.fail[0].threshold", "no threshold 'p99 < 1s' for 'deposits.*' in 'outage'"),
+        ("thresholds: none\nexpect: {fail: [{isolation: p2p, phase: baseline}]}", 9,
+         "expect.fail[0].phase", "isolation is not judged in 'baseline'"),
+        ("thresholds: none\ninvariants: [ledger_balanced]\n"
+         "expect: {fail: [{invariant: no_negative_balance}]}", 10,
+         "expect.fail[0].invariant", "invariant 'no_negative_balance' is not checked"),
+        ("thresholds: none\nexpect: {fail: [{invariant: ledger_balanced, phase: outage}]}", 9,
+         "expect.fail[0].phase", "an invariant is judged on the whole run"),
+        ("thresholds: none\nexpect: {fail: []}", 9, "expect.fail", "needs at least 1 item"),
+    ],
+)  # fmt: skip
+def test_verdicts_that_would_rest_on_nothing_are_refused(
+    tmp_path: Path, body: str, line: int, field: str, fragment: str
+) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}}}\n{CUT}{body}\n")
+    problems = validate_files([path])
+    assert [(p.line, p.field) for p in problems] == [(line, field)], problems
+    assert fragment in problems[0].message
+
+
+def test_explicit_nothing_and_named_failures_load(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        "name: s\nload: {users: 1, spawn_rate: 1, mix: {deposits: 1, p2p: 1}}\n" + CUT
+        + "thresholds: {'deposits.*': {outage: ['error_rate == 0'], "
+        "'outage@restored+2s': ['p99 < 1s']}}\n"
+        "invariants: none\n"
+        "isolation: {fail_fast: 3s, dependencies: {swap: [wallet]}}\n"
+        "expect: {fail: [{threshold: 'error_rate == 0', group: 'deposits.*', phase: outage},\n"
+        "                {isolation: p2p, phase: outage}]}\n"
+    )
+    scenario = load_scenario(path)
+    assert scenario.checked_invariants == ()
+    assert scenario.isolation.fail_fast == 3.0
+    assert scenario.isolation.dependencies == {"swap": ("wallet",)}
+    assert [e.name for e in scenario.expected_failures] == [
+        "threshold deposits.* / outage: error_rate == 0",
+        "isolation of p2p in outage",
+    ]

@@ -27,6 +27,7 @@ def test_every_variable_is_read() -> None:
         "HARNESS_APP_PORT": "8081",
         "HARNESS_APP_WORKERS": "3",
         "HARNESS_APP_VARIANT": "legacy",
+        "HARNESS_APP_SERVICE_TIMEOUT": "3.5",
         "TOXIPROXY_URL": "http://127.0.0.1:8474/",
         "TOXIPROXY_SERVER": "/opt/toxiproxy-server",
     }
@@ -41,6 +42,7 @@ def test_every_variable_is_read() -> None:
     assert settings.pg_max_connections == 800
     assert settings.toxiproxy_port == 9474
     assert (settings.app_port, settings.app_workers, settings.app_variant) == (8081, 3, "legacy")
+    assert settings.app_service_timeout == 3.5
     assert settings.toxiproxy_url == "http://127.0.0.1:8474"
     assert settings.toxiproxy_server == Path("/opt/toxiproxy-server")
 

@@ -5,6 +5,7 @@ import pytest
 from chaos.errors import ConfigError
 from chaos.thresholds import (
     METRICS,
+    CodeSet,
     Quantity,
     Reference,
     Threshold,
@@ -60,8 +61,49 @@ def test_parse(text: str, metric: str, op: str, rhs: Quantity | Reference) -> No
 
 
 def test_every_metric_parses() -> None:
-    for metric in METRICS:
-        assert parse_threshold(f"{metric} >= 0").metric == metric
+    for metric, kind in METRICS.items():
+        if kind == "set":
+            assert parse_threshold(f"{metric} in (a)").metric == metric
+        else:
+            assert parse_threshold(f"{metric} >= 0").metric == metric
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "kind"),
+    [
+        ("status_503 > 0", "status_503", "count"),
+        ("status_500 == 0", "status_500", "count"),
+        ("timeouts == 0", "timeouts", "count"),
+        ("connection_errors == 0", "connection_errors", "count"),
+        ("naming(p2p) > 0", "naming(p2p)", "count"),
+        ("share_naming(p2p) >= 99%", "share_naming(p2p)", "rate"),
+        ("code(pool_timeout) == 0", "code(pool_timeout)", "count"),
+        ("foreign_failures == 0", "foreign_failures", "count"),
+        ("in_flight_max >= 100", "in_flight_max", "count"),
+        ("pool_waiting_max >= 1", "pool_waiting_max", "count"),
+        ("acquire_timeouts == 0", "acquire_timeouts", "count"),
+        ("share_naming(p2p) > baseline.share_naming(p2p)", "share_naming(p2p)", "rate"),
+    ],
+)
+def test_parse_identity_and_pressure_metrics(text: str, metric: str, kind: str) -> None:
+    threshold = parse_threshold(text)
+    assert (threshold.metric, threshold.kind) == (metric, kind)
+
+
+def test_codes_is_a_set() -> None:
+    threshold = parse_threshold("codes in (pool_timeout, timeout)")
+    assert threshold.rhs == CodeSet(frozenset({"pool_timeout", "timeout"}))
+    assert parse_threshold("codes in ()").rhs == CodeSet(frozenset())
+    allowed = evaluate(threshold, {"codes": frozenset({"timeout"})}, {})
+    assert allowed.passed
+    assert allowed.defined
+    other = evaluate(threshold, {"codes": frozenset({"timeout", "internal_error"})}, {})
+    assert not other.passed
+    assert other.defined
+    assert "not allowed: internal_error" in other.text
+    silent = evaluate(threshold, {}, {})
+    assert not silent.passed
+    assert not silent.defined
 
 
 @pytest.mark.parametrize(
@@ -90,7 +132,14 @@ def test_every_metric_parses() -> None:
         ("p99 < baseline.p99 + 5%", 22, "unit '%' does not apply to 'p99'"),
         ("p99 < 250ms and p95 < 100ms", 12, "unexpected 'and'"),
         ("p99 < 1.5.", 9, "unexpected '.'"),
-        ("p99 < __import__('os')", 16, "unexpected character '('"),
+        ("p99 < __import__('os')", 17, "unexpected character"),
+        ("p99 < 1s; drop", 8, "unexpected character ';'"),
+        ("status_600 > 0", 0, "unknown metric 'status_600'"),
+        ("naming > 0", 7, "'naming' takes an argument"),
+        ("naming(p2p > 0", 11, "expected ')'"),
+        ("codes == 0", 6, "'codes' is a set"),
+        ("codes in (a b)", 12, "expected ',' or ')'"),
+        ("share_naming(p2p) < 5ms", 21, "unit 'ms' does not apply"),
         ("p99 < 1e3", 7, "unknown unit 'e3'"),
         ("p99 < -1", 6, "expected a number or phase.metric"),
     ],
@@ -168,30 +217,28 @@ def test_evaluate_accepts_a_parsed_threshold() -> None:
 @pytest.mark.parametrize(
     "text", ["p99 < 250ms", "p99 > 0", "p99 != 0", "p99 == 0", "p99 < 1.5 * baseline.p99"]
 )
-def test_nan_measured_never_passes(text: str) -> None:
+def test_nan_measured_is_undefined_never_a_pass(text: str) -> None:
     verdict = evaluate(text, {"p99": NAN}, {"baseline": BASELINE})
-    assert verdict.passed is False
+    assert (verdict.passed, verdict.defined) == (False, False)
     assert math.isnan(verdict.measured)
     assert "no samples" in verdict.text
-    assert "cannot pass" in verdict.text
+    assert "cannot be judged" in verdict.text
 
 
-def test_missing_metric_never_passes() -> None:
-    verdict = evaluate("p90 < 250ms", {"p99": 10.0}, {})
-    assert verdict.passed is False
-    assert verdict.expected is None
-    assert verdict.text == "p90 < 250ms: p90 was not measured"
+def test_missing_metric_is_undefined() -> None:
+    verdict = evaluate("count > 0", {}, {})
+    assert (verdict.passed, verdict.defined) == (False, False)
+    assert "count has no value" in verdict.text
 
 
-def test_reference_without_value_never_passes() -> None:
+def test_reference_without_value_is_undefined() -> None:
     no_samples = evaluate("p99 < 2 * baseline.p99", {"p99": 10.0}, {"baseline": {"p99": NAN}})
-    assert no_samples.passed is False
+    assert (no_samples.passed, no_samples.defined) == (False, False)
     assert no_samples.expected is None
     assert "baseline.p99 has no value (no samples in 'baseline')" in no_samples.text
 
     no_phase = evaluate("p99 < 2 * baseline.p99", {"p99": 10.0}, {})
-    assert no_phase.passed is False
-    assert "no statistics for phase 'baseline'" in no_phase.text
+    assert (no_phase.passed, no_phase.defined) == (False, False)
 
 
 def test_evaluate_refuses_a_bad_expression() -> None:

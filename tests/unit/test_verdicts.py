@@ -1,20 +1,27 @@
-"""Exit codes from verdicts: money first, then validity, then thresholds."""
+"""Exit codes from verdicts: money first, then validity (undefined included), then thresholds;
+and named expected failures."""
 
 from __future__ import annotations
 
 from chaos.invariants import InvariantResult
-from chaos.verdicts import Outcome, ThresholdVerdict, ValidityCheck
+from chaos.judge.verdicts import ExpectationResult, Outcome, ThresholdVerdict, ValidityCheck
 
 BREACH = ThresholdVerdict("deposits.*", "fault", "error_rate == 0", False, 0.5, 0.0, 100)
 OK = ThresholdVerdict("deposits.*", "fault", "error_rate == 0", True, 0.0, 0.0, 100)
+SILENT = ThresholdVerdict("deposits.*", "fault", "failures == 0", False, None, 0.0, 0,
+                          "no samples", defined=False)  # fmt: skip
 LOST = InvariantResult("acknowledged_deposits_exist", False, 10, ["deposit x missing"])
 KEPT = InvariantResult("acknowledged_deposits_exist", True, 10)
+UNPAID = InvariantResult("provider_reconciled", False, 10, ["payment 7 never credited"])
 NO_EFFECT = ValidityCheck("fault had an effect", False, "no change")
 FEW = ValidityCheck("enough samples", False, "3 requests", guards_pass_only=True)
+SEEN = ExpectationResult("threshold deposits.* / fault: error_rate == 0", True, "breached")
+NOT_SEEN = ExpectationResult("threshold deposits.* / fault: error_rate == 0", False, "it held")
+SEEN_UNPAID = ExpectationResult("invariant provider_reconciled", True, "x", "provider_reconciled")
 
 
-def code(expect: str = "pass", **parts: object) -> int:
-    return Outcome(**parts).exit_code(expect)  # type: ignore[arg-type]
+def code(**parts: object) -> int:
+    return Outcome(**parts).exit_code()  # type: ignore[arg-type]
 
 
 def test_pass() -> None:
@@ -35,29 +42,33 @@ def test_invalid_runs() -> None:
     assert code(thresholds=[BREACH, OK], validity=[FEW]) == 1
 
 
+def test_silence_is_invalid_never_a_pass_nor_a_breach() -> None:
+    assert code(thresholds=[OK, SILENT]) == 3
+    assert code(thresholds=[BREACH, SILENT]) == 3
+    assert not SILENT.breached
+    assert Outcome(thresholds=[SILENT]).label() == "INVALID"
+
+
 def test_harness_error_is_4() -> None:
     assert code(thresholds=[OK], harness_errors=["boom"]) == 4
-    assert code(expect="fail", harness_errors=["boom"]) == 4
+    assert code(expectations=[SEEN], harness_errors=["boom"]) == 4
 
 
-def test_expect_fail() -> None:
-    assert code("fail", thresholds=[BREACH]) == 0
-    assert code("fail", invariants=[LOST]) == 0
-    assert code("fail", thresholds=[OK]) == 1
-    assert code("fail", thresholds=[OK], validity=[NO_EFFECT]) == 3
+def test_named_expected_failures() -> None:
+    assert code(thresholds=[BREACH], expectations=[SEEN]) == 0
+    # what was named did not fail: a failure of the gate, whatever else failed
+    assert code(thresholds=[OK], expectations=[NOT_SEEN]) == 1
+    assert code(thresholds=[BREACH], expectations=[SEEN, NOT_SEEN]) == 1
+    # an invalid run proves nothing, expected failure or not
+    assert code(thresholds=[BREACH, SILENT], expectations=[SEEN]) == 3
+    assert code(thresholds=[BREACH], validity=[NO_EFFECT], expectations=[SEEN]) == 3
+    # a known money bug passes; another invariant violated beside it does not
+    assert code(invariants=[UNPAID], expectations=[SEEN_UNPAID]) == 0
+    assert code(invariants=[UNPAID, LOST], expectations=[SEEN_UNPAID]) == 2
 
 
-def test_requests_in_flight_when_a_fault_starts_belong_to_its_phase() -> None:
-    from chaos.runner import PhaseRecord, assign
-    from load.samples import Sample
-
-    phases = [PhaseRecord("baseline", 0.0, 10.0), PhaseRecord("fault", 10.0, 20.0),
-              PhaseRecord("recovery", 20.0, 30.0)]  # fmt: skip
-    early = Sample(5.0, "x", 100.0, 200)  # ends at 5.1: baseline
-    caught = Sample(9.9, "x", 500.0, 503, True)  # in flight at 10.0: met the fault
-    hung = Sample(19.0, "x", 5000.0, 0, True)  # started in the fault, ended in recovery
-    late = Sample(25.0, "x", 10.0, 200)
-    found = assign([early, caught, hung, late], phases, faulted={"fault"})
-    assert found == {"baseline": [early], "fault": [caught, hung], "recovery": [late]}
-    # Without faults in the next phase, start time alone decides.
-    assert assign([caught], phases, faulted=set())["baseline"] == [caught]
+def test_reasons_say_what_happened() -> None:
+    outcome = Outcome(thresholds=[BREACH, SILENT], expectations=[NOT_SEEN])
+    text = "\n".join(outcome.reasons())
+    assert "undefined: deposits.* / fault: no samples" in text
+    assert "expected failure did not happen" in text

@@ -1,0 +1,139 @@
+"""Did a fault bite? Judged on evidence of that fault, never on noise.
+
+A run whose fault did nothing proves nothing, so a fault without a measured effect makes the
+run invalid (exit 3). The evidence depends on the kind of fault:
+
+- **link and service faults** (and any fault with a target service): the fault's signature,
+  failures of the target's own requests or failures naming the target, was more frequent
+  than in the baseline (Fisher's exact test, one-sided, p < :data:`ALPHA`, and by at least
+  :data:`MIN_SHARE_RISE` of all requests), or the target's requests got slower (Mann-Whitney
+  U, one-sided, p < :data:`ALPHA`, with an effect size, Vargha-Delaney A, of at least
+  :data:`MIN_SUPERIORITY`: the chance that a request under the fault is slower than one of
+  the baseline). Without a baseline phase, the signature must be at least
+  :data:`MIN_SHARE_ALONE` of the requests. (Whether those failures were the right ones,
+  structured 503s naming the target, is isolation's verdict, not the effect's.)
+- **database restart or crash**: the postmaster's start time changed, and the app's pools saw
+  their connections dropped (their dead-connection counter rose, or a request failed with
+  ``database_unavailable``). **Database stopped**: the postmaster was gone, and the same.
+- **provider faults**: the fake counted the misbehaving answers it gave.
+
+Two tests at :data:`ALPHA` each judge a fault that does nothing effective in at most 1 % of
+runs (fewer, with the effect sizes); tests/unit/test_effect.py measures both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from chaos.judge.evidence import FaultRecord, ServerSample
+from load.kinds import service_of
+from load.samples import Sample
+
+ALPHA = 0.005
+MIN_SUPERIORITY = 0.56
+MIN_SHARE_RISE = 0.01
+MIN_SHARE_ALONE = 0.05
+DATABASE_KINDS = frozenset({"db_restart", "db_crash", "db_stop"})
+
+
+@dataclass(frozen=True)
+class Effect:
+    effective: bool
+    detail: str
+
+
+def target_effect(
+    target: str, during: Sequence[Sample], baseline: Sequence[Sample] | None
+) -> Effect:
+    """Evidence that the fault hurt ``target``, from every request of the phase (``during``)
+    against every request of the baseline."""
+    own = [s for s in during if service_of(s.name) == target]
+    if not own:
+        return Effect(False, f"no request to {target} during the fault")
+    hits = sum(1 for s in during if _signature(s, target))
+    share = hits / len(during)
+    if baseline is None or not baseline:
+        return Effect(
+            share >= MIN_SHARE_ALONE,
+            f"{hits} of {len(during)} requests failed as {target}'s (no baseline: "
+            f"{MIN_SHARE_ALONE:.0%} needed)",
+        )
+    before = sum(1 for s in baseline if _signature(s, target))
+    table = np.array([[hits, len(during) - hits], [before, len(baseline) - before]])
+    p_fail = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    failing = p_fail < ALPHA and share - before / len(baseline) >= MIN_SHARE_RISE
+    own_before = [s for s in baseline if service_of(s.name) == target]
+    slower, superiority, p_slow = (
+        _slower(own, own_before) if own_before else (False, float("nan"), 1.0)
+    )
+    detail = (
+        f"{target}: failed as its own {before}/{len(baseline)} -> {hits}/{len(during)} "
+        f"(p={p_fail:.2g}); slower than the baseline with probability {superiority:.2f} "
+        f"(p={p_slow:.2g})"
+    )
+    return Effect(failing or slower, detail)
+
+
+def _signature(sample: Sample, target: str) -> bool:
+    """A failure of the target's own request, or one naming the target."""
+    return sample.failed and (service_of(sample.name) == target or sample.error_service == target)
+
+
+def _slower(during: Sequence[Sample], baseline: Sequence[Sample]) -> tuple[bool, float, float]:
+    faulted = [s.latency_ms for s in during]
+    normal = [s.latency_ms for s in baseline]
+    result = stats.mannwhitneyu(faulted, normal, alternative="greater")
+    superiority = float(result.statistic) / (len(faulted) * len(normal))
+    p_value = float(result.pvalue)
+    return p_value < ALPHA and superiority >= MIN_SUPERIORITY, superiority, p_value
+
+
+def database_effect(
+    fault: FaultRecord, during: Sequence[Sample], server: Sequence[ServerSample]
+) -> Effect:
+    """Evidence that the database really went down, and that the app's pools noticed."""
+    evidence = fault.evidence
+    if fault.kind == "db_stop":
+        happened = bool(evidence.get("postmaster_down"))
+        what = "the postmaster was gone" if happened else "the postmaster was still running"
+    else:
+        before, after = (
+            evidence.get("postmaster_start_before"),
+            evidence.get("postmaster_start_after"),
+        )
+        happened = before is not None and after is not None and before != after
+        what = (
+            f"postmaster started {before} -> {after}"
+            if happened
+            else f"the postmaster's start time did not change ({before} -> {after})"
+        )
+    dropped = _dead_connections(server)
+    refused = sum(1 for s in during if s.failed and s.error_code == "database_unavailable")
+    noticed = dropped > 0 or refused > 0
+    return Effect(
+        happened and noticed,
+        f"{what}; the pools replaced {dropped:g} dead connection(s), {refused} request(s) "
+        "failed with database_unavailable",
+    )
+
+
+def _dead_connections(server: Sequence[ServerSample]) -> float:
+    totals = []
+    for entry in server:
+        pools = entry.get("pools")
+        if isinstance(pools, dict) and pools:
+            totals.append(sum(float(p.get("dead_connections", 0)) for p in pools.values()))
+    return totals[-1] - totals[0] if len(totals) >= 2 else 0.0
+
+
+def provider_effect(fault: FaultRecord) -> Effect:
+    """Evidence that the fake provider gave misbehaving answers while the fault was on."""
+    before = fault.evidence.get("misbehaved_before")
+    after = fault.evidence.get("misbehaved_after")
+    if not isinstance(before, int) or not isinstance(after, int):
+        return Effect(False, "the fake's count of misbehaving answers was not read")
+    return Effect(after > before, f"the fake gave {after - before} misbehaving answer(s)")

@@ -1,0 +1,172 @@
+"""Verdicts of a scenario run, as plain data, and the exit code they add up to.
+
+Exit codes (DESIGN §4): 0 pass · 1 threshold breached · 2 invariant violated · 3 invalid run
+· 4 harness or infrastructure error. Money comes first: a violated invariant is reported as 2
+even when the run is also invalid or breached a threshold. A check that could not be judged
+(no samples, an invariant that checked too little, a fault with no effect) makes the run
+invalid: silence is never a pass, and never a plain breach either. Too few samples only
+invalidate a pass: a breach found with enough evidence elsewhere stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from chaos.errors import (
+    EXIT_HARNESS_ERROR,
+    EXIT_INVALID,
+    EXIT_INVARIANT,
+    EXIT_PASS,
+    EXIT_THRESHOLD,
+)
+from chaos.invariants import InvariantResult
+
+#: where a verdict comes from: a threshold of the scenario, the isolation judged by default
+#: in every faulted phase, or the rule that no failure goes unjudged
+Source = Literal["threshold", "isolation", "unjudged"]
+
+
+@dataclass(frozen=True)
+class ThresholdVerdict:
+    """One judged check of a request group in a phase or window."""
+
+    group: str
+    phase: str
+    expression: str
+    passed: bool
+    measured: float | None
+    expected: float | None
+    samples: int
+    reason: str = ""
+    source: Source = "threshold"
+    #: False when it could not be judged (no samples): neither passed nor breached
+    defined: bool = True
+
+    @property
+    def breached(self) -> bool:
+        return self.defined and not self.passed
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ValidityCheck:
+    """One reason the run could be invalid: checked, and whether it held."""
+
+    name: str
+    passed: bool
+    detail: str
+    #: True when the check only guards a pass (too few samples to trust one): a breach
+    #: found elsewhere in the run still stands
+    guards_pass_only: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    thresholds: list[ThresholdVerdict] = field(default_factory=list)
+    invariants: list[InvariantResult] = field(default_factory=list)
+    validity: list[ValidityCheck] = field(default_factory=list)
+    harness_errors: list[str] = field(default_factory=list)
+    #: what ``expect: fail`` named, and whether each happened (empty for ``expect: pass``)
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    #: the blast radius, the fault timings and other figures for the journal
+    analysis: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def invalid(self) -> bool:
+        """A reason the run cannot be trusted, whatever it found."""
+        return any(not v.passed for v in self.validity if not v.guards_pass_only) or any(
+            not t.defined for t in self.thresholds
+        )
+
+    @property
+    def raw_code(self) -> int:
+        """What the run found, before comparing with what the scenario expects."""
+        if self.harness_errors:
+            return EXIT_HARNESS_ERROR
+        if any(not i.passed for i in self.invariants):
+            return EXIT_INVARIANT
+        if self.invalid:
+            return EXIT_INVALID
+        if any(t.breached for t in self.thresholds):
+            return EXIT_THRESHOLD
+        if any(not v.passed for v in self.validity):
+            return EXIT_INVALID
+        return EXIT_PASS
+
+    def exit_code(self) -> int:
+        """The run's exit code, given what the scenario expected.
+
+        With named expected failures (``expect: {fail: [...]}``, judged into
+        :attr:`expectations`), the run passes only if every one of them happened, no other
+        invariant was violated and the run is valid; a named failure that did not happen is
+        a breach (1). Harness errors (4) and invalid runs (3) stay what they are.
+        """
+        code = self.raw_code
+        if not self.expectations or code in (EXIT_INVALID, EXIT_HARNESS_ERROR):
+            return code
+        if self.invalid:
+            return EXIT_INVALID
+        if any(not e.happened for e in self.expectations):
+            return EXIT_THRESHOLD
+        expected_invariants = {e.invariant for e in self.expectations if e.invariant}
+        if any(not i.passed and i.name not in expected_invariants for i in self.invariants):
+            return EXIT_INVARIANT
+        return EXIT_PASS
+
+    def label(self) -> str:
+        code = self.exit_code()
+        return {
+            EXIT_PASS: "PASS",
+            EXIT_THRESHOLD: "FAIL (threshold)",
+            EXIT_INVARIANT: "FAIL (invariant)",
+            EXIT_INVALID: "INVALID",
+            EXIT_HARNESS_ERROR: "ERROR",
+        }[code]
+
+    def reasons(self) -> list[str]:
+        """One line per thing that went wrong (or was not as expected)."""
+        lines = [f"harness error: {e}" for e in self.harness_errors]
+        lines += [
+            f"invariant {i.name}: {'; '.join(i.violations[:3])}"
+            for i in self.invariants
+            if not i.passed
+        ]
+        lines += [f"invalid: {v.name}: {v.detail}" for v in self.validity if not v.passed]
+        lines += [
+            f"undefined: {t.group} / {t.phase}: {t.reason}"
+            for t in self.thresholds
+            if not t.defined
+        ]
+        lines += [
+            f"{t.source} {t.group} / {t.phase}: {t.reason}" for t in self.thresholds if t.breached
+        ]
+        lines += [
+            f"expected failure did not happen: {e.name}: {e.detail}"
+            for e in self.expectations
+            if not e.happened
+        ]
+        return lines
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """One failure ``expect:`` named, and whether the run showed it."""
+
+    name: str
+    happened: bool
+    detail: str
+    invariant: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def failed(items: Sequence[ThresholdVerdict | ValidityCheck | InvariantResult]) -> int:
+    return sum(1 for item in items if not item.passed)

@@ -1,0 +1,115 @@
+"""Which requests a verdict looks at: the phase a request belongs to, and windows in a phase.
+
+**The phase of a request** is the phase in which it started, with one exception: a request
+still in flight when the next phase applied its faults belongs to that next phase if its
+own phase had no faults. It met the fault, and must not count against the steady state
+before it. A request that started under a fault stays in that fault's phase, even when it
+ended after the fault was reverted or the next phase's fault was applied: the failure it
+shows is the fault's own, and is judged there, never silently elsewhere.
+
+**Windows** cut a faulted phase at the moment its faults stopped acting (``restored``:
+the revert, or for a restart or crash the moment the database accepted connections):
+
+- ``outage``: the whole phase;
+- ``outage@faulted``: the phase's requests that started before its faults stopped acting;
+- ``outage@restored``: those that started after;
+- ``outage@restored+2s``: those that started at least 2 s after ("every service serves
+  again within 2 s" is ``error_rate == 0`` there).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from load.runner import LoadError, parse_duration
+from load.samples import Sample
+
+if TYPE_CHECKING:  # the scenario model parses windows, and the evidence holds a scenario
+    from chaos.judge.evidence import PhaseRecord
+
+Anchor = Literal["faulted", "restored"]
+ANCHORS: tuple[Anchor, ...] = ("faulted", "restored")
+_WINDOW = re.compile(r"(?P<phase>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<anchor>\w+)(?:\+(?P<offset>.+))?)?")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A phase, or part of a faulted phase (see the module docstring)."""
+
+    phase: str
+    anchor: Anchor | None = None
+    #: seconds after the anchor (``restored`` only)
+    offset: float = 0.0
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or self.phase
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """``outage``, ``outage@faulted``, ``outage@restored``, ``outage@restored+2s``."""
+        match = _WINDOW.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(
+                f"{text!r} is neither a phase nor a window of one "
+                "(e.g. outage, outage@faulted, outage@restored+2s)"
+            )
+        anchor_text, offset_text = match["anchor"], match["offset"]
+        if anchor_text is None:
+            return cls(match["phase"], text=text)
+        anchor = next((a for a in ANCHORS if a == anchor_text), None)
+        if anchor is None:
+            raise ValueError(f"unknown window @{anchor_text} (known: @faulted, @restored)")
+        offset = 0.0
+        if offset_text is not None:
+            if anchor != "restored":
+                raise ValueError("only @restored takes an offset, e.g. outage@restored+2s")
+            try:
+                offset = parse_duration(offset_text)
+            except LoadError as exc:
+                raise ValueError(str(exc)) from None
+        return cls(match["phase"], anchor, offset, text)
+
+
+def assign(samples: Sequence[Sample], phases: Sequence[PhaseRecord]) -> dict[str, list[Sample]]:
+    """The samples of each phase (see the module docstring); those outside every phase (the
+    ramp-up before the first, the tail after the last) belong to none."""
+    found: dict[str, list[Sample]] = {p.name: [] for p in phases}
+    for sample in samples:
+        for index, phase in enumerate(phases):
+            if not phase.start <= sample.start < phase.end:
+                continue
+            chosen = phase
+            following = phases[index + 1] if index + 1 < len(phases) else None
+            if (
+                following is not None
+                and not phase.faulted
+                and following.faulted
+                and sample.end > following.start
+            ):
+                chosen = following
+            found[chosen.name].append(sample)
+            break
+    return found
+
+
+def select(
+    window: Window, phase: PhaseRecord, samples: Sequence[Sample]
+) -> tuple[list[Sample], float] | None:
+    """The samples of ``phase`` (already assigned to it) inside ``window``, and the window's
+    length in seconds; None when the window does not exist in this run (the phase has no
+    fault, or its faults never stopped acting)."""
+    if window.anchor is None:
+        return list(samples), max(phase.end - phase.start, 1e-9)
+    restored = phase.restored_at
+    if restored is None:
+        return None
+    if window.anchor == "faulted":
+        return [s for s in samples if s.start < restored], max(restored - phase.start, 1e-9)
+    start = restored + window.offset
+    if start >= phase.end:
+        return None
+    return [s for s in samples if s.start >= start], phase.end - start

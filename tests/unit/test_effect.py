@@ -1,0 +1,155 @@
+"""A fault's effect, judged on its own evidence: many synthetic draws each way.
+
+A fault that does nothing must be judged ineffective in at least 99 % of runs, a real one
+effective in at least 99 %: measured here over many seeded draws, not asserted once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chaos.judge.effect import database_effect, provider_effect, target_effect
+from chaos.judge.evidence import FaultRecord
+from load.samples import Sample
+
+DRAWS = 1000
+
+
+def phase(
+    rng: np.random.Generator,
+    *,
+    target_rate: int = 200,
+    others: int = 400,
+    noise: float = 0.01,
+    fail: float = 0.0,
+    slower: float = 1.0,
+    latency: float = 20.0,
+) -> list[Sample]:
+    """One phase of traffic: P2P (the target) and others, with background noise failures
+    (pool timeouts naming their own service) and, for a real fault, P2P's own failures."""
+    ms = rng.lognormal(0.0, 0.6, target_rate + others) * latency
+    ms[:target_rate] *= slower
+    luck = rng.random(target_rate + others)
+    samples = []
+    for i in range(target_rate + others):
+        name, service = (
+            ("p2p.trade_open", "p2p") if i < target_rate else ("deposits.create", "deposits")
+        )
+        if i < target_rate and luck[i] < fail:
+            sample = Sample(i, name, ms[i], 503, True, "database_unavailable", service, True)
+        elif luck[i] > 1 - noise:
+            sample = Sample(i, name, ms[i], 503, True, "pool_timeout", service, True)
+        else:
+            sample = Sample(i, name, ms[i], 201)
+        samples.append(sample)
+    return samples
+
+
+def share_effective(**fault: float) -> float:
+    hits = 0
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(draw)
+        baseline = phase(rng)
+        during = phase(rng, **fault)  # type: ignore[arg-type]
+        hits += target_effect("p2p", during, baseline).effective
+    return hits / DRAWS
+
+
+def test_a_fault_that_does_nothing_is_ineffective_in_99_percent_of_runs() -> None:
+    assert share_effective() <= 0.01
+
+
+def test_a_no_op_fault_on_a_small_phase_is_ineffective_too() -> None:
+    hits = 0
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(10_000 + draw)
+        baseline = phase(rng, target_rate=40, others=120, noise=0.03)
+        during = phase(rng, target_rate=40, others=120, noise=0.03)
+        hits += target_effect("p2p", during, baseline).effective
+    assert hits / DRAWS <= 0.01
+
+
+def test_a_fault_that_fails_its_target_is_effective_in_99_percent_of_runs() -> None:
+    assert share_effective(fail=0.2) >= 0.99
+
+
+def test_a_fault_that_only_slows_its_target_is_effective_in_99_percent_of_runs() -> None:
+    assert share_effective(slower=1.5) >= 0.99
+
+
+def test_a_hang_leaves_few_requests_and_is_still_seen() -> None:
+    hits = 0
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(20_000 + draw)
+        baseline = phase(rng)
+        during = phase(rng, target_rate=6, fail=1.0, slower=200.0)
+        hits += target_effect("p2p", during, baseline).effective
+    assert hits / DRAWS >= 0.99
+
+
+def test_failures_elsewhere_are_not_the_targets_effect() -> None:
+    rng = np.random.default_rng(3)
+    baseline = phase(rng)
+    during = phase(rng)
+    during += [
+        Sample(1.0, "deposits.create", 5.0, 503, True, "pool_timeout", "deposits", True)
+        for _ in range(200)
+    ]
+    assert not target_effect("p2p", during, baseline).effective
+
+
+def test_without_a_baseline_the_signature_must_be_plain() -> None:
+    rng = np.random.default_rng(4)
+    assert not target_effect("p2p", phase(rng), None).effective
+    assert target_effect("p2p", phase(rng, fail=0.5), None).effective
+    assert not target_effect("p2p", [], None).effective
+
+
+def restart(before: str | None, after: str | None) -> FaultRecord:
+    return FaultRecord(
+        "db_restart",
+        "restart",
+        None,
+        evidence={"postmaster_start_before": before, "postmaster_start_after": after},
+    )
+
+
+def pools(dead: float) -> dict[str, object]:
+    return {"at": 0.0, "pools": {"deposits": {"dead_connections": dead}}}
+
+
+def test_a_restart_is_effective_only_if_the_postmaster_changed_and_clients_saw_it() -> None:
+    seen = [pools(0.0), pools(4.0)]
+    assert database_effect(restart("t0", "t1"), [], seen).effective
+    # the command returned, but the same postmaster runs: nothing happened
+    assert not database_effect(restart("t0", "t0"), [], seen).effective
+    assert not database_effect(restart(None, None), [], seen).effective
+    # a new postmaster, but no client noticed (no dead connection, no failure)
+    assert not database_effect(restart("t0", "t1"), [], [pools(4.0), pools(4.0)]).effective
+    dropped = [
+        Sample(1.0, "deposits.create", 3.0, 503, True, "database_unavailable", "deposits", True)
+    ]
+    assert database_effect(restart("t0", "t1"), dropped, [pools(4.0), pools(4.0)]).effective
+
+
+def test_a_stopped_database_must_have_been_gone() -> None:
+    seen = [pools(0.0), pools(2.0)]
+    gone = FaultRecord("db_stop", "stop", None, evidence={"postmaster_down": True})
+    still = FaultRecord("db_stop", "stop", None, evidence={"postmaster_down": False})
+    assert database_effect(gone, [], seen).effective
+    assert not database_effect(still, [], seen).effective
+
+
+def test_a_provider_fault_is_effective_only_if_the_fake_misbehaved() -> None:
+    def fault(before: object, after: object) -> FaultRecord:
+        return FaultRecord(
+            "provider",
+            "payments error",
+            "deposits",
+            mode="error",
+            evidence={"misbehaved_before": before, "misbehaved_after": after},
+        )
+
+    assert provider_effect(fault(3, 10)).effective
+    assert not provider_effect(fault(3, 3)).effective
+    assert not provider_effect(fault(None, 3)).effective
