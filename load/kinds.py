@@ -17,6 +17,11 @@ KINDS: dict[str, str] = {
 ENV_ADMIN_TOKEN = "HARNESS_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_MIX = "HARNESS_MIX"
 ENV_SAMPLES_DIR = "HARNESS_SAMPLES_DIR"
+#: the run's seed, recorded with the run
+ENV_SEED = "HARNESS_SEED"
+#: base URL of the payment-provider fake, whose control API depositors pay through (the
+#: payer's side of a deposit); unset: depositors create deposits and never pay them
+ENV_PAYMENTS_URL = "HARNESS_PAYMENTS_URL"
 
 
 def parse_mix(text: str) -> dict[str, int]:

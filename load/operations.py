@@ -116,6 +116,8 @@ class Operation:
     status: int = 0
     detail: str | None = None
     returned: Mapping[str, str] = field(default_factory=dict)
+    #: False when no completion was recorded (the run ended, or the process died, first)
+    completed: bool = True
 
     def describe(self) -> str:
         """``withdraw request 3f2a… (user_id=…, amount=1.5; answered 201, transaction_id=7)``."""
@@ -184,6 +186,7 @@ def read_operations(folder: Path) -> list[Operation]:
                 status=int(end.get("status") or 0) if end else 0,
                 detail=(end.get("detail") if end else "no completion recorded"),
                 returned=dict(end.get("returned") or {}) if end else {},
+                completed=end is not None,
             )
         )
     return sorted(found, key=lambda o: o.at)
