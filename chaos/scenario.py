@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -36,11 +37,12 @@ from chaos.thresholds import Reference, Threshold, parse_threshold
 from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from load.kinds import KINDS, parse_mix
 from load.runner import LoadError, parse_duration
-from reference_app.settings import SERVICES, Architecture
+from reference_app.settings import SERVICES, AppSettings, Architecture
 
 __all__ = [
     "FAULT_TYPES",
     "INVARIANTS",
+    "INVARIANT_ALIASES",
     "DbCrashSpec",
     "DbRestartSpec",
     "DbStopSpec",
@@ -57,15 +59,26 @@ __all__ = [
 ]
 
 Invariant = Literal[
-    "acknowledged_deposits_exist",
+    "no_operation_lost",
+    "provider_reconciled",
     "ledger_balanced",
     "no_negative_balance",
     "escrow_consistent",
     "connections_return_to_baseline",
     "no_toxic_left",
+    "acknowledged_deposits_exist",
 ]
+#: older names still accepted in scenario files -> the invariant each stands for
+INVARIANT_ALIASES: Mapping[str, Invariant] = {"acknowledged_deposits_exist": "no_operation_lost"}
 #: every invariant, checked after the run unless the scenario names a subset
-INVARIANTS: tuple[Invariant, ...] = get_args(Invariant)
+INVARIANTS: tuple[Invariant, ...] = tuple(
+    name for name in get_args(Invariant) if name not in INVARIANT_ALIASES
+)
+#: settings of the app the harness wires itself: a scenario cannot change them
+HARNESS_APP_SETTINGS = frozenset(
+    {"architecture", "databases", "legacy_database", "admin_dsn", "admin_token", "token_secret",
+     "fault_api", "payments_url", "payments_api_key", "ipn_secret", "public_url", "prices_url"}
+)  # fmt: skip
 VARIANTS: tuple[Architecture, ...] = get_args(Architecture)
 
 #: the service a provider's fault hurts: payments back deposits, prices back swap
@@ -401,6 +414,9 @@ class Scenario(_Spec):
     thresholds: dict[str, dict[str, tuple[ThresholdExpr, ...]]] = Field(default_factory=dict)
     invariants: tuple[Invariant, ...] = INVARIANTS
     expect: Literal["pass", "fail"] = "pass"
+    #: settings of the reference app for this scenario's stack (``AppSettings`` fields,
+    #: such as ``deposit_expiry_seconds``); the harness's own wiring is not among them
+    app: dict[str, StrictInt | StrictFloat | str | bool] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -465,8 +481,27 @@ class Scenario(_Spec):
     @field_validator("invariants")
     @classmethod
     def _invariants_once(cls, invariants: tuple[Invariant, ...]) -> tuple[Invariant, ...]:
-        _unique(invariants, "invariant")
-        return invariants
+        named = tuple(INVARIANT_ALIASES.get(name, name) for name in invariants)
+        _unique(named, "invariant")
+        return named
+
+    @field_validator("app")
+    @classmethod
+    def _app_settings(
+        cls, app: dict[str, int | float | str | bool]
+    ) -> dict[str, int | float | str | bool]:
+        for name in app:
+            if name in HARNESS_APP_SETTINGS or name not in AppSettings.model_fields:
+                raise FieldProblem(f"{name!r} is not an app setting a scenario may change", name)
+        # Validated as the app will: a minimal app with these settings must be valid.
+        wiring = {"architecture": "legacy", "legacy_database": {"dsn": "-"},
+                  "admin_token": "-" * 16, "token_secret": "-" * 16}  # fmt: skip
+        try:
+            AppSettings.model_validate({**wiring, **app})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise FieldProblem(error["msg"], *error["loc"]) from None
+        return app
 
     # -- queries ----------------------------------------------------------------------------
 
