@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -328,25 +327,27 @@ def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT)
     provider retries them (the fake never does by itself); returns how many were resent.
 
     Called once the load stopped and every fault was reverted: an IPN the app could not take
-    during a fault is then delivered, as it would be in production.
+    during a fault is then delivered, as it would be in production. Up to ``rounds`` passes
+    while some delivery still fails.
     """
     base = url.rstrip("/")
     resent = 0
     for _ in range(rounds):
-        book = provider_book(base, timeout)
+        statuses = {
+            str(p["payment_id"]): p["payment_status"]
+            for p in _get(f"{base}/_control/payments", timeout).get("payments", [])
+        }
         last = _last_attempts(_get(f"{base}/_control/ipn-log", timeout).get("attempts"))
         pending = [
-            p.payment_id
-            for p in book
-            if p.status == FINISHED and not last.get(p.payment_id, {}).get("delivered", True)
+            payment_id
+            for payment_id, attempt in last.items()
+            if statuses.get(payment_id) == FINISHED and not attempt.get("delivered")
         ]
-        if not pending:
-            break
-        outcomes: dict[str, bool] = defaultdict(bool)
+        delivered = []
         for payment_id in pending:
             answer = _post(f"{base}/_control/payments/{payment_id}/resend-ipn", timeout)
-            outcomes[payment_id] = bool(answer.get("ipn", {}).get("delivered"))
-            resent += 1
-        if all(outcomes.values()):
+            delivered.append(bool(answer.get("ipn", {}).get("delivered")))
+        resent += len(pending)
+        if all(delivered):
             break
     return resent

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chaos import postgres
-from chaos.facts import database_now, provider_book, stored_operations
+from chaos.facts import database_now, provider_book, redeliver_ipns, stored_operations
 from chaos.invariants import InvariantResult, check_database
 from load.operations import (
     ACKNOWLEDGED,
@@ -334,3 +334,32 @@ async def test_a_deposit_credit_without_a_finished_payment_fails(
     unexpected = results["no_operation_lost"]
     assert unexpected.counts["unexpected"] == 1
     assert f"deposit credit transaction {posted.transaction_id}" in unexpected.violations[0]
+
+
+async def test_an_ipn_refused_during_a_fault_is_resent_and_then_reconciles(
+    client: Client, app: RunningApp, app_database: str
+) -> None:
+    """The runner resends, as the real provider would, each finished payment's IPN that the
+    app could not take; the payment is then credited once and the books agree."""
+    since = since_now(app_database)
+    user, token = await client.sign_up({})
+    deposit = await client.deposit(user, token, "0.06")
+    status, _ = await app.call("PUT", "/api/_faults/deposits", token=ADMIN_TOKEN,
+                               json={"mode": "raise"})  # fmt: skip
+    assert status == 200
+    try:
+        report = await client.pay(user, deposit, "0.06")
+    finally:
+        await app.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
+    assert report["ipn"]["status"] == 503
+    assert client.operations[-1].outcome == INDETERMINATE
+    before = await client.check(app_database, since)
+    assert before["provider_reconciled"].counts["uncredited"] == 1
+
+    assert await asyncio.to_thread(redeliver_ipns, client.fake.url) == 1
+    after = await client.check(app_database, since)
+    for result in after.values():
+        assert result.passed, (result.name, result.violations)
+    assert after["provider_reconciled"].counts["credited"] == 1
+    assert after["no_operation_lost"].counts["indeterminate_applied"] == 1
+    assert await asyncio.to_thread(redeliver_ipns, client.fake.url) == 0  # nothing left
