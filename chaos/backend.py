@@ -103,9 +103,10 @@ def wait_fakes(state: StackState, records: dict[str, ProcessRecord], state_dir: 
                        ("prices_fake", state.fake_ports["prices"])):  # fmt: skip
         while not is_listening(port):
             if not records[name].alive():
+                log = state_dir / "logs" / (name.replace("_", "-") + ".log")
                 raise ComponentError(
-                    f"the {name.replace('_', ' ')} exited at start",
-                    f"see {state_dir / 'logs' / (name.replace('_', '-') + '.log')}",
+                    f"the {name.replace('_', ' ')} exited at start ({last_words(log)})",
+                    f"see {log}",
                 )
             if time.monotonic() > deadline:
                 raise NotReadyError(f"the {name.replace('_', ' ')} did not listen on {port}")
@@ -127,7 +128,9 @@ def wait_app(url: str, record: ProcessRecord, log_path: Path) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         if not record.alive():
-            raise ComponentError("the app exited at start", f"see {log_path}")
+            raise ComponentError(
+                f"the app exited at start ({last_words(log_path)})", f"see {log_path}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer:  # noqa: S310
                 if answer.status == 200:
@@ -152,3 +155,13 @@ def stop_all(records: dict[str, ProcessRecord]) -> None:
         record = records.get(name)
         if record is not None:
             stop(record, grace=15)
+
+
+def last_words(log: Path) -> str:
+    """The last line a process wrote to its log: the reason it died, in the error itself
+    (a run's throw-away state folder, logs included, is gone when the error is read)."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip()[:300] if lines else "it wrote nothing"

@@ -2,7 +2,10 @@
 
 Checked on the database directly (the superuser's connection, not through any link), after
 the load stopped and every fault was reverted. Each check returns what it looked at and every
-violation it found, with ids, so a failure can be chased.
+violation it found, with ids, so a failure can be chased. The money checks judge the
+client's own record (``no_operation_lost``) and the payment provider's book
+(``provider_reconciled``) against the facts :mod:`chaos.facts` reads; the comparisons are
+:mod:`chaos.judge.oracle`'s, pure.
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
 
-from chaos import postgres
+from chaos import facts, postgres
+from chaos.judge.oracle import ProviderPayment, Verdict, judge_operations, reconcile_provider
+from load.operations import Operation
 
 #: application_name of each pool -> how many connections its pools may hold in all
 Capacity = Mapping[str, int]
 MAX_LISTED = 20
+NO_OPERATION_LOST = "no_operation_lost"
+PROVIDER_RECONCILED = "provider_reconciled"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -28,12 +36,15 @@ class InvariantResult:
     passed: bool
     checked: int
     violations: list[str] = field(default_factory=list)
+    #: what the check counted, by category (the oracle's lost, unexpected, duplicated…)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "passed": self.passed,
             "checked": self.checked,
+            "counts": self.counts,
             "violations": self.violations[:MAX_LISTED],
             "violation_count": len(self.violations),
         }
@@ -48,57 +59,29 @@ def _rows(cur: Any, query: str, params: Sequence[Any] | None = None) -> list[tup
     return list(cur.fetchall())
 
 
-def acknowledged_operations_exist(cur: Any, acks: Sequence[Mapping[str, Any]]) -> InvariantResult:
-    """Every call the app acknowledged (2xx) that created or moved money is in the database."""
-    violations: list[str] = []
-    deposits = [a for a in acks if a.get("kind") == "deposit.create"]
-    if deposits:
-        found = {
-            str(r[0]): r[1:]
-            for r in _rows(
-                cur,
-                "SELECT id, user_id, currency, amount FROM deposits.deposits "
-                "WHERE id = ANY(%s::uuid[])",
-                ([str(a["deposit_id"]) for a in deposits],),
-            )
-        }
-        for ack in deposits:
-            row = found.get(str(ack["deposit_id"]))
-            if row is None:
-                violations.append(f"acknowledged deposit {ack['deposit_id']} does not exist")
-                continue
-            user, currency, amount = row
-            if (str(user), currency, Decimal(amount)) != (
-                str(ack.get("user_id", user)), ack.get("currency", currency),
-                Decimal(str(ack.get("amount", amount))),
-            ):  # fmt: skip
-                violations.append(f"deposit {ack['deposit_id']} differs from what was acknowledged")
-    transactions = [a for a in acks if a.get("transaction_id") is not None]
-    if transactions:
-        ids = {int(a["transaction_id"]) for a in transactions}
-        present = {r[0] for r in _rows(
-            cur, "SELECT id FROM wallet.transactions WHERE id = ANY(%s)", (list(ids),)
-        )}  # fmt: skip
-        for ack in transactions:
-            if int(ack["transaction_id"]) not in present:
-                violations.append(
-                    f"acknowledged {ack['kind']} transaction {ack['transaction_id']} does not exist"
-                )
-    trades = [a for a in acks if a.get("kind") == "p2p.trade_open" and a.get("trade_id")]
-    if trades:
-        trade_ids = [str(a["trade_id"]) for a in trades]
-        present_trades = {
-            str(r[0])
-            for r in _rows(
-                cur, "SELECT id FROM p2p.trades WHERE id = ANY(%s::uuid[])", (trade_ids,)
-            )
-        }
-        violations += [
-            f"acknowledged trade {a['trade_id']} does not exist"
-            for a in trades
-            if str(a["trade_id"]) not in present_trades
-        ]
-    return _result("acknowledged_deposits_exist", len(acks), violations)
+def no_operation_lost(
+    cur: Any, operations: Sequence[Operation], since: datetime | None
+) -> InvariantResult:
+    """The client's record against the database: nothing acknowledged lost, nothing stored
+    that no request explains, nothing applied twice (:func:`judge_operations`)."""
+    stored = facts.stored_operations(cur, since or EPOCH)
+    verdict = judge_operations(operations, stored)
+    return _judged(NO_OPERATION_LOST, verdict, verdict.counts["checked"])
+
+
+def provider_reconciled(
+    cur: Any, payments: Sequence[ProviderPayment] | None, since: datetime | None
+) -> InvariantResult:
+    """The payment provider's book against the ledger (:func:`reconcile_provider`)."""
+    if payments is None:
+        return _result(PROVIDER_RECONCILED, 0, ["the payment provider's book could not be read"])
+    deposits, credits = facts.deposit_facts(cur, [p.payment_id for p in payments], since or EPOCH)
+    verdict = reconcile_provider(payments, deposits, credits)
+    return _judged(PROVIDER_RECONCILED, verdict, verdict.counts["finished"])
+
+
+def _judged(name: str, verdict: Verdict, checked: int) -> InvariantResult:
+    return InvariantResult(name, verdict.passed, checked, verdict.violations, verdict.counts)
 
 
 def ledger_balanced(cur: Any) -> InvariantResult:
@@ -209,7 +192,8 @@ def connections_released(cur: Any, capacity: Capacity) -> InvariantResult:
 
 
 CHECKS: dict[str, Callable[..., InvariantResult]] = {
-    "acknowledged_deposits_exist": acknowledged_operations_exist,
+    NO_OPERATION_LOST: no_operation_lost,
+    PROVIDER_RECONCILED: provider_reconciled,
     "ledger_balanced": ledger_balanced,
     "no_negative_balance": no_negative_balance,
     "escrow_consistent": escrow_consistent,
@@ -221,10 +205,17 @@ def check_database(
     admin_dsn: str,
     names: Sequence[str],
     *,
-    acks: Sequence[Mapping[str, Any]],
+    operations: Sequence[Operation],
     capacity: Capacity,
+    since: datetime | None = None,
+    payments: Sequence[ProviderPayment] | None = None,
 ) -> list[InvariantResult]:
-    """Run the database invariants among ``names`` (the others are the runner's)."""
+    """Run the database invariants among ``names`` (the others are the runner's).
+
+    ``operations`` is the client's record of the run, ``since`` the database's time when
+    it began (stored operations before it are not the run's), ``payments`` the payment
+    provider's book (None: it could not be read).
+    """
     conn = postgres.connect(admin_dsn, timeout=5)
     results = []
     try:
@@ -234,8 +225,10 @@ def check_database(
                 if check is None:
                     continue
                 try:
-                    if name == "acknowledged_deposits_exist":
-                        results.append(check(cur, acks))
+                    if name == NO_OPERATION_LOST:
+                        results.append(check(cur, operations, since))
+                    elif name == PROVIDER_RECONCILED:
+                        results.append(check(cur, payments, since))
                     elif name == "connections_return_to_baseline":
                         results.append(check(cur, capacity))
                     else:

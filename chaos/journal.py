@@ -29,7 +29,11 @@ def journal(record: RunRecord) -> dict[str, Any]:
         "interrupted": record.interrupted,
         "timeline": [p.as_dict() for p in record.phases],
         "limits": None if record.limits is None else vars(record.limits),
-        "load": {"samples": record.samples, "acks": record.acks, "saturated": record.saturated},
+        "load": {
+            "samples": record.samples,
+            "operations": record.operations,
+            "saturated": record.saturated,
+        },
         "stats": record.stats,
         "server": record.server,
         "recovered_after_s": record.recovered_after,

@@ -14,6 +14,7 @@ from chaos.errors import ConfigError
 from chaos.load_report import stats_table, write_csv, write_json
 from chaos.stack import Stack
 from load.kinds import parse_mix
+from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, parse_duration, run_load
 
 
@@ -65,7 +66,8 @@ def run_load_command(stack: Stack, console: Console, options: LoadOptions) -> Lo
         except LoadError as exc:
             raise ConfigError(str(exc), "see the Locust logs in the samples folder") from exc
     console.print(stats_table(result.stats(), title=f"{len(result.samples)} requests"))
-    console.print(f"acknowledged money calls: {len(result.acks)}")
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in outcome_counts(result.operations).items())
+    console.print(f"money-moving requests: {len(result.operations)} ({counts})")
     if result.saturated:
         console.print(
             "[yellow]warning[/yellow]: the load generator was CPU-bound (Locust's CPU warning): "

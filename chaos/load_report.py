@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from load.operations import outcome_counts
 from load.runner import LoadResult
 from load.stats import GroupStats
 
@@ -50,7 +51,7 @@ def result_json(result: LoadResult) -> dict[str, object]:
         "ended_at": result.ended_at,
         "saturated": result.saturated,
         "samples": len(result.samples),
-        "acks": len(result.acks),
+        "operations": outcome_counts(result.operations),
         "groups": {name: _finite(g.as_dict()) for name, g in result.stats().items()},
     }  # fmt: skip
 

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import aiohttp
 
 from chaos import postgres
 from chaos.errors import ConfigError, HarnessError
+from chaos.facts import database_now, provider_book, redeliver_ipns
 from chaos.faults import (
     DbCrash,
     DbRestart,
@@ -47,9 +49,15 @@ from chaos.faults import (
     Toxic,
     residue,
 )
-from chaos.invariants import InvariantResult, check_database
+from chaos.invariants import (
+    NO_OPERATION_LOST,
+    PROVIDER_RECONCILED,
+    InvariantResult,
+    check_database,
+)
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
 from chaos.judge.judgement import RECOVERY_DEADLINE, judge
+from chaos.judge.oracle import ProviderPayment
 from chaos.judge.verdicts import Outcome
 from chaos.scenario import (
     DbCrashSpec,
@@ -66,7 +74,8 @@ from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
-from load.kinds import CLIENT_TIMEOUT
+from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED
+from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 
 #: seconds an answer needs to come back after the app's time limit ran out
@@ -105,7 +114,8 @@ class RunRecord:
     recovered_after: float | None = None
     saturated: bool = False
     samples: int = 0
-    acks: int = 0
+    #: the money-moving requests of the load, by outcome (acknowledged, failed, indeterminate)
+    operations: dict[str, int] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
     interrupted: bool = False
     versions: dict[str, str] = field(default_factory=dict)
@@ -208,13 +218,18 @@ class ScenarioRunner:
 
     def _stack(self) -> tuple[Stack, Path | None]:
         if self.reuse:
+            if self.scenario.app:
+                raise HarnessError(
+                    "the scenario sets app settings, which a running stack cannot take",
+                    "run it without --reuse",
+                )
             return Stack(self.settings.with_overrides(app_variant=self.scenario.variant)), None
         state_dir = Path(tempfile.mkdtemp(prefix=f"harness-run-{self.scenario.name}-"))
         state_dir.chmod(0o755)
         settings = self.settings.with_overrides(
             state_dir=state_dir, app_variant=self.scenario.variant
         )
-        return Stack(settings, self.report), state_dir
+        return Stack(settings, self.report, app_overrides=self.scenario.app), state_dir
 
     async def _run_on(self, state: StackState) -> None:
         assert state.app is not None
@@ -231,6 +246,10 @@ class ScenarioRunner:
                     "`harness down` and run again",
                 )
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
+            exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
+            # The database's own clock: what is stored from now on is the run's.
+            since = await asyncio.to_thread(_database_now, exchange)
+            payments_url = ctx.fake_urls.get("payments")
             plan = LoadPlan(
                 host=state.app.url,
                 users=scenario.load.users,
@@ -239,7 +258,10 @@ class ScenarioRunner:
                 mix=dict(scenario.load.mix),
                 admin_token=state.app.admin_token,
                 workers=scenario.load.workers,
-                extra_env={"HARNESS_SEED": str(self.record.seed)},
+                extra_env={
+                    ENV_SEED: str(self.record.seed),
+                    **({ENV_PAYMENTS_URL: payments_url} if payments_url else {}),
+                },
             )
             load = LoadRun(plan)
             sampler: asyncio.Task[None] | None = None
@@ -260,7 +282,10 @@ class ScenarioRunner:
             self.record.recovered_after = await asyncio.to_thread(_wait_ready, state.app.url)
             self.record.residue = await residue(ctx)
             await asyncio.sleep(SETTLE_SECONDS)  # let requests in flight give back connections
-            invariants = await self._invariants(state, result)
+            payments = None
+            if {NO_OPERATION_LOST, PROVIDER_RECONCILED} & set(scenario.checked_invariants):
+                payments = await asyncio.to_thread(self._provider_book, payments_url)
+            invariants = await self._invariants(state, result, since, payments)
         self._judge(result, invariants)
 
     async def _timeline(self, ctx: FaultContext, load: LoadRun) -> None:
@@ -360,8 +385,26 @@ class ScenarioRunner:
             self.record.server.append(entry)
             await asyncio.sleep(SAMPLE_INTERVAL)
 
+    def _provider_book(self, url: str | None) -> list[ProviderPayment] | None:
+        """The payment provider's book once its undelivered IPNs were sent again, as the real
+        provider retries them (None if it cannot be read: the reconciliation then fails)."""
+        if url is None:
+            return None
+        try:
+            resent = redeliver_ipns(url)
+            if resent:
+                self.report(f"payment provider: {resent} undelivered IPN(s) sent again")
+            return provider_book(url)
+        except HarnessError as exc:
+            self.record.outcome.harness_errors.append(str(exc))
+            return None
+
     async def _invariants(
-        self, state: StackState, result: LoadResult | None
+        self,
+        state: StackState,
+        result: LoadResult | None,
+        since: datetime,
+        payments: list[ProviderPayment] | None,
     ) -> list[InvariantResult]:
         assert state.postgres is not None
         assert state.app is not None
@@ -371,8 +414,10 @@ class ScenarioRunner:
             check_database,
             postgres.with_dbname(state.postgres.dsn, "exchange"),
             names,
-            acks=result.acks if result is not None else [],
+            operations=result.operations if result is not None else [],
             capacity=capacity,
+            since=since,
+            payments=payments,
         )
         if "no_toxic_left" in names:
             found.append(
@@ -394,7 +439,7 @@ class ScenarioRunner:
             errors.append("the load produced no result")
             return
         record.samples = len(result.samples)
-        record.acks = len(result.acks)
+        record.operations = outcome_counts(result.operations)
         record.saturated = result.saturated
         outcome = judge(
             Evidence(
@@ -518,6 +563,15 @@ def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:
             return found
     except Exception as exc:
         raise HarnessError(f"sampling pg_stat_activity: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _database_now(admin_dsn: str) -> datetime:
+    conn = postgres.connect(admin_dsn, timeout=5)
+    try:
+        with conn.cursor() as cur:
+            return database_now(cur)
     finally:
         conn.close()
 

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -38,11 +39,12 @@ from chaos.thresholds import Reference, Threshold, parse_threshold
 from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from load.kinds import KINDS, parse_mix, requests_of
 from load.runner import LoadError, parse_duration
-from reference_app.settings import SERVICES, Architecture
+from reference_app.settings import SERVICES, AppSettings, Architecture
 
 __all__ = [
     "FAULT_TYPES",
     "INVARIANTS",
+    "INVARIANT_ALIASES",
     "DbCrashSpec",
     "DbRestartSpec",
     "DbStopSpec",
@@ -62,24 +64,35 @@ __all__ = [
 ]
 
 Invariant = Literal[
-    "acknowledged_deposits_exist",
+    "no_operation_lost",
+    "provider_reconciled",
     "ledger_balanced",
     "no_negative_balance",
     "escrow_consistent",
     "connections_return_to_baseline",
     "no_toxic_left",
+    "acknowledged_deposits_exist",
 ]
+#: older names still accepted in scenario files -> the invariant each stands for
+INVARIANT_ALIASES: Mapping[str, Invariant] = {"acknowledged_deposits_exist": "no_operation_lost"}
 #: every invariant, checked after the run unless the scenario names a subset
-INVARIANTS: tuple[Invariant, ...] = get_args(Invariant)
+INVARIANTS: tuple[Invariant, ...] = tuple(
+    name for name in get_args(Invariant) if name not in INVARIANT_ALIASES
+)
 #: the invariants that check what only some kinds of users make: invariant -> those kinds.
 #: Each of them checks nothing without one of these kinds in the mix, and an invariant that
 #: checked nothing makes the run invalid: naming it with such a mix is refused when the file
 #: is read, and leaving ``invariants`` out checks every invariant the mix can exercise.
 INVARIANT_NEEDS: Mapping[str, frozenset[str]] = {
-    "acknowledged_deposits_exist": frozenset({"deposits", "wallet", "p2p", "swap", "express",
-                                              "admin"}),
+    "no_operation_lost": frozenset({"deposits", "wallet", "p2p", "swap", "express", "admin"}),
+    "provider_reconciled": frozenset({"deposits"}),
     "escrow_consistent": frozenset({"p2p"}),
-}  # fmt: skip
+}
+#: settings of the app the harness wires itself: a scenario cannot change them
+HARNESS_APP_SETTINGS = frozenset(
+    {"architecture", "databases", "legacy_database", "admin_dsn", "admin_token", "token_secret",
+     "fault_api", "payments_url", "payments_api_key", "ipn_secret", "public_url", "prices_url"}
+)  # fmt: skip
 VARIANTS: tuple[Architecture, ...] = get_args(Architecture)
 
 #: the service a provider's fault hurts: payments back deposits, prices back swap
@@ -528,6 +541,9 @@ class Scenario(_Spec):
     )
     isolation: IsolationSpec = Field(default_factory=IsolationSpec)
     expect: Annotated[Literal["pass"] | Expectation, BeforeValidator(_expectation)] = "pass"
+    #: settings of the reference app for this scenario's stack (``AppSettings`` fields,
+    #: such as ``deposit_expiry_seconds``); the harness's own wiring is not among them
+    app: dict[str, StrictInt | StrictFloat | str | bool] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -615,11 +631,12 @@ class Scenario(_Spec):
     ) -> tuple[Invariant, ...] | None:
         if invariants is None:
             return None
-        _unique(invariants, "invariant")
+        named = tuple(INVARIANT_ALIASES.get(name, name) for name in invariants)
+        _unique(named, "invariant")
         load: LoadSpec | None = info.data.get("load")
         if load is None:
-            return invariants
-        for index, name in enumerate(invariants):
+            return named
+        for index, name in enumerate(named):
             needs = INVARIANT_NEEDS.get(name)
             if needs is not None and not needs & set(load.mix):
                 raise FieldProblem(
@@ -627,7 +644,25 @@ class Scenario(_Spec):
                     "what it checks; add one to the mix or leave it out",
                     index,
                 )
-        return invariants
+        return named
+
+    @field_validator("app")
+    @classmethod
+    def _app_settings(
+        cls, app: dict[str, int | float | str | bool]
+    ) -> dict[str, int | float | str | bool]:
+        for name in app:
+            if name in HARNESS_APP_SETTINGS or name not in AppSettings.model_fields:
+                raise FieldProblem(f"{name!r} is not an app setting a scenario may change", name)
+        # Validated as the app will: a minimal app with these settings must be valid.
+        wiring = {"architecture": "legacy", "legacy_database": {"dsn": "-"},
+                  "admin_token": "-" * 16, "token_secret": "-" * 16}  # fmt: skip
+        try:
+            AppSettings.model_validate({**wiring, **app})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise FieldProblem(error["msg"], *error["loc"]) from None
+        return app
 
     @model_validator(mode="after")
     def _expectations_exist(self) -> Scenario:

@@ -13,9 +13,10 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2.extensions
 
@@ -70,11 +71,19 @@ def _quiet(_: str) -> None:
 class Stack:
     """The stack described by ``settings``; its state lives in ``settings.state_dir``."""
 
-    def __init__(self, settings: Settings, report: Report = _quiet) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        report: Report = _quiet,
+        *,
+        app_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.state_dir = settings.state_dir.resolve()
         self.store = StateStore(self.state_dir)
         self.report = report
+        #: app settings this stack's app runs with instead of the defaults (a scenario's)
+        self.app_overrides = dict(app_overrides or {})
 
     # -- up -----------------------------------------------------------------------------------
 
@@ -257,7 +266,8 @@ class Stack:
                 admin_token=admin_token,
                 ipn_secret=ipn_secret,
                 service_timeout=settings.app_service_timeout,
-            ),
+            )
+            | self.app_overrides,
         )
         url = f"http://{LOOPBACK}:{plan.app_port}"
         state.app = AppState(

@@ -32,10 +32,10 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
         )  # fmt: skip
     for i in verdicts["invariants"]:
         detail = "" if i["passed"] else "; ".join(i["violations"][:2])
-        counts = ", ".join(f"{k} {v}" for k, v in (i.get("counts") or {}).items())
+        counted = ", ".join(f"{k} {n}" for k, n in i.get("counts", {}).items() if n)
         table.add_row(
-            f"invariant {i['name']}", f"{i['checked']} checked", counts or detail,
-            detail if counts else "", "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
+            f"invariant {i['name']}", counted or f"{i['checked']} checked", detail, "",
+            "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
         )  # fmt: skip
     for v in verdicts["validity"]:
         if not v["passed"]:

@@ -18,7 +18,7 @@ KINDS: dict[str, str] = {
 #: and every user reports only these (tests/load checks it on real runs).
 _SIGN_UP = ("users.create", "admin.credit")
 REQUESTS: dict[str, tuple[str, ...]] = {
-    "deposits": (*_SIGN_UP, "deposits.create", "deposits.get", "deposits.list"),
+    "deposits": (*_SIGN_UP, "deposits.create", "deposits.get", "deposits.list", "provider.pay"),
     "wallet": (*_SIGN_UP, "wallet.balances", "wallet.transactions", "wallet.withdraw"),
     "p2p": (
         *_SIGN_UP, "p2p.offers", "p2p.offer_create", "p2p.trade_open", "p2p.trade_paid",
@@ -31,8 +31,9 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 #: the app service that answers a request group, by the group's first part, where it is
-#: not the service itself: sign-up is the wallet's; health probes are the app's own
-GROUP_SERVICE: dict[str, str | None] = {"users": "wallet", "health": None}
+#: not the service itself: sign-up is the wallet's; health probes are the app's own; the
+#: payer's calls go to the payment provider, not to the app
+GROUP_SERVICE: dict[str, str | None] = {"users": "wallet", "health": None, "provider": None}
 
 
 def service_of(request: str) -> str | None:
@@ -55,6 +56,11 @@ CLIENT_TIMEOUT = 5.0
 ENV_ADMIN_TOKEN = "HARNESS_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_MIX = "HARNESS_MIX"
 ENV_SAMPLES_DIR = "HARNESS_SAMPLES_DIR"
+#: the run's seed, recorded with the run
+ENV_SEED = "HARNESS_SEED"
+#: base URL of the payment-provider fake, whose control API depositors pay through (the
+#: payer's side of a deposit); unset: depositors create deposits and never pay them
+ENV_PAYMENTS_URL = "HARNESS_PAYMENTS_URL"
 
 
 def parse_mix(text: str) -> dict[str, int]:

@@ -7,8 +7,11 @@ Environment:
   weights. Only the classes of the mix are defined here, so Locust runs no other. Without
   it: every kind but ``health`` and ``admin`` (:data:`DEFAULT_MIX`).
 - ``HARNESS_ADMIN_TOKEN``: the app's admin token, for funding (default: the stack's).
-- ``HARNESS_SAMPLES_DIR``: write every request sample and acknowledgement there
-  (``load/recorder.py``), in every Locust process: local, master, worker.
+- ``HARNESS_PAYMENTS_URL``: the payment-provider fake, which depositors ask to finish their
+  payments (default: the stack's; without one, deposits are never paid).
+- ``HARNESS_SAMPLES_DIR``: write every request sample and every money-moving request
+  (``load/recorder.py``, ``load/operations.py``) there, in every Locust process: local,
+  master, worker.
 
 Every Locust process collects garbage less often (:data:`GC_THRESHOLDS`): each request
 allocates hundreds of short-lived objects, and with Python's default the youngest

@@ -1,8 +1,9 @@
-"""Inside a Locust process: write every request sample and every acknowledgement to files.
+"""Inside a Locust process: write every request sample and every money operation to files.
 
 Installed by the locustfile when ``HARNESS_SAMPLES_DIR`` is set. Locust's own statistics
 round response times; these files keep each request exactly, so the runner can compute
-exact percentiles and cut any time window.
+exact percentiles and cut any time window. The money operations (``load/operations.py``)
+are the client's own record that the invariants oracle compares with the database.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from load.operations import Outcome, complete_line, invoke_line
 from load.samples import CONNECTION, TIMEOUT, sample_line
 
 #: the fields of the app's error object, each a non-empty string
@@ -22,14 +24,18 @@ _FLUSH_EVERY = 0.5
 
 
 class Recorder:
-    """Appends samples and acks to this process's files (buffered, flushed twice a second)."""
+    """Appends samples and operations to this process's files.
+
+    Samples are buffered and flushed twice a second; operations are line-buffered, so that
+    a request is on disk before it goes out, whatever happens to the process afterwards.
+    """
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
         self.folder = folder
         self._samples: IO[str] = (folder / f"samples-{pid}.jsonl").open("a", buffering=1 << 16)
-        self._acks: IO[str] = (folder / f"acks-{pid}.jsonl").open("a", buffering=1 << 12)
+        self._ops: IO[str] = (folder / f"ops-{pid}.jsonl").open("a", buffering=1)
         self._summary = folder / f"summary-{pid}.json"
         self._last_flush = time.monotonic()
         self.count = 0
@@ -65,17 +71,27 @@ class Recorder:
             self._samples.flush()
             self._last_flush = now
 
-    def ack(self, kind: str, **fields: Any) -> None:
-        """Record an acknowledged call that created or moved money."""
-        record = {"kind": kind, "at": time.time(), **fields}
-        self._acks.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    def invoke(self, op: str, kind: str, sent: dict[str, Any]) -> None:
+        """Record a money-moving request about to be sent, with the values it carries."""
+        self._ops.write(invoke_line(op, kind, time.time(), sent))
+
+    def complete(
+        self,
+        op: str,
+        outcome: Outcome,
+        status: int,
+        detail: str | None,
+        returned: dict[str, Any],
+    ) -> None:
+        """Record how the request ``op`` ended."""
+        self._ops.write(complete_line(op, time.time(), outcome, status, detail, returned))
 
     def close(self, **summary: Any) -> None:
         self._samples.flush()
-        self._acks.flush()
+        self._ops.flush()
         self._summary.write_text(json.dumps({"samples": self.count, **summary}))
         self._samples.close()
-        self._acks.close()
+        self._ops.close()
 
 
 def error_identity(text: str | None) -> tuple[str | None, str | None, bool]:

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
-from load.samples import Sample, SampleCounter, read_acks, read_samples, read_summaries
+from load.operations import Operation, read_operations
+from load.samples import Sample, SampleCounter, read_samples, read_summaries
 from load.stats import GroupStats, Window, by_group, in_window
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -102,7 +103,8 @@ class LoadResult:
 
     plan: LoadPlan
     samples: list[Sample]
-    acks: list[dict[str, Any]]
+    #: every money-moving request, as the client sent it and as it ended
+    operations: list[Operation]
     started_at: float
     ended_at: float
     #: Locust warned that a load-generating process was CPU-bound: latencies are suspect
@@ -243,7 +245,7 @@ class LoadRun:
         return LoadResult(
             plan=self.plan,
             samples=samples,
-            acks=read_acks(self.samples_dir),
+            operations=read_operations(self.samples_dir),
             started_at=min(started, self.started_at),
             ended_at=ended,
             saturated=any(s.get("cpu_warning") for s in summaries),

@@ -1,4 +1,4 @@
-"""Request samples and acknowledgements as the Locust processes write them (no Locust here).
+"""Request samples as the Locust processes write them (no Locust here).
 
 One file per Locust process in the samples folder:
 
@@ -11,8 +11,8 @@ One file per Locust process in the samples folder:
   ``message``, ``service`` and ``request_id`` strings). Status 0 means no HTTP answer, and
   ``transport error`` says why: ``timeout`` (the client gave up) or ``connection`` (refused,
   reset, closed); it is null whenever an answer came.
-- ``acks-<pid>.jsonl``: one JSON object per acknowledged (2xx) call that created or moved
-  money: ``{"kind", "at", ...ids and amounts}``.
+- ``ops-<pid>.jsonl``: every request that creates or moves money, as the client sent it
+  and as it ended (``load/operations.py``).
 - ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
 """
 
@@ -151,12 +151,6 @@ class SampleCounter:
             self.count += appended.count(b"\n")
             self._consumed[path] = offset + appended.rfind(b"\n") + 1
         return self.count
-
-
-def read_acks(folder: Path) -> list[dict[str, Any]]:
-    """Every acknowledged money call, ordered by time."""
-    acks = [json.loads(line) for line in _lines(folder, "acks-*.jsonl")]
-    return sorted(acks, key=lambda a: float(a.get("at", 0)))
 
 
 def read_summaries(folder: Path) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from reference_app.db import DatabaseManager, statement_cancellations_logged_onc
 from reference_app.faults import FaultSwitches
 from reference_app.http_api import Route
 from reference_app.metrics import AppMetrics
-from reference_app.middleware import errors, metrics, request_id
+from reference_app.middleware import deadline, errors, metrics, request_id
 from reference_app.migrate import migrate
 from reference_app.prices import Prices
 from reference_app.prices_client import PriceSource
@@ -67,7 +67,12 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
     """Build the app for ``settings``: pools, services, routes; nothing is built at import."""
     isolated = settings.architecture == "isolated"
     app = web.Application(
-        middlewares=[request_id, metrics, errors(structured=isolated)],
+        middlewares=[
+            request_id,
+            metrics,
+            errors(structured=isolated),
+            *([deadline(settings.service_timeout)] if isolated else []),
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -2,16 +2,21 @@
 
 In the isolated design a use case runs under the service's time limit, and a driver error,
 a timeout or an exhausted pool becomes :class:`DependencyUnavailable` naming the service:
-one service's trouble is answered as that service's 503 and goes no further. The legacy
-design has no boundary: errors escape as they are (root cause 4 of the source document).
+one service's trouble is answered as that service's 503 and goes no further. The answer
+comes when the limit runs out, not when the use case has finished cleaning up: a use case
+past its limit is cancelled and left to roll back on its own (through a slow link that can
+take longer than the limit itself), so that a client never waits past the service's limit.
+The legacy design has no boundary: errors escape as they are (root cause 4 of the source document).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,6 +26,7 @@ from reference_app.db import PoolTimeout
 from reference_app.errors import AppError, DependencyUnavailable
 from reference_app.faults import FaultSwitches
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -28,6 +34,19 @@ T = TypeVar("T")
 #: wallet): the inner one gets a little less, so its own 503 names the service that was slow
 _deadline: ContextVar[float | None] = ContextVar("boundary_deadline", default=None)
 NESTED_MARGIN = 0.1
+#: when the request's time runs out: the use cases one request runs one after the other
+#: (read the offer, then open the trade) share the service's limit, not one limit each
+_request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+
+@contextlib.contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Within the block, every use case ends by ``seconds`` from now, all together."""
+    token = _request_deadline.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _request_deadline.reset(token)
 
 
 class Boundary:
@@ -55,26 +74,32 @@ class Boundary:
         outer = _deadline.get()
         if outer is not None and limit is not None:
             limit = max(0.01, min(limit, outer - now - NESTED_MARGIN))
+        request_end = _request_deadline.get()
+        if request_end is not None and limit is not None:
+            limit = max(0.01, min(limit, request_end - now))
         token = _deadline.set(now + limit if limit is not None else None)
-        scope = asyncio.timeout(limit)
         try:
-            async with scope:
+            if limit is None:
                 return await fn(*args, **kwargs)
+            return await _within(limit, self.service, fn(*args, **kwargs))
         except AppError:
             raise
         except PoolTimeout as exc:
             raise DependencyUnavailable(
                 f"{self.service}: database busy, {exc}", service=self.service, code="pool_timeout"
             ) from exc
+        except _Expired as exc:
+            raise DependencyUnavailable(
+                f"{self.service}: no answer within {limit:g} s", service=self.service,
+                code="timeout",
+            ) from exc  # fmt: skip
         except TimeoutError as exc:
-            # Either the service's own time limit, or a driver operation that timed out
-            # inside it (aiopg's per-operation timeout, a network stall): say which.
-            message = (
-                f"{self.service}: no answer within {limit:g} s"
-                if scope.expired()
-                else f"{self.service}: its database did not answer in time"
-            )
-            raise DependencyUnavailable(message, service=self.service, code="timeout") from exc
+            # A driver operation that timed out inside the limit (aiopg's per-operation
+            # timeout, a network stall).
+            raise DependencyUnavailable(
+                f"{self.service}: its database did not answer in time", service=self.service,
+                code="timeout",
+            ) from exc  # fmt: skip
         except psycopg2.extensions.QueryCanceledError as exc:
             raise DependencyUnavailable(
                 f"{self.service}: a statement ran past its time limit ({_first_line(exc)})",
@@ -89,6 +114,38 @@ class Boundary:
             ) from exc
         finally:
             _deadline.reset(token)
+
+
+class _Expired(TimeoutError):
+    """The service's own time limit ran out (not a timeout inside the use case)."""
+
+
+async def _within(limit: float, service: str, use_case: Awaitable[T]) -> T:
+    """The use case's result, or :class:`_Expired` as soon as ``limit`` seconds passed.
+
+    Past the limit the use case is cancelled but not waited for: its clean-up (a rollback
+    through a slow link) goes on in the background, and the answer goes out now.
+    """
+    work = asyncio.ensure_future(use_case)  # runs in a copy of this context
+    try:
+        done, _ = await asyncio.wait({work}, timeout=limit)
+    except asyncio.CancelledError:  # the request itself was cancelled
+        work.cancel()
+        raise
+    if work not in done:
+        work.cancel()
+        work.add_done_callback(functools.partial(_forget, service))
+        raise _Expired
+    return work.result()
+
+
+def _forget(service: str, work: asyncio.Future[Any]) -> None:
+    """The end of a use case left past its limit: already answered, so only noted."""
+    if work.cancelled():
+        return
+    error = work.exception()
+    if error is not None:
+        log.info("%s: a use case past its time limit ended with %r", service, error)
 
 
 def _first_line(exc: BaseException) -> str:

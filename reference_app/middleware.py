@@ -1,4 +1,5 @@
-"""The app's middlewares: request id, per-route metrics, and the one error middleware."""
+"""The app's middlewares: request id, per-route metrics, the one error middleware, and the
+request's time limit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from reference_app.app_keys import METRICS
+from reference_app.boundary import request_deadline
 from reference_app.errors import AppError, PayloadTooLarge
 from reference_app.http_api import respond
 
@@ -27,6 +29,18 @@ async def request_id(request: web.Request, handler: Handler) -> web.StreamRespon
     response = await handler(request)
     response.headers[REQUEST_ID_HEADER] = rid
     return response
+
+
+def deadline(seconds: float) -> Middleware:
+    """One time limit for all the work of a request (isolated design): a request that runs
+    several use cases in a row is answered within the service's limit, not one per use case."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        with request_deadline(seconds):
+            return await handler(request)
+
+    return middleware
 
 
 @web.middleware

@@ -8,15 +8,14 @@ from decimal import Decimal
 from locust import between, task
 from locust.exception import StopUser
 
-from load.users.base import HarnessUser, fields_of, random_amount
+from load.users.base import HarnessUser, random_amount
+from load.users.p2p import TRADE_FIELDS
 
 #: currency -> (smallest, largest) amount of one credit
 CREDITS: dict[str, tuple[Decimal, Decimal]] = {
     "USDT": (Decimal("1.00"), Decimal("100.00")),
     "BTC": (Decimal("0.0001"), Decimal("0.01")),
 }
-RESOLVE_FIELDS = ("trade_id", "seller_id", "buyer_id", "currency", "amount", "fee", "state",
-                  "escrow_reference")  # fmt: skip
 
 
 class AdminUser(HarnessUser):
@@ -40,13 +39,13 @@ class AdminUser(HarnessUser):
             self.readiness()
             return
         trade_id = self.shared.disputes.popleft()
-        reply = self.call(
+        winner = random.choice(("buyer", "seller"))
+        self.money_call(
+            "p2p.trade_resolve", {"trade_id": trade_id, "by": "admin", "winner": winner},
             "POST", f"/api/admin/p2p/trades/{trade_id}/resolve", "admin.resolve",
-            token=self.shared.admin_token, json={"winner": random.choice(("buyer", "seller"))},
-            expected=(409,),
+            service="p2p", token=self.shared.admin_token, json={"winner": winner},
+            expected=(409,), requires=TRADE_FIELDS,
         )  # fmt: skip
-        if reply.ok:
-            self.ack("p2p.trade_resolve", **fields_of(reply, *RESOLVE_FIELDS))
 
     @task(1)
     def readiness(self) -> None:

@@ -1,8 +1,10 @@
-"""What every simulated user shares: its accounts, calls that judge their own answer, acks.
+"""What every simulated user shares: its accounts, calls that judge their own answer, and
+the client's record of every money-moving request (``load/operations.py``).
 
-Failure accounting, the same for every user: a 2xx with a JSON object body is a success; an
-answer the caller lists as expected (a domain refusal such as 409 insufficient funds, 410
-expired quote) is a success too; anything else (another 4xx, a 5xx, no answer) is a failure.
+Failure accounting, the same for every user: a 2xx with a JSON object body holding every
+field the call documents is a success; an answer the caller lists as expected (a domain
+refusal such as 409 insufficient funds, 410 expired quote) is a success too; anything else
+(another 4xx, a 5xx, no answer, a 2xx lacking a documented field) is a failure.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from locust import between
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
+from load.operations import OPERATION_KINDS, Outcome, outcome_of
 from load.recorder import Recorder
 from load.users.api import ApiUser
-from load.users.stack import admin_token
+from load.users.stack import admin_token, payments_url
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +44,38 @@ class LoadContext:
 
     admin_token: str | None
     recorder: Recorder | None = None
+    #: the payment-provider fake's base URL (its control API), for depositors paying
+    payments_url: str | None = None
     #: disputed trades waiting for an admin's decision (p2p traders add, admins take)
     disputes: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
     #: Locust reported CPU saturation of this process at least once
     cpu_warning_seen: bool = False
 
-    def ack(self, kind: str, **fields: Any) -> None:
-        """Record an acknowledged call that created or moved money (no-op without recorder)."""
+    def invoke(self, kind: str, sent: Mapping[str, Any]) -> str:
+        """Record a money-moving request before it goes out; returns its operation id.
+
+        ``sent`` holds the fields :data:`~load.operations.OPERATION_KINDS` names for
+        ``kind``, and the ``key`` sent if any (a mismatch is a bug of the user, raised).
+        """
+        expected = set(OPERATION_KINDS[kind].fields)
+        if not expected <= set(sent) <= expected | {"key"}:
+            raise ValueError(f"{kind} sends {sorted(expected)}, not {sorted(sent)}")
+        op = uuid.uuid4().hex
         if self.recorder is not None:
-            self.recorder.ack(kind, **fields)
+            self.recorder.invoke(op, kind, dict(sent))
+        return op
+
+    def complete(
+        self,
+        op: str,
+        outcome: Outcome,
+        status: int,
+        detail: str | None,
+        returned: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record how the request ``op`` ended (no-op without recorder)."""
+        if self.recorder is not None:
+            self.recorder.complete(op, outcome, status, detail, dict(returned or {}))
 
 
 def context_of(environment: Environment) -> LoadContext:
@@ -57,7 +83,7 @@ def context_of(environment: Environment) -> LoadContext:
     found = getattr(environment, _CONTEXT_ATTRIBUTE, None)
     if isinstance(found, LoadContext):
         return found
-    context = LoadContext(admin_token=admin_token())
+    context = LoadContext(admin_token=admin_token(), payments_url=payments_url())
     if context.admin_token is None:
         log.warning(
             "no admin token (set HARNESS_ADMIN_TOKEN or run `harness up`): users start unfunded"
@@ -76,28 +102,33 @@ class Account:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer as a user sees it: ``ok`` is a 2xx with a JSON object body."""
+    """An answer as a user sees it: ``ok`` is a 2xx with a JSON object body holding every
+    documented field; ``problem`` says what was wrong with any other answer."""
 
     status: int
     body: dict[str, Any]
     ok: bool
+    problem: str | None = None
 
     @property
     def code(self) -> str | None:
         """The error code of the app's error body."""
+        return self._error_field("code")
+
+    @property
+    def service(self) -> str | None:
+        """The service the app's error body names."""
+        return self._error_field("service")
+
+    def _error_field(self, name: str) -> str | None:
         error = self.body.get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-        return code if isinstance(code, str) else None
+        value = error.get(name) if isinstance(error, dict) else None
+        return value if isinstance(value, str) else None
 
     def text(self, name: str) -> str | None:
         """A string field of the body (ids and decimal amounts), exactly as the app sent it."""
         value = self.body.get(name)
         return value if isinstance(value, str) else None
-
-
-def fields_of(reply: Reply, *names: str) -> dict[str, Any]:
-    """The named fields of an answer, as sent (for acks: ids and decimal strings untouched)."""
-    return {name: reply.body.get(name) for name in names}
 
 
 def random_amount(low: Decimal, high: Decimal) -> str:
@@ -156,23 +187,18 @@ class HarnessUser(ApiUser):
         return Account(user_id, token)
 
     def fund(self, account: Account, currency: str, amount: str) -> bool:
-        """Credit the account from the treasury through the admin API (acked).
+        """Credit the account from the treasury through the admin API (recorded).
 
         Without an admin token nothing is sent: the user runs unfunded (warned once).
         """
         if self.shared.admin_token is None:
             return False
-        reply = self.call(
-            "POST", "/api/admin/credit", "admin.credit", token=self.shared.admin_token,
-            json={"user_id": account.user_id, "currency": currency, "amount": amount},
-            idempotent=True,
+        sent = {"user_id": account.user_id, "currency": currency, "amount": amount}
+        reply = self.money_call(
+            "admin.credit", sent, "POST", "/api/admin/credit", "admin.credit", service="wallet",
+            token=self.shared.admin_token, json=sent, idempotent=True,
+            requires=MOVED_FIELDS, returns=("transaction_id",),
         )  # fmt: skip
-        if reply.ok:
-            self.ack(
-                "admin.credit",
-                **fields_of(reply, "transaction_id", "user_id", "currency", "amount",
-                                "replayed"),
-            )  # fmt: skip
         return reply.ok
 
     # -- calls ----------------------------------------------------------------------------
@@ -185,48 +211,98 @@ class HarnessUser(ApiUser):
         *,
         token: str | None = None,
         json: Any = None,
-        idempotent: bool = False,
+        idempotency_key: str | None = None,
         expected: Collection[Expected] = (),
+        requires: Collection[str] = (),
     ) -> Reply:
         """One request, reported under ``name`` and judged (see the module's docstring).
 
-        ``idempotent`` sends a fresh ``Idempotency-Key``; ``expected`` lists the refusals
-        that are a success: a status, or a ``(status, error code)`` pair.
+        ``idempotency_key`` is sent as ``Idempotency-Key``; ``expected`` lists the refusals
+        that are a success: a status, or a ``(status, error code)`` pair; ``requires`` the
+        fields a 2xx answer must hold (the call's documented answer).
         """
         headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        if idempotent:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         with self.client.request(
             method, path, name=name, json=json, headers=headers, catch_response=True
         ) as response:
-            return _judge(response, expected)
+            return _judge(response, expected, requires)
 
-    def ack(self, kind: str, **fields: Any) -> None:
-        self.shared.ack(kind, **fields)
+    def money_call(
+        self,
+        kind: str,
+        sent: Mapping[str, Any],
+        method: str,
+        path: str,
+        name: str,
+        *,
+        service: str,
+        idempotent: bool = False,
+        returns: Collection[str] = (),
+        **call: Any,
+    ) -> Reply:
+        """A request that creates or moves money: recorded before it goes out with the
+        values it sends (``sent``, plus the fresh ``Idempotency-Key`` if ``idempotent``),
+        then with its outcome and the ids named in ``returns`` that the answer holds.
+
+        ``service`` is the service that answers the call: a 503 proves nothing was written
+        only when that service itself says so (:func:`~load.operations.outcome_of`).
+        """
+        key = uuid.uuid4().hex if idempotent else None
+        op = self.shared.invoke(kind, {**sent, **({"key": key} if key else {})})
+        reply = self.call(method, path, name, idempotency_key=key, **call)
+        outcome = outcome_of(reply.status, reply.ok, reply.code, reply.service, service)
+        returned = {field: reply.body.get(field) for field in returns}
+        self.shared.complete(op, outcome, reply.status, reply.problem, returned)
+        return reply
 
 
-def _judge(response: ResponseContextManager, expected: Collection[Expected]) -> Reply:
+#: what every answer of a call that moved money documents
+MOVED_FIELDS = ("transaction_id", "currency", "amount", "replayed")
+
+
+def _judge(
+    response: ResponseContextManager, expected: Collection[Expected], requires: Collection[str]
+) -> Reply:
     status = int(getattr(response, "status_code", 0) or 0)
     if status == 0:
         # No answer (connection refused or reset, timeout): report the client's own error.
         error = response.request_meta.get("exception")
-        _settle(response, error if isinstance(error, Exception) else "no answer")
-        return Reply(0, {}, ok=False)
+        failure = error if isinstance(error, Exception) else "no answer"
+        _settle(response, failure)
+        return Reply(0, {}, ok=False, problem=_text(failure))
     body = _json_object(response)
     if 200 <= status < 300:
         if body is None:
-            _settle(response, f"HTTP {status} with a body that is not a JSON object")
-            return Reply(status, {}, ok=False)
+            problem = f"HTTP {status} with a body that is not a JSON object"
+            _settle(response, problem)
+            return Reply(status, {}, ok=False, problem=problem)
+        missing = [name for name in requires if body.get(name) is None]
+        if missing:
+            # The server may have done it: the caller must not take this for a success.
+            problem = f"HTTP {status} without the documented field {missing[0]!r}"
+            _settle(response, problem)
+            return Reply(status, body, ok=False, problem=problem)
         _settle(response, None)
         return Reply(status, body, ok=True)
     reply = Reply(status, body or {}, ok=False)
+    problem = f"HTTP {status} {reply.code or ''}".rstrip()
+    if reply.service:
+        problem += f" ({reply.service})"
     if status in expected or (status, reply.code) in expected:
         _settle(response, None)
     else:
-        _settle(response, f"HTTP {status} {reply.code or ''}".rstrip())
-    return reply
+        _settle(response, problem)
+    return Reply(status, reply.body, ok=False, problem=problem)
+
+
+def _text(failure: Exception | str) -> str:
+    if isinstance(failure, Exception):
+        return f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+    return failure
 
 
 def _settle(response: ResponseContextManager, failure: Exception | str | None) -> None:

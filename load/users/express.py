@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from locust import task
 
-from load.users.base import Funding, HarnessUser, fields_of, random_amount
+from load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
 
 #: (bought, paid with, smallest and largest amount bought)
 BUYS: tuple[tuple[str, str, Decimal, Decimal], ...] = (
@@ -27,8 +27,10 @@ ORDER_EXPECTED = (
     (409, "insufficient_funds"),
     (410, "quote_expired"),
 )
-ORDER_FIELDS = ("order_id", "quote_id", "buy", "buy_amount", "pay", "pay_amount", "fee",
-                "fee_currency", "rate", "transaction_id", "replayed")  # fmt: skip
+#: what the answer to an order documents (a 2xx order is filled: it has its transaction)
+ORDER_FIELDS = ("order_id", "quote_id", "state", "buy", "buy_amount", "pay", "pay_amount",
+                "fee", "fee_currency", "rate", "transaction_id", "replayed")  # fmt: skip
+QUOTE_FIELDS = ("quote_id", "buy", "buy_amount", "pay", "pay_amount")
 
 
 class ExpressBuyerUser(HarnessUser):
@@ -41,28 +43,29 @@ class ExpressBuyerUser(HarnessUser):
         if self.shared.admin_token is None:
             return
         for currency, amount in LIQUIDITY.items():
-            reply = self.call(
-                "POST", "/api/admin/liquidity", "admin.liquidity", token=self.shared.admin_token,
-                json={"currency": currency, "amount": amount}, idempotent=True,
+            sent = {"currency": currency, "amount": amount}
+            self.money_call(
+                "admin.liquidity", sent, "POST", "/api/admin/liquidity", "admin.liquidity",
+                service="express", token=self.shared.admin_token, json=sent, idempotent=True,
+                requires=MOVED_FIELDS, returns=("transaction_id",),
             )  # fmt: skip
-            if reply.ok:
-                self.ack("admin.liquidity", **fields_of(reply, "transaction_id", "currency",
-                                                        "amount", "replayed"))  # fmt: skip
 
     @task
     def buy(self) -> None:
         buy, pay, low, high = random.choice(BUYS)
+        amount = random_amount(low, high)
         reply = self.call(
             "POST", "/api/express/quotes", "express.quote", token=self.account.token,
-            json={"buy": buy, "pay": pay, "amount": random_amount(low, high)},
+            json={"buy": buy, "pay": pay, "amount": amount}, requires=QUOTE_FIELDS,
         )  # fmt: skip
         quote_id = reply.text("quote_id")
         if not reply.ok or quote_id is None:
             return
-        order = self.call(
+        self.money_call(
+            "express.order",
+            {"quote_id": quote_id, "user_id": self.account.user_id, "buy": buy,
+             "amount": amount, "pay": pay},
             "POST", f"/api/express/quotes/{quote_id}/orders", "express.order",
-            token=self.account.token, idempotent=True, expected=ORDER_EXPECTED,
+            service="express", token=self.account.token, idempotent=True,
+            expected=ORDER_EXPECTED, requires=ORDER_FIELDS, returns=("order_id", "transaction_id"),
         )  # fmt: skip
-        if order.ok and order.body.get("state") == "filled":
-            self.ack("express.order", user_id=self.account.user_id,
-                     **fields_of(order, *ORDER_FIELDS))  # fmt: skip

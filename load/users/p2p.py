@@ -12,7 +12,7 @@ from typing import ClassVar
 from locust import task
 from locust.env import Environment
 
-from load.users.base import Funding, HarnessUser, Reply, fields_of
+from load.users.base import Funding, HarnessUser, Reply
 
 CURRENCY = "BTC"
 FIAT = "USD"
@@ -23,8 +23,12 @@ SELLER_FUNDS = "0.2"
 #: open offers a trader keeps at most
 MAX_OFFERS = 3
 REFUSED = (409,)
+#: what the answer to a trade's opening or transition documents
 TRADE_FIELDS = ("trade_id", "offer_id", "seller_id", "buyer_id", "currency", "amount",
-                "fiat_total", "fee", "state", "escrow_reference")  # fmt: skip
+                "fiat_total", "state", "escrow_reference")  # fmt: skip
+OFFER_FIELDS = ("offer_id", "seller_id", "currency", "amount", "remaining", "state")
+#: trade action -> who takes it
+ACTIONS = {"paid": "buyer", "release": "seller", "cancel": "buyer"}
 
 
 class P2PTraderUser(HarnessUser):
@@ -49,7 +53,7 @@ class P2PTraderUser(HarnessUser):
             return
         reply = self.call(
             "POST", "/api/p2p/offers", "p2p.offer_create", token=self.accounts["seller"].token,
-            json=OFFER,
+            json=OFFER, requires=OFFER_FIELDS,
         )  # fmt: skip
         offer_id = reply.text("offer_id")
         if reply.ok and offer_id is not None:
@@ -61,19 +65,16 @@ class P2PTraderUser(HarnessUser):
             self.post_offer()
             return
         offer_id = self.offers[-1]
-        reply = self.call(
-            "POST", "/api/p2p/trades", "p2p.trade_open", token=self.accounts["buyer"].token,
-            json={"offer_id": offer_id, "amount": TRADE_AMOUNT}, idempotent=True,
-            expected=REFUSED,
+        sent = {"offer_id": offer_id, "amount": TRADE_AMOUNT}
+        reply = self.money_call(
+            "p2p.trade_open", {"buyer_id": self.accounts["buyer"].user_id, **sent},
+            "POST", "/api/p2p/trades", "p2p.trade_open", service="p2p",
+            token=self.accounts["buyer"].token, json=sent, idempotent=True, expected=REFUSED,
+            requires=TRADE_FIELDS, returns=("trade_id",),
         )  # fmt: skip
         trade_id = reply.text("trade_id")
         if reply.ok and trade_id is not None:
             self.open_trades.append(trade_id)
-            self.ack(
-                "p2p.trade_open",
-                replayed=reply.status == 200,
-                **fields_of(reply, *TRADE_FIELDS),
-            )
         elif reply.code in ("offer_exhausted", "offer_closed"):
             self.offers.remove(offer_id)
         elif reply.code == "seller_cannot_cover":
@@ -85,7 +86,7 @@ class P2PTraderUser(HarnessUser):
             self.open_trade()
             return
         trade_id = self.open_trades.pop(0)
-        if self._move(trade_id, "paid", "buyer").ok:
+        if self._move(trade_id, "paid").ok:
             self.paid_trades.append(trade_id)
 
     @task(3)
@@ -93,16 +94,12 @@ class P2PTraderUser(HarnessUser):
         if not self.paid_trades:
             self.mark_paid()
             return
-        reply = self._move(self.paid_trades.pop(0), "release", "seller")
-        if reply.ok:
-            self.ack("p2p.trade_release", **fields_of(reply, *TRADE_FIELDS))
+        self._move(self.paid_trades.pop(0), "release")
 
     @task(1)
     def cancel_or_dispute(self) -> None:
         if self.open_trades and (not self.paid_trades or random.random() < 0.5):
-            reply = self._move(self.open_trades.pop(), "cancel", "buyer")
-            if reply.ok:
-                self.ack("p2p.trade_cancel", **fields_of(reply, *TRADE_FIELDS))
+            self._move(self.open_trades.pop(), "cancel")
         elif self.paid_trades:
             trade_id = self.paid_trades.pop()
             if self._move(trade_id, "dispute", random.choice(("buyer", "seller"))).ok:
@@ -116,8 +113,12 @@ class P2PTraderUser(HarnessUser):
             "GET", "/api/p2p/trades?limit=20", "p2p.trades", token=self.accounts["buyer"].token
         )
 
-    def _move(self, trade_id: str, action: str, role: str) -> Reply:
-        return self.call(
+    def _move(self, trade_id: str, action: str, role: str | None = None) -> Reply:
+        """Take ``action`` on the trade as ``role`` (default: the one who takes it)."""
+        role = role or ACTIONS[action]
+        return self.money_call(
+            f"p2p.trade_{action}", {"trade_id": trade_id, "by": role},
             "POST", f"/api/p2p/trades/{trade_id}/{action}", f"p2p.trade_{action}",
-            token=self.accounts[role].token, expected=REFUSED,
+            service="p2p", token=self.accounts[role].token, expected=REFUSED,
+            requires=TRADE_FIELDS,
         )  # fmt: skip

@@ -11,11 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from load.kinds import ENV_ADMIN_TOKEN
+from load.kinds import ENV_ADMIN_TOKEN, ENV_PAYMENTS_URL
 
 ENV_STATE_DIR = "HARNESS_STATE_DIR"
 DEFAULT_STATE_DIR = ".harness"
 STATE_FILE = "stack.json"
+
+
+#: the host every process of the local stack listens on
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -26,14 +30,18 @@ class StackApp:
     admin_token: str
 
 
-def stack_app(environ: Mapping[str, str] = os.environ) -> StackApp | None:
-    """The app recorded in ``$HARNESS_STATE_DIR/stack.json`` (default ``.harness``), if any."""
+def _state(environ: Mapping[str, str]) -> dict[str, object]:
     path = Path(environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR) / STATE_FILE
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    app = state.get("app") if isinstance(state, dict) else None
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def stack_app(environ: Mapping[str, str] = os.environ) -> StackApp | None:
+    """The app recorded in ``$HARNESS_STATE_DIR/stack.json`` (default ``.harness``), if any."""
+    app = _state(environ).get("app")
     if not isinstance(app, dict):
         return None
     url, token = app.get("url"), app.get("admin_token")
@@ -49,3 +57,13 @@ def admin_token(environ: Mapping[str, str] = os.environ) -> str | None:
         return token
     app = stack_app(environ)
     return app.admin_token if app is not None else None
+
+
+def payments_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``$HARNESS_PAYMENTS_URL``, else the running stack's payment-provider fake, else None."""
+    url = environ.get(ENV_PAYMENTS_URL, "").strip().rstrip("/")
+    if url:
+        return url
+    ports = _state(environ).get("fake_ports")
+    port = ports.get("payments") if isinstance(ports, dict) else None
+    return f"http://{LOOPBACK}:{port}" if isinstance(port, int) else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
 from locust import task
 from locust.env import Environment
 
-from load.users.base import Funding, HarnessUser, Reply, fields_of, random_amount
+from load.users.base import Funding, HarnessUser, Reply, random_amount
 
 #: (sell, buy, smallest and largest amount sold)
 SWAPS: tuple[tuple[str, str, Decimal, Decimal], ...] = (
@@ -21,8 +22,20 @@ SWAPS: tuple[tuple[str, str, Decimal, Decimal], ...] = (
 #: share of quotes kept for later instead of executed at once
 KEEP_FOR_LATER = 0.15
 EXECUTE_EXPECTED = ((409, "insufficient_funds"), (410, "quote_expired"))
-QUOTE_FIELDS = ("quote_id", "sell", "sell_amount", "buy", "buy_amount", "fee", "fee_currency",
-                "price", "transaction_id", "replayed")  # fmt: skip
+#: what the answer to an execution documents
+EXECUTED_FIELDS = ("quote_id", "sell", "sell_amount", "buy", "buy_amount", "fee",
+                   "fee_currency", "price", "transaction_id", "replayed")  # fmt: skip
+QUOTE_FIELDS = ("quote_id", "sell", "sell_amount", "buy", "buy_amount")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A quote, with the terms this client asked it for."""
+
+    quote_id: str
+    sell: str
+    buy: str
+    amount: str
 
 
 class SwapperUser(HarnessUser):
@@ -32,24 +45,26 @@ class SwapperUser(HarnessUser):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.kept: deque[str] = deque(maxlen=20)
+        self.kept: deque[Asked] = deque(maxlen=20)
         self.quotes: deque[str] = deque(maxlen=20)
 
     @task(5)
     def quote_and_execute(self) -> None:
         sell, buy, low, high = random.choice(SWAPS)
+        amount = random_amount(low, high)
         reply = self.call(
             "POST", "/api/swap/quotes", "swap.quote", token=self.account.token,
-            json={"sell": sell, "buy": buy, "amount": random_amount(low, high)},
+            json={"sell": sell, "buy": buy, "amount": amount}, requires=QUOTE_FIELDS,
         )  # fmt: skip
         quote_id = reply.text("quote_id")
         if not reply.ok or quote_id is None:
             return
         self.quotes.append(quote_id)
+        asked = Asked(quote_id, sell, buy, amount)
         if random.random() < KEEP_FOR_LATER:
-            self.kept.append(quote_id)
+            self.kept.append(asked)
         else:
-            self.execute(quote_id)
+            self.execute(asked)
 
     @task(1)
     def execute_kept(self) -> None:
@@ -66,12 +81,12 @@ class SwapperUser(HarnessUser):
                 token=self.account.token,
             )  # fmt: skip
 
-    def execute(self, quote_id: str) -> Reply:
-        reply = self.call(
-            "POST", f"/api/swap/quotes/{quote_id}/execute", "swap.execute",
-            token=self.account.token, idempotent=True, expected=EXECUTE_EXPECTED,
+    def execute(self, quote: Asked) -> Reply:
+        return self.money_call(
+            "swap.execute",
+            {"quote_id": quote.quote_id, "user_id": self.account.user_id, "sell": quote.sell,
+             "amount": quote.amount, "buy": quote.buy},
+            "POST", f"/api/swap/quotes/{quote.quote_id}/execute", "swap.execute",
+            service="swap", token=self.account.token, idempotent=True,
+            expected=EXECUTE_EXPECTED, requires=EXECUTED_FIELDS, returns=("transaction_id",),
         )  # fmt: skip
-        if reply.ok:
-            self.ack("swap.execute", user_id=self.account.user_id,
-                     **fields_of(reply, *QUOTE_FIELDS))  # fmt: skip
-        return reply

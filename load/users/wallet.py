@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from locust import task
 
-from load.users.base import Funding, HarnessUser, fields_of, random_amount
+from load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
 
 #: withdrawals outpace the top-ups, so the insufficient-funds answer is exercised too
 WITHDRAWAL = (Decimal("0.50"), Decimal("8.00"))
@@ -32,16 +32,14 @@ class WalletUser(HarnessUser):
 
     @task(3)
     def withdraw(self) -> None:
-        reply = self.call(
-            "POST", "/api/wallet/withdraw", "wallet.withdraw", token=self.account.token,
-            json={"currency": "USDT", "amount": random_amount(*WITHDRAWAL)}, idempotent=True,
-            expected=[(409, "insufficient_funds")],
+        sent = {"currency": "USDT", "amount": random_amount(*WITHDRAWAL)}
+        self.money_call(
+            "wallet.withdraw", {"user_id": self.account.user_id, **sent},
+            "POST", "/api/wallet/withdraw", "wallet.withdraw", service="wallet",
+            token=self.account.token, json=sent, idempotent=True,
+            expected=[(409, "insufficient_funds")], requires=MOVED_FIELDS,
+            returns=("transaction_id",),
         )  # fmt: skip
-        if reply.ok:
-            self.ack(
-                "wallet.withdraw", user_id=self.account.user_id,
-                **fields_of(reply, "transaction_id", "currency", "amount", "replayed"),
-            )  # fmt: skip
 
     @task(1)
     def top_up(self) -> None:

@@ -520,9 +520,11 @@ async def test_error_mode_fails_provider_calls_only(fake: FakeClient) -> None:
     assert (await fake.get(FIRST_ID)).status == 502
     # nothing happened, and the control API still answers
     assert (await fake.control("GET", "payments")).body == {"payments": []}
-    assert (await fake.control("GET", "mode")).body["mode"] == "error"
+    mode = (await fake.control("GET", "mode")).body
+    assert (mode["mode"], mode["misbehaved"]) == ("error", 2)  # each /v1 answer counted
     await fake.control("POST", "mode", mode="normal")
     assert (await fake.create())["payment_id"] == FIRST_ID
+    assert (await fake.control("GET", "mode")).body["misbehaved"] == 2  # normal: not counted
 
 
 async def test_error_mode_answers_503_by_default(fake: FakeClient) -> None:

@@ -179,9 +179,14 @@ async def test_error_mode(fake: Fake) -> None:
     assert (await fake.call("GET", "/v1/prices")).status == 500
     # the control API is never affected
     mode = (await fake.call("GET", "/_control/mode")).body
-    assert mode == {"mode": "error", "status": 500, "delay_ms": 1000, "stale_seconds": 3600}
+    # every misbehaving answer is counted: the evidence that a provider fault bit
+    assert mode == {"mode": "error", "status": 500, "delay_ms": 1000, "stale_seconds": 3600,
+                    "misbehaved": 2}  # fmt: skip
     await fake.mode(mode="error")
     assert (await fake.call("GET", "/v1/prices/BTC-USDT")).status == 503
+    await fake.mode(mode="normal")
+    assert (await fake.call("GET", "/v1/prices/BTC-USDT")).status == 200
+    assert (await fake.call("GET", "/_control/mode")).body["misbehaved"] == 3
 
 
 async def test_slow_mode(fake: Fake) -> None:

@@ -57,3 +57,25 @@ async def test_legacy_design_fails(name: str) -> None:
     assert code in (EXIT_THRESHOLD, EXIT_INVARIANT), describe(record)
     assert record.residue == []
     assert not record.outcome.harness_errors
+
+
+async def test_a_payment_finished_after_its_deposit_expired_fails_reconciliation() -> None:
+    """The app expires deposits after 3 s and refuses later IPNs: the provider's book, read
+    by the runner after the load, shows finished payments the ledger never got."""
+    scenario = load_scenario(ROOT / "scenarios" / "late-payment-after-expiry.yaml")
+    settings = Settings.from_env({}).with_overrides(app_workers=1)
+    record = await run_scenario(scenario, settings)
+    outcome = record.outcome
+    assert outcome.raw_code == EXIT_INVARIANT, describe(record)
+    assert outcome.exit_code() == EXIT_PASS, describe(record)
+    assert [e.happened for e in outcome.expectations] == [True, True]
+    results = {i.name: i for i in outcome.invariants}
+    reconciled = results["provider_reconciled"]
+    assert not reconciled.passed
+    assert reconciled.counts["uncredited"] >= 1
+    assert reconciled.counts["uncredited"] == len(reconciled.violations)
+    assert all("finished at the provider" in v and "expired" in v
+               for v in reconciled.violations)  # fmt: skip
+    assert reconciled.counts["credited"] >= 1  # payments made in time were credited
+    assert results["ledger_balanced"].passed
+    assert record.operations["acknowledged"] > 0

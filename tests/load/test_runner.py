@@ -89,9 +89,11 @@ def test_120_users_no_failed_deposit_and_every_request_counted(stack: StackState
     assert stats.p99 == np.percentile(latencies, 99)
     assert stats.p50 == np.percentile(latencies, 50)
     assert stats.max == latencies.max()
-    # Every acknowledged deposit is one the runner saw created.
-    acked = {a["deposit_id"] for a in result.acks if a["kind"] == "deposit.create"}
-    assert len(acked) == len(creates)
+    # Every request was recorded before it went out: each 201 is acknowledged, and those
+    # the end of the run cut off (no sample) are of unknown outcome.
+    made = Counter(o.outcome for o in result.operations if o.kind == "deposit.create")
+    assert made["acknowledged"] == len(creates)
+    assert set(made) <= {"acknowledged", "indeterminate"}
 
 
 def test_two_workers_give_the_union_of_their_samples(stack: StackState) -> None:

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,19 +25,36 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from chaos import postgres
+from chaos.facts import database_now, provider_book
+from chaos.invariants import check_database
 from chaos.ports import free_port
-from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
-from load.samples import Sample, read_acks, read_samples, read_summaries
+from load.kinds import (
+    CLIENT_TIMEOUT,
+    ENV_ADMIN_TOKEN,
+    ENV_MIX,
+    ENV_PAYMENTS_URL,
+    ENV_SAMPLES_DIR,
+    KINDS,
+    requests_of,
+)
+from load.operations import ACKNOWLEDGED, INDETERMINATE, OPERATION_KINDS, read_operations
+from load.samples import Sample, read_samples, read_summaries
 from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
-from reference_app.app_keys import DEPOSITS
 from tests.plugins.polling import until
-from tests.plugins.reference_app import ADMIN_TOKEN, PricesFake, RunningApp, StartApp
+from tests.plugins.reference_app import (
+    ADMIN_TOKEN,
+    PaymentsFake,
+    PricesFake,
+    RunningApp,
+    StartApp,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
 NAME = re.compile(r"^[a-z0-9]+\.[a-z0-9_]+$")
 #: the variables a run sets itself; anything inherited would change what it tests
-OWN_VARIABLES = (ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, ENV_STATE_DIR)
+OWN_VARIABLES = (ENV_ADMIN_TOKEN, ENV_MIX, ENV_PAYMENTS_URL, ENV_SAMPLES_DIR, ENV_STATE_DIR)
 
 
 @dataclass
@@ -110,6 +128,15 @@ async def app(start_app: StartApp, prices_url: str) -> RunningApp:
     return await start_app(prices_url=prices_url, quote_ttl_seconds=0.3)
 
 
+def database_time(dsn: str) -> datetime:
+    conn = postgres.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            return database_now(cur)
+    finally:
+        conn.close()
+
+
 def app_url(app: RunningApp) -> str:
     return app.url("/").rstrip("/")
 
@@ -125,19 +152,25 @@ def assert_clean(run: LocustRun) -> None:
     assert {s.status for s in run.samples if s.status >= 300} <= {409, 410}
 
 
-async def test_every_kind_of_user_against_the_app(app: RunningApp, tmp_path: Path) -> None:
+async def test_every_kind_of_user_against_the_app(
+    app: RunningApp, payments_fake: PaymentsFake, app_database: str, tmp_path: Path
+) -> None:
+    since = await asyncio.to_thread(database_time, app_database)
     run = await run_locust(
         tmp_path, "-H", app_url(app), users=10, run_time="5s",
-        env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "deposits=3,wallet=2,p2p=2,swap=2,admin=1"},
+        env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_PAYMENTS_URL: payments_fake.url,
+             ENV_MIX: "deposits=3,wallet=2,p2p=2,swap=2,admin=1"},
     )  # fmt: skip
     assert_clean(run)
     names = Counter(s.name for s in run.samples)
     expected = {
         "users.create", "admin.credit", "deposits.create", "deposits.get", "wallet.balances",
         "wallet.withdraw", "p2p.offer_create", "p2p.trade_open", "p2p.trade_paid",
-        "p2p.trade_release", "swap.quote", "swap.execute",
+        "p2p.trade_release", "swap.quote", "swap.execute", "provider.pay",
     }  # fmt: skip
     assert expected <= set(names), names
+    # the request names scenario files are checked against are the ones the users make
+    assert set(names) <= set(requests_of(["deposits", "wallet", "p2p", "swap", "admin"]))
     assert names["users.create"] >= 10 + 2  # one account each, two per p2p trader
 
     [summary] = read_summaries(tmp_path)
@@ -145,29 +178,36 @@ async def test_every_kind_of_user_against_the_app(app: RunningApp, tmp_path: Pat
     assert isinstance(summary["cpu_warning"], bool)
     assert summary["samples"] == len(run.samples)
 
-    acks = read_acks(tmp_path)
-    kinds = Counter(a["kind"] for a in acks)
-    for kind in ("deposit.create", "admin.credit", "wallet.withdraw", "p2p.trade_open",
-                 "p2p.trade_release", "swap.execute"):  # fmt: skip
-        assert kinds[kind] > 0, kinds
-    # One ack per acknowledged creation: as many as 2xx answers of that group.
+    operations = read_operations(tmp_path)
+    acknowledged = Counter(o.kind for o in operations if o.outcome == ACKNOWLEDGED)
+    made = ("deposit.create", "deposit.pay", "admin.credit", "wallet.withdraw",
+            "p2p.trade_open", "p2p.trade_paid", "p2p.trade_release", "swap.execute")  # fmt: skip
+    for kind in made:
+        assert acknowledged[kind] > 0, acknowledged
+    # One acknowledged operation per 2xx answer of that group, and every sample of a money
+    # call has its operation (written before the request went out).
     created = sum(1 for s in run.samples if s.name == "deposits.create" and s.status == 201)
-    assert kinds["deposit.create"] == created
-    for ack in acks:
-        for field in ("amount", "sell_amount", "buy_amount", "fee"):
-            if ack.get(field) is not None:
-                assert isinstance(ack[field], str), ack  # the app's decimal string, untouched
-                Decimal(ack[field])
+    assert acknowledged["deposit.create"] == created
+    recorded = Counter(o.kind for o in operations if o.completed)
+    assert recorded["wallet.withdraw"] == names["wallet.withdraw"]
+    # Those the end of the run cut off are of unknown outcome.
+    assert {o.outcome for o in operations if not o.completed} <= {INDETERMINATE}
+    for operation in operations:
+        assert set(OPERATION_KINDS[operation.kind].fields) <= set(operation.sent), operation
+        Decimal(operation.sent.get("amount", "0"))  # the client's own decimal string
 
-    # Every acknowledged deposit exists, as acknowledged.
-    for ack in (a for a in acks if a["kind"] == "deposit.create"):
-        deposit = await app.app[DEPOSITS].deposit(
-            uuid.UUID(ack["user_id"]), uuid.UUID(ack["deposit_id"])
-        )
-        assert (deposit.currency, deposit.amount) == (ack["currency"], Decimal(ack["amount"]))
-    # Money moves are distinct ledger transactions.
-    moved = [a["transaction_id"] for a in acks if a["kind"] in ("wallet.withdraw", "swap.execute")]
-    assert len(moved) == len(set(moved))
+    # The oracle, on this real run: nothing lost, unexpected or duplicated; the provider's
+    # book reconciles with the ledger.
+    book = await asyncio.to_thread(provider_book, payments_fake.url)
+    results = await asyncio.to_thread(
+        check_database, app_database, ["no_operation_lost", "provider_reconciled"],
+        operations=operations, capacity={}, since=since, payments=book,
+    )  # fmt: skip
+    for result in results:
+        assert result.passed, (result.name, result.violations[:5], result.counts)
+    lost, reconciled = results
+    assert lost.checked == len([o for o in operations if o.outcome == ACKNOWLEDGED])
+    assert reconciled.counts["credited"] == acknowledged["deposit.pay"]
 
 
 async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path: Path) -> None:
@@ -178,7 +218,7 @@ async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path
     assert_clean(run)
     assert {s.name for s in run.samples} == {"health.live"}
     assert len(run.samples) > 50  # no wait time: as fast as the app answers
-    assert read_acks(tmp_path) == []
+    assert read_operations(tmp_path) == []
 
 
 async def test_each_sample_keeps_the_error_code_and_service_the_app_answered(
@@ -324,7 +364,7 @@ async def test_host_and_admin_token_default_to_the_stack(app: RunningApp, tmp_pa
     assert_clean(run)
     names = {s.name for s in run.samples}
     assert {"users.create", "admin.credit", "wallet.balances"} <= names, run.output
-    assert any(a["kind"] == "admin.credit" for a in read_acks(samples))
+    assert any(o.kind == "admin.credit" for o in read_operations(samples))
 
 
 @pytest.mark.parametrize(
@@ -394,9 +434,122 @@ async def test_express_buyers_fund_liquidity_and_buy_from_it(
     names = Counter(s.name for s in run.samples)
     assert {"users.create", "admin.credit", "admin.liquidity", "express.quote",
             "express.order"} <= set(names), names  # fmt: skip
-    acks = read_acks(tmp_path)
-    orders = [a for a in acks if a["kind"] == "express.order"]
+    assert set(names) <= set(requests_of(["express"]))
+    operations = read_operations(tmp_path)
+    orders = [o for o in operations if o.kind == "express.order" and o.outcome == ACKNOWLEDGED]
     assert orders
-    assert len({a["transaction_id"] for a in orders}) == len(orders)
+    assert len({o.returned["transaction_id"] for o in orders}) == len(orders)
     filled = sum(1 for s in run.samples if s.name == "express.order" and s.status == 201)
     assert len(orders) == filled
+    assert any(o.kind == "admin.liquidity" and o.outcome == ACKNOWLEDGED for o in operations)
+
+
+async def test_a_2xx_without_a_documented_field_is_a_failure_and_indeterminate(
+    tmp_path: Path,
+) -> None:
+    """A server that answers money calls 201 but leaves out ``transaction_id``: each such
+    sample is a failure naming the field, and the operation's outcome is unknown (the server
+    may have moved the money), never acknowledged."""
+    users = 0
+
+    async def sign_up(request: web.Request) -> web.Response:
+        nonlocal users
+        users += 1
+        return web.json_response({"user_id": f"u{users}", "token": f"t{users}"}, status=201)
+
+    async def moved(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"replayed": False, "currency": body["currency"],
+                                  "amount": body["amount"]}, status=201)  # fmt: skip
+
+    async def balances(request: web.Request) -> web.Response:
+        return web.json_response({"balances": [], "entries": []})
+
+    server = web.Application()
+    server.router.add_post("/api/users", sign_up)
+    server.router.add_post("/api/admin/credit", moved)
+    server.router.add_post("/api/wallet/withdraw", moved)
+    server.router.add_get("/api/wallet/balances", balances)
+    server.router.add_get("/api/wallet/transactions", balances)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        run = await run_locust(
+            tmp_path, "-H", f"http://127.0.0.1:{port}", users=2, run_time="3s",
+            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "wallet"},
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert run.returncode == 1, run.output  # Locust's own code when requests failed
+    money = [s for s in run.samples if s.name in ("admin.credit", "wallet.withdraw")]
+    assert {s.name for s in money} == {"admin.credit", "wallet.withdraw"}
+    assert {(s.status, s.failed) for s in money} == {(201, True)}
+    assert "without the documented field 'transaction_id'" in run.output
+    operations = read_operations(tmp_path)
+    assert {o.kind for o in operations} == {"admin.credit", "wallet.withdraw"}
+    assert {o.outcome for o in operations} == {INDETERMINATE}
+    # Those answered (not cut off by the end of the run) name the missing field.
+    answered = [o for o in operations if o.completed]
+    assert len(answered) == len(money)
+    assert all("transaction_id" in (o.detail or "") for o in answered)
+
+
+async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) -> None:
+    """The recorder tells apart, from what a real Locust client met: the app's exact error
+    shape, a body lacking part of it, a bare 500, a client timeout and a connection reset."""
+    count = 0
+
+    async def live(request: web.Request) -> web.StreamResponse:
+        nonlocal count
+        count += 1
+        turn = count % 5
+        if turn == 0:
+            error = {"code": "pool_timeout", "message": "busy", "service": "p2p",
+                     "request_id": "r-1"}  # fmt: skip
+            return web.json_response({"error": error}, status=503)
+        if turn == 1:
+            error = {"code": "pool_timeout", "message": "busy", "service": "p2p"}
+            return web.json_response({"error": error}, status=503)  # no request_id
+        if turn == 2:
+            return web.Response(status=500, text="Internal Server Error")
+        if turn == 3:
+            await asyncio.sleep(CLIENT_TIMEOUT + 2)  # longer than the client waits
+            return web.json_response({"status": "late"})
+        assert request.transport is not None
+        request.transport.abort()  # reset: no answer at all
+        return web.Response()
+
+    server = web.Application()
+    server.router.add_get("/health/live", live)
+    runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        run = await run_locust(
+            tmp_path, "-H", f"http://127.0.0.1:{port}", users=3,
+            run_time=f"{CLIENT_TIMEOUT + 3:g}s", env={ENV_MIX: "health"},
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    kinds = {
+        (s.status, s.error_code, s.error_service, s.structured, s.transport_error)
+        for s in run.samples
+    }
+    assert (503, "pool_timeout", "p2p", True, None) in kinds
+    assert (503, "pool_timeout", "p2p", False, None) in kinds
+    assert (500, None, None, False, None) in kinds
+    assert (0, None, None, False, "timeout") in kinds
+    assert (0, None, None, False, "connection") in kinds
+    assert kinds <= {
+        (503, "pool_timeout", "p2p", True, None), (503, "pool_timeout", "p2p", False, None),
+        (500, None, None, False, None), (0, None, None, False, "timeout"),
+        (0, None, None, False, "connection"),
+    }  # fmt: skip
+    timed_out = [s for s in run.samples if s.transport_error == "timeout"]
+    assert all(s.latency_ms >= CLIENT_TIMEOUT * 1000 * 0.9 for s in timed_out)
+    assert all(s.failed for s in run.samples)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaos import postgres
-from chaos.ports import free_port
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app import create_app
 from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
@@ -231,7 +231,13 @@ async def start_app(
     started: list[RunningApp] = []
 
     async def start(architecture: str = "isolated", **overrides: Any) -> RunningApp:
-        port = free_port()
+        # Bound before the app is built (its public URL names the port) and handed to the
+        # server as is: a port only looked up could be taken meanwhile by any connection
+        # of the tests running beside this one.
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", 0))
+        port = listening.getsockname()[1]
         if "prices_url" in overrides:
             overrides.setdefault("price_feed_interval", None)
         overrides = {
@@ -243,7 +249,7 @@ async def start_app(
             **overrides,
         }
         app = create_app(make_settings(pg_server, links, architecture, **overrides))
-        server = TestServer(app, host="127.0.0.1", port=port)
+        server = TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: listening)
         await server.start_server()
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         running = RunningApp(app, server, http)

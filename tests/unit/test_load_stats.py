@@ -164,7 +164,7 @@ def test_the_sample_counter_counts_complete_lines_as_the_files_grow(tmp_path: Pa
     with first.open("a") as handle:
         handle.write(line[10:] + line)
     second.write_text(line * 2)
-    (tmp_path / "acks-1.jsonl").write_text("{}\n")  # not a samples file
+    (tmp_path / "ops-1.jsonl").write_text("{}\n")  # not a samples file
     assert counter.update() == 7
     assert counter.update() == 7  # nothing new
     assert counter.update() == len(read_samples(tmp_path))

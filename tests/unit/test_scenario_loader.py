@@ -315,7 +315,14 @@ def test_duplicate_keys_anywhere(tmp_path: Path) -> None:
         ("timeline: [{phase: a, duration: 1}]\ninvariants: [ledger_balanced, ledger_balanced]",
          4, "invariants[1]", "invariant 'ledger_balanced' given twice"),
         ("timeline: [{phase: a, duration: 1}]\ninvariants: [money_is_safe]", 4,
-         "invariants[0]", "must be 'acknowledged_deposits_exist'"),
+         "invariants[0]", "must be 'no_operation_lost'"),
+        ("timeline: [{phase: a, duration: 1}]\n"
+         "invariants: [no_operation_lost, acknowledged_deposits_exist]", 4, "invariants[1]",
+         "invariant 'no_operation_lost' given twice"),
+        ("timeline: [{phase: a, duration: 1}]\napp: {admin_token: xxxxxxxxxxxxxxxxxx}", 4,
+         "app.admin_token", "not an app setting a scenario may change"),
+        ("timeline: [{phase: a, duration: 1}]\napp: {deposit_expiry_seconds: 0}", 4,
+         "app.deposit_expiry_seconds", "greater than 0"),
         ("timeline: [{phase: a, duration: 1}]\nexpect: maybe", 4, "expect",
          "must be 'pass' or {fail: [...]}, not 'maybe'"),
         ("timeline: [{phase: a, duration: 1}]\nseed: '42'", 4, "seed",
@@ -416,7 +423,9 @@ def test_verdicts_that_would_rest_on_nothing_are_refused(
     tmp_path: Path, body: str, line: int, field: str, fragment: str
 ) -> None:
     path = tmp_path / "scenario.yaml"
-    path.write_text(f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}}}\n{CUT}{body}\n")
+    path.write_text(
+        f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}}}\n{CUT}{body}\n"
+    )
     problems = validate_files([path])
     assert [(p.line, p.field) for p in problems] == [(line, field)], problems
     assert fragment in problems[0].message
@@ -425,7 +434,8 @@ def test_verdicts_that_would_rest_on_nothing_are_refused(
 def test_explicit_nothing_and_named_failures_load(tmp_path: Path) -> None:
     path = tmp_path / "scenario.yaml"
     path.write_text(
-        "name: s\nload: {users: 1, spawn_rate: 1, mix: {deposits: 1, p2p: 1}}\n" + CUT
+        "name: s\nload: {users: 1, spawn_rate: 1, mix: {deposits: 1, p2p: 1}}\n"
+        + CUT
         + "thresholds: {'deposits.*': {outage: ['error_rate == 0'], "
         "'outage@restored+2s': ['p99 < 1s']}}\n"
         "invariants: none\n"

@@ -1,0 +1,91 @@
+"""The error boundary answers when the service's limit runs out, whatever the use case's
+clean-up still has to do (a rollback through a slow link can outlast the limit itself)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reference_app.boundary import Boundary, request_deadline
+from reference_app.errors import DependencyUnavailable
+from reference_app.faults import FaultSwitches
+
+
+async def test_the_503_comes_before_a_slow_clean_up_ends() -> None:
+    boundary = Boundary("p2p", FaultSwitches(("p2p",)), timeout=0.05, isolate=True)
+    cleaned = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.Event().wait()  # a statement that never returns
+        finally:
+            await asyncio.shield(release.wait())  # the rollback, through a slow link
+            cleaned.set()
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        # a boundary that waited for the clean-up would wait for ever: given up after 5 s
+        await asyncio.wait_for(boundary.call(stuck), timeout=5)
+    assert (raised.value.service, raised.value.code) == ("p2p", "timeout")
+    assert "no answer within 0.05 s" in raised.value.message
+    assert not cleaned.is_set()  # answered while the clean-up was still going on
+    release.set()
+    await asyncio.wait_for(cleaned.wait(), timeout=5)  # and the clean-up still ran
+
+
+async def test_a_timeout_inside_the_limit_is_the_databases() -> None:
+    boundary = Boundary("wallet", FaultSwitches(("wallet",)), timeout=5.0, isolate=True)
+
+    async def driver_gave_up() -> None:
+        raise TimeoutError
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        await boundary.call(driver_gave_up)
+    assert "its database did not answer in time" in raised.value.message
+
+
+async def test_a_cancelled_request_cancels_its_use_case() -> None:
+    boundary = Boundary("swap", FaultSwitches(("swap",)), timeout=5.0, isolate=True)
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def long() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    request = asyncio.ensure_future(boundary.call(long))
+    await started.wait()
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.wait_for(stopped.wait(), timeout=5)
+
+
+async def test_results_and_errors_pass_through() -> None:
+    boundary = Boundary("deposits", FaultSwitches(("deposits",)), timeout=5.0, isolate=True)
+
+    async def value() -> int:
+        return 42
+
+    assert await boundary.call(value) == 42
+
+
+async def test_the_use_cases_of_one_request_share_its_limit() -> None:
+    """Reading an offer and then opening a trade: two use cases, one request, one limit."""
+    boundary = Boundary("p2p", FaultSwitches(("p2p",)), timeout=30.0, isolate=True)
+
+    async def quick() -> str:
+        return "offer"
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    with request_deadline(0.2):
+        assert await boundary.call(quick) == "offer"
+        with pytest.raises(DependencyUnavailable) as raised:
+            await asyncio.wait_for(boundary.call(stuck), timeout=5)
+    limit = float(raised.value.message.removeprefix("p2p: no answer within ").split()[0])
+    assert 0 < limit <= 0.2  # what was left of the request's 0.2 s, not the service's 30 s
