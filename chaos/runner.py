@@ -74,7 +74,7 @@ from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
-from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED
+from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 
@@ -260,6 +260,11 @@ class ScenarioRunner:
                 workers=scenario.load.workers,
                 extra_env={
                     ENV_SEED: str(self.record.seed),
+                    **(
+                        {ENV_THINK_TIME: ",".join(f"{t:g}" for t in scenario.load.think_time)}
+                        if scenario.load.think_time is not None
+                        else {}
+                    ),
                     **({ENV_PAYMENTS_URL: payments_url} if payments_url else {}),
                 },
             )

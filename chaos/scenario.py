@@ -141,6 +141,29 @@ def _duration(value: object) -> float:
     raise ValueError(f"a duration is e.g. 10s, 2m, 1m30s or 500ms, not {value!r}")
 
 
+def _pause(value: object) -> float:
+    """Seconds, as a duration, where 0 (``0s``, ``0``) is allowed."""
+    if isinstance(value, str) and value.strip() in ("0", "0s", "0ms"):
+        return 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return _duration(value)
+
+
+def _think_time(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise ValueError("think_time is one duration or [min, max], e.g. [0s, 300ms]")
+        low, high = _pause(value[0]), _pause(value[1])
+    else:
+        low = high = _pause(value)
+    if low > high:
+        raise ValueError(f"think_time: min {low:g}s is above max {high:g}s")
+    return (low, high)
+
+
 def _threshold(value: object) -> Threshold:
     if not isinstance(value, str):
         raise ValueError(f"a threshold is a string such as 'p99 < 250ms', not {value!r}")  # noqa: TRY004 - pydantic reports ValueError
@@ -365,6 +388,9 @@ class LoadSpec(_Spec):
     mix: dict[str, Annotated[int, Field(strict=True, ge=1)]]
     #: 0: one local Locust process; N: a master and N workers
     workers: StrictInt = Field(default=0, ge=0)
+    #: every user's pause between two tasks, (min, max) seconds, e.g. ``[0s, 300ms]`` or
+    #: ``0s`` (none: as many requests in flight as users); None: each kind's own
+    think_time: Annotated[tuple[float, float] | None, BeforeValidator(_think_time)] = None
 
     @field_validator("mix", mode="before")
     @classmethod

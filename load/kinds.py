@@ -56,6 +56,8 @@ CLIENT_TIMEOUT = 5.0
 ENV_ADMIN_TOKEN = "HARNESS_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_MIX = "HARNESS_MIX"
 ENV_SAMPLES_DIR = "HARNESS_SAMPLES_DIR"
+#: every user's pause between two tasks, ``"min,max"`` seconds (default: each kind's own)
+ENV_THINK_TIME = "HARNESS_THINK_TIME"
 #: the run's seed, recorded with the run
 ENV_SEED = "HARNESS_SEED"
 #: base URL of the payment-provider fake, whose control API depositors pay through (the
@@ -86,3 +88,17 @@ def parse_mix(text: str) -> dict[str, int]:
     if not mix:
         raise ValueError("the mix names no user kind")
     return mix
+
+
+def parse_think_time(text: str) -> tuple[float, float]:
+    """``"0.05,0.3"`` (or one number) -> ``(0.05, 0.3)`` seconds; ValueError says what is wrong."""
+    parts = [part.strip() for part in text.split(",")]
+    if not 1 <= len(parts) <= 2:
+        raise ValueError(f"think time {text!r}: write min,max seconds, e.g. 0,0.3")
+    try:
+        low, high = float(parts[0]), float(parts[-1])
+    except ValueError:
+        raise ValueError(f"think time {text!r}: not a number of seconds") from None
+    if not 0 <= low <= high:
+        raise ValueError(f"think time {text!r}: need 0 <= min <= max")
+    return low, high

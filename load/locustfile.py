@@ -9,6 +9,8 @@ Environment:
 - ``HARNESS_ADMIN_TOKEN``: the app's admin token, for funding (default: the stack's).
 - ``HARNESS_PAYMENTS_URL``: the payment-provider fake, which depositors ask to finish their
   payments (default: the stack's; without one, deposits are never paid).
+- ``HARNESS_THINK_TIME`` (``0,0.3``): every user's pause between two tasks, in seconds,
+  instead of each kind's own (``0``: none, as many requests in flight as users).
 - ``HARNESS_SAMPLES_DIR``: write every request sample and every money-moving request
   (``load/recorder.py``, ``load/operations.py``) there, in every Locust process: local,
   master, worker.
@@ -29,12 +31,12 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from locust import User, events
+from locust import User, between, events
 from locust.env import Environment
 from locust.event import EventHook
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from load.kinds import ENV_MIX, ENV_SAMPLES_DIR, KINDS, parse_mix
+from load.kinds import ENV_MIX, ENV_SAMPLES_DIR, ENV_THINK_TIME, KINDS, parse_mix, parse_think_time
 from load.recorder import Recorder
 from load.users.base import LoadContext, context_of
 from load.users.stack import stack_app
@@ -53,19 +55,37 @@ def mix_from_env() -> dict[str, int]:
         raise SystemExit(f"{ENV_MIX}={text!r}: {exc}") from None
 
 
-def user_classes(mix: dict[str, int]) -> dict[str, type[User]]:
-    """The user class of each kind in the mix, weighted (a subclass: the original is kept)."""
+def think_time_from_env() -> tuple[float, float] | None:
+    """``HARNESS_THINK_TIME`` parsed (None: each kind keeps its own); a bad one stops Locust."""
+    text = os.environ.get(ENV_THINK_TIME, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_think_time(text)
+    except ValueError as exc:
+        raise SystemExit(f"{ENV_THINK_TIME}={text!r}: {exc}") from None
+
+
+def user_classes(
+    mix: dict[str, int], think_time: tuple[float, float] | None = None
+) -> dict[str, type[User]]:
+    """The user class of each kind in the mix, weighted (a subclass: the original is kept),
+    pausing ``think_time`` (min, max seconds) between tasks if given."""
     selected: dict[str, type[User]] = {}
     for kind, weight in mix.items():
         name = KINDS[kind]
         base: type[User] = getattr(import_module(f"load.users.{kind}"), name)
-        selected[name] = type(name, (base,), {"weight": weight, "__module__": __name__,
-                                              "__doc__": base.__doc__})  # fmt: skip
+        attributes: dict[str, Any] = {
+            "weight": weight, "__module__": __name__, "__doc__": base.__doc__,
+        }  # fmt: skip
+        if think_time is not None:
+            attributes["wait_time"] = between(*think_time)
+        selected[name] = type(name, (base,), attributes)
     return selected
 
 
 # Locust runs every non-abstract User class among this module's globals: exactly the mix.
-globals().update(user_classes(mix_from_env()))
+globals().update(user_classes(mix_from_env(), think_time_from_env()))
 
 
 def _on_init(environment: Environment, runner: Runner | None = None, **_: Any) -> None:

@@ -90,7 +90,7 @@ class Boundary:
             ) from exc
         except _Expired as exc:
             raise DependencyUnavailable(
-                f"{self.service}: no answer within {limit:g} s", service=self.service,
+                f"{self.service}: no answer within {limit:.2g} s", service=self.service,
                 code="timeout",
             ) from exc  # fmt: skip
         except TimeoutError as exc:

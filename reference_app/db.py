@@ -61,6 +61,10 @@ class ManagedPool:
     async def open(self) -> None:
         """Create the pool without connecting: a service whose database is down at start
         must not stop the app from starting (it answers 503 until the database is back)."""
+        # Exported from the start, at 0: a counter that appears only once something went
+        # wrong cannot tell "none happened" from "not measured".
+        self._metrics.acquire_timeouts.labels(self.name)
+        self._metrics.dead_connections.labels(self.name)
         self._pool = aiopg.Pool(
             self._dsn,
             minsize=self.settings.min_size,

@@ -50,6 +50,9 @@ async def test_metrics_count_requests_and_show_pools(api: RunningApp) -> None:
         assert metric(text, "db_pool_max_size", service=service) == 10
         assert metric(text, "db_pool_size", service=service) >= 0
         assert metric(text, "db_pool_waiting", service=service) == 0
+        # 0 and present, not absent: "none happened" is measured (the harness judges it)
+        assert metric(text, "db_pool_acquire_timeouts_total", service=service) == 0
+        assert metric(text, "db_pool_dead_connections_total", service=service) == 0
     assert metric(text, "db_pool_size", service="wallet") >= 1
     assert metric(text, "db_pool_in_use", service="wallet") == 0
     assert metric(text, "db_pool_acquire_seconds_count", service="wallet") >= 3

@@ -76,6 +76,8 @@ async def test_workers_share_the_port_faults_and_metrics(
             text = await r.text()
         assert metric(text, "http_requests_total", route="/api/wallet/balances", status="200") == 40
         assert metric(text, "db_pool_max_size", service="wallet") == 10 * WORKERS
+        # counted from the start in every worker, so "no acquire gave up" is a measurement
+        assert metric(text, "db_pool_acquire_timeouts_total", service="wallet") == 0
 
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with http.put(
