@@ -13,7 +13,9 @@ faulted phase, for each service whose requests were seen (in the phase or its ba
   [wallet]``) may fail, but only with structured 503s naming itself or the target.
 - **any other service** must not fail at all in the phase: not one failure, whatever it names.
 
-A database fault has every service as its target. A service that made no request in the
+A database fault has every service as its target: each may fail with a structured 503
+naming any service (the admin's credit names the wallet it went through), never ``app``
+or nobody. A service that made no request in the
 faulted phase although its baseline pace would have made :data:`MIN_EXPECTED` or more cannot
 be judged: that is undefined (the run is invalid), not a pass. ``isolation: false`` on a
 phase turns this off there.
@@ -37,6 +39,7 @@ from chaos.judge.verdicts import ThresholdVerdict
 from chaos.scenario import Scenario
 from load.kinds import service_of
 from load.samples import Sample
+from reference_app.settings import SERVICES
 
 #: a service silent under a fault is undefined if its baseline pace made this many expected
 MIN_EXPECTED = 10.0
@@ -104,7 +107,10 @@ def judge_isolation(
     dependencies = scenario.isolation.dependencies
     verdicts = []
     for service in seen:
-        if targets is None or service in targets:
+        if targets is None:  # the database: every service is a target, whoever is named
+            rule = _Rule(True, frozenset(SERVICES), statuses, bound)
+            role = "the fault's target"
+        elif service in targets:
             rule = _Rule(
                 True, frozenset({service, *dependencies.get(service, ())}), statuses, bound
             )
@@ -125,7 +131,7 @@ def _verdict(
 ) -> ThresholdVerdict:
     group = f"service {service}"
     if rule.may_fail:
-        names = "/".join(sorted(rule.names))
+        names = "a service" if rule.names == frozenset(SERVICES) else "/".join(sorted(rule.names))
         statuses = "/".join(str(s) for s in sorted(rule.statuses))
         expression = f"isolation: fails only with structured {statuses} naming {names}"
         if rule.bound is not None:

@@ -42,7 +42,12 @@ async def run_short(name: str, variant: str) -> RunRecord:
     return await run_scenario(scenario, settings)
 
 
-@pytest.mark.parametrize("name", ISOLATION)
+#: the database faults: every service is their target, and "serves again within 2 s" is
+#: judged as a window of the faulted phase
+DATABASE = ["postgres-restart-immediate", "postgres-crash"]
+
+
+@pytest.mark.parametrize("name", ISOLATION + DATABASE)
 async def test_isolated_design_passes(name: str) -> None:
     record = await run_short(name, "isolated")
     assert record.outcome.exit_code() == EXIT_PASS, describe(record)
@@ -79,3 +84,19 @@ async def test_a_payment_finished_after_its_deposit_expired_fails_reconciliation
     assert reconciled.counts["credited"] >= 1  # payments made in time were credited
     assert results["ledger_balanced"].passed
     assert record.operations["acknowledged"] > 0
+
+
+async def test_120_depositors_keep_100_requests_in_flight_without_an_acquire_timeout() -> None:
+    """The source document's 100 concurrent requests without pool exhaustion: measured on
+    the client (requests in flight at once) and on the server (acquires that gave up)."""
+    scenario = load_scenario(ROOT / "scenarios" / "depositors-120-pool-bounded.yaml")
+    timeline = tuple(p.model_copy(update={"duration": 8.0}) for p in scenario.timeline)
+    record = await run_scenario(
+        scenario.model_copy(update={"timeline": timeline}),
+        Settings.from_env({}).with_overrides(app_workers=1),
+    )
+    assert record.outcome.exit_code() == EXIT_PASS, describe(record)
+    measured = {t.expression: t.measured for t in record.outcome.thresholds}
+    assert measured["in_flight_max >= 100"] is not None
+    assert measured["in_flight_max >= 100"] >= 100
+    assert measured["acquire_timeouts == 0"] == 0

@@ -396,3 +396,34 @@ def test_a_failure_never_lands_silently_in_another_phase() -> None:
     [unjudged] = [t for t in outcome.thresholds if t.source == "unjudged"]
     assert (unjudged.group, unjudged.phase) == ("swap.quote", "recovery")
     assert "no threshold judges swap.quote" in unjudged.reason
+
+
+def test_under_a_database_fault_every_service_is_a_target() -> None:
+    """Each may fail with its structured 503 naming any service (the admin's credit goes
+    through the wallet), never in the name of the app or of nobody."""
+    story = scenario(
+        load={"users": 40, "spawn_rate": 40, "mix": {"deposits": 6, "wallet": 2}},
+        timeline=[
+            {"phase": "baseline", "duration": 10},
+            {"phase": "restart", "duration": 10, "faults": [{"type": "db_restart"}]},
+        ],
+        thresholds={"deposits.*": {"baseline": ["error_rate == 0"]}},
+    )
+    phases = phases_of(story)
+    phases[1].faults[0].evidence = {"postmaster_start_before": "a", "postmaster_start_after": "b"}
+    samples = healthy(0, 20) + traffic("admin.credit", 0, 20, rate=2.0)
+
+    def down(name: str, service: str | None, status: int = 503) -> Sample:
+        return Sample(
+            10.5, name, 5.0, status, True, "database_unavailable", service, service is not None
+        )
+
+    through_wallet = down("admin.credit", "wallet")
+    outcome = judge(
+        evidence(story, [*samples, through_wallet, down("deposits.create", "deposits")], phases)
+    )
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    anonymous = Sample(10.5, "deposits.create", 5.0, 500, True)  # a bare 500
+    outcome = judge(evidence(story, [*samples, through_wallet, anonymous], phases))
+    assert outcome.exit_code() == EXIT_THRESHOLD
+    assert "http:500 (unstructured)" in isolation(outcome, "deposits", "restart")[0]
