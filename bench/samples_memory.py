@@ -25,7 +25,11 @@ sys.path.insert(0, str(ROOT))
 from load.samples import read_samples, sample_line  # noqa: E402
 
 NAMES = ["deposits.create", "deposits.get", "wallet.balances", "p2p.trade_open", "swap.quote"]
-ERRORS = [(200, None, None)] * 18 + [(503, "pool_timeout", "p2p"), (0, "ConnectionError", None)]
+#: (status, error code, error service, structured, transport error), as a run has them
+ERRORS = [(200, None, None, False, None)] * 18 + [
+    (503, "pool_timeout", "p2p", True, None),
+    (0, None, None, False, "timeout"),
+]
 
 
 def main() -> int:
@@ -38,10 +42,10 @@ def main() -> int:
         with (folder / "samples-1.jsonl").open("w") as handle:
             start = 1_764_356_000.0
             for n in range(args.samples):
-                status, code, service = rng.choice(ERRORS)
+                status, code, service, structured, transport = rng.choice(ERRORS)
                 handle.write(sample_line(start + n / 10_000, rng.choice(NAMES),
                                          rng.uniform(1, 200), status, status != 200, code,
-                                         service))  # fmt: skip
+                                         service, structured, transport))  # fmt: skip
         on_disk = (folder / "samples-1.jsonl").stat().st_size / args.samples
         tracemalloc.start()
         samples = read_samples(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -57,7 +58,20 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
     case = ET.parse(junit).getroot().find(".//testcase")
     assert case is not None
     assert case.get("name") == "tiny-gate[isolated]"
-    assert (reports / "tiny-gate-isolated" / "journal.json").exists()
+    journal = json.loads((reports / "tiny-gate-isolated" / "journal.json").read_text())
+    # the journal carries the blast radius, the fault's timings and the oracle's counts
+    [row] = journal["blast_radius"]
+    assert row["targets"] == ["p2p"]
+    assert row["cells"]["p2p"]["named"] == ["p2p"]
+    assert not row["cells"]["deposits"]["hit"]
+    [fault] = journal["faults"]
+    assert fault["effective"]
+    assert fault["applied_at"] <= fault["effect_seen_at"] <= fault["reverted_at"]
+    invariants = {i["name"]: i for i in journal["verdicts"]["invariants"]}
+    counts = invariants["no_operation_lost"]["counts"]
+    assert counts["checked"] > 0
+    assert {"lost", "unexpected", "duplicated", "indeterminate"} <= set(counts)
+    assert journal["limits"]["client_timeout"] > journal["limits"]["service_timeout"]
 
     failed = pytest_run(str(gate), "--scenario-variant=legacy", f"--scenario-reports={reports}")
     assert failed.returncode == 1, failed.stdout + failed.stderr

@@ -7,6 +7,7 @@ this process: every run, and every look at the locustfile's classes, is a subpro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -35,6 +36,7 @@ from load.kinds import (
     ENV_MIX,
     ENV_PAYMENTS_URL,
     ENV_SAMPLES_DIR,
+    ENV_THINK_TIME,
     KINDS,
     requests_of,
 )
@@ -54,7 +56,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
 NAME = re.compile(r"^[a-z0-9]+\.[a-z0-9_]+$")
 #: the variables a run sets itself; anything inherited would change what it tests
-OWN_VARIABLES = (ENV_ADMIN_TOKEN, ENV_MIX, ENV_PAYMENTS_URL, ENV_SAMPLES_DIR, ENV_STATE_DIR)
+OWN_VARIABLES = (
+    ENV_ADMIN_TOKEN, ENV_MIX, ENV_PAYMENTS_URL, ENV_SAMPLES_DIR, ENV_STATE_DIR, ENV_THINK_TIME,
+)  # fmt: skip
 
 
 @dataclass
@@ -291,6 +295,20 @@ async def test_plain_locust_opens_its_web_ui_against_the_stack(
     assert process.returncode in (0, -signal.SIGTERM), stderr.decode(errors="replace")
 
 
+@contextlib.asynccontextmanager
+async def serving(server: web.Application) -> AsyncIterator[str]:
+    """``server`` on a free loopback port for the block; its URL."""
+    runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 async def answer(
     http: aiohttp.ClientSession, url: str, done: Callable[[int, str], bool]
 ) -> str | None:
@@ -319,18 +337,11 @@ async def test_users_never_send_cookies_back(tmp_path: Path) -> None:
 
     server = web.Application()
     server.router.add_get("/health/live", live)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serving(server) as url:
         run = await run_locust(
-            tmp_path, "-H", f"http://127.0.0.1:{port}", users=2, run_time="2s",
+            tmp_path, "-H", url, users=2, run_time="2s",
             env={ENV_MIX: "health"},
         )  # fmt: skip
-    finally:
-        await runner.cleanup()
     assert_clean(run)
     assert len(run.samples) > 50  # each answer set a cookie: a jar would have sent it
     assert cookies_sent == []
@@ -383,6 +394,23 @@ def test_the_mix_decides_which_classes_locust_runs(
     returncode, found, stderr = locust_classes({ENV_MIX: mix} if mix else {})
     assert returncode == 0, stderr
     assert found == classes
+
+
+def test_the_think_time_replaces_every_kinds_own() -> None:
+    pauses = "{n: [c.wait_time(c) for _ in range(20)] for n, c in classes.items()}"
+    env = {ENV_MIX: "deposits,admin"}
+    returncode, found, stderr = probe_locustfile({**env, ENV_THINK_TIME: "0"}, pauses)
+    assert returncode == 0, stderr
+    assert found == {"DepositorUser": [0.0] * 20, "AdminUser": [0.0] * 20}
+    returncode, found, stderr = probe_locustfile({**env, ENV_THINK_TIME: "2,3"}, pauses)
+    assert returncode == 0, stderr
+    assert all(2.0 <= pause <= 3.0 for kind in found.values() for pause in kind)
+    returncode, found, stderr = probe_locustfile(env, pauses)  # each kind's own
+    assert returncode == 0, stderr
+    assert max(found["DepositorUser"]) <= 0.3 < min(found["AdminUser"]) + 0.1
+    returncode, _, stderr = probe_locustfile({**env, ENV_THINK_TIME: "soon"}, pauses)
+    assert returncode != 0
+    assert "HARNESS_THINK_TIME='soon'" in stderr
 
 
 def test_a_bad_mix_stops_locust_with_the_reason() -> None:
@@ -471,18 +499,11 @@ async def test_a_2xx_without_a_documented_field_is_a_failure_and_indeterminate(
     server.router.add_post("/api/wallet/withdraw", moved)
     server.router.add_get("/api/wallet/balances", balances)
     server.router.add_get("/api/wallet/transactions", balances)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serving(server) as url:
         run = await run_locust(
-            tmp_path, "-H", f"http://127.0.0.1:{port}", users=2, run_time="3s",
+            tmp_path, "-H", url, users=2, run_time="3s",
             env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "wallet"},
         )  # fmt: skip
-    finally:
-        await runner.cleanup()
     assert run.returncode == 1, run.output  # Locust's own code when requests failed
     money = [s for s in run.samples if s.name in ("admin.credit", "wallet.withdraw")]
     assert {s.name for s in money} == {"admin.credit", "wallet.withdraw"}
@@ -520,18 +541,11 @@ async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) 
 
     server = web.Application()
     server.router.add_get("/health/live", live)
-    runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serving(server) as url:
         run = await run_locust(
-            tmp_path, "-H", f"http://127.0.0.1:{port}", users=3,
+            tmp_path, "-H", url, users=3,
             run_time=f"{CLIENT_TIMEOUT + 3:g}s", env={ENV_MIX: "health"},
         )  # fmt: skip
-    finally:
-        await runner.cleanup()
     kinds = {
         (s.status, s.error_code, s.error_service, s.structured, s.transport_error)
         for s in run.samples

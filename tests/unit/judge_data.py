@@ -92,6 +92,21 @@ def p2p_failing(start: float, end: float, **fields: Any) -> list[Sample]:
     return traffic("p2p.trade_open", start, end, **shape)
 
 
+def unavailable(name: str, start: float, end: float, service: str) -> list[Sample]:
+    """Requests to ``name`` answered fast with ``service``'s own structured 503."""
+    return traffic(
+        name,
+        start,
+        end,
+        status=503,
+        failed=True,
+        latency=5.0,
+        error_code="database_unavailable",
+        error_service=service,
+        structured=True,
+    )
+
+
 def healthy(start: float = 0.0, end: float = 30.0) -> list[Sample]:
     """Every group of the mix serving, all along."""
     names = ["deposits.create", "deposits.get", "wallet.balances", "swap.quote"]

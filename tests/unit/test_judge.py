@@ -14,6 +14,7 @@ from tests.unit.judge_data import (
     phases_of,
     scenario,
     traffic,
+    unavailable,
 )
 
 
@@ -121,29 +122,9 @@ def test_declared_dependencies_may_fail_naming_their_dependency() -> None:
     ]
     samples = [s for s in healthy() if not s.name.startswith("wallet")]
     samples += traffic("wallet.balances", 0, 10) + traffic("wallet.balances", 20, 30)
-    samples += traffic(
-        "wallet.balances",
-        10,
-        20,
-        status=503,
-        failed=True,
-        latency=5.0,
-        error_code="database_unavailable",
-        error_service="wallet",
-        structured=True,
-    )
+    samples += unavailable("wallet.balances", 10, 20, "wallet")
     samples = [s for s in samples if not (s.name == "swap.quote" and 10 <= s.start < 20)]
-    samples += traffic(
-        "swap.quote",
-        10,
-        20,
-        status=503,
-        failed=True,
-        latency=5.0,
-        error_code="database_unavailable",
-        error_service="wallet",
-        structured=True,
-    )
+    samples += unavailable("swap.quote", 10, 20, "wallet")
     samples += traffic("p2p.trade_open", 0, 30)
     undeclared = scenario(timeline=wallet_cut)
     outcome = judge(evidence(undeclared, samples))
@@ -359,17 +340,7 @@ def test_a_failure_never_lands_silently_in_another_phase() -> None:
     )
     samples = healthy(0, 40)
     samples = [s for s in samples if not (s.name == "swap.quote" and 20 <= s.start < 30)]
-    samples += traffic(
-        "swap.quote",
-        20,
-        30,
-        status=503,
-        failed=True,
-        latency=5.0,
-        error_code="database_unavailable",
-        error_service="swap",
-        structured=True,
-    )
+    samples += unavailable("swap.quote", 20, 30, "swap")
     samples += traffic("p2p.trade_open", 0, 10) + traffic("p2p.trade_open", 30, 40)
     samples += p2p_failing(10, 20)
     samples += p2p_failing(

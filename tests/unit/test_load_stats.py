@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from load.kinds import parse_mix
+from load.kinds import parse_mix, parse_think_time
 from load.runner import LoadError, LoadPlan, parse_duration
 from load.samples import Sample, SampleCounter, read_samples
 from load.stats import Window, by_group, group_stats, in_window, matching
@@ -168,3 +168,11 @@ def test_the_sample_counter_counts_complete_lines_as_the_files_grow(tmp_path: Pa
     assert counter.update() == 7
     assert counter.update() == 7  # nothing new
     assert counter.update() == len(read_samples(tmp_path))
+
+
+def test_think_time_parsing() -> None:
+    assert parse_think_time("0") == (0.0, 0.0)
+    assert parse_think_time("0.05, 0.3") == (0.05, 0.3)
+    for bad in ("", "a", "1,0", "-1", "1,2,3"):
+        with pytest.raises(ValueError, match="think time"):
+            parse_think_time(bad)

@@ -451,3 +451,33 @@ def test_explicit_nothing_and_named_failures_load(tmp_path: Path) -> None:
         "threshold deposits.* / outage: error_rate == 0",
         "isolation of p2p in outage",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0s", (0.0, 0.0)), ("[0s, 300ms]", (0.0, 0.3)), ("[0.05, 0.3]", (0.05, 0.3)),
+     ("2s", (2.0, 2.0))],
+)  # fmt: skip
+def test_think_time(tmp_path: Path, value: str, expected: tuple[float, float]) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}, think_time: {value}}}\n"
+        "timeline: [{phase: a, duration: 1}]\nthresholds: none\n"
+    )
+    assert load_scenario(path).load.think_time == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("[1s, 0s]", "min 1s is above max 0s"), ("[0s, 1s, 2s]", "one duration or [min, max]"),
+     ("-1s", "must be positive")],
+)  # fmt: skip
+def test_malformed_think_time(tmp_path: Path, value: str, fragment: str) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        f"name: s\nload: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}, think_time: {value}}}\n"
+        "timeline: [{phase: a, duration: 1}]\nthresholds: none\n"
+    )
+    problems = validate_files([path])
+    assert [(p.line, p.field) for p in problems] == [(2, "load.think_time")], problems
+    assert fragment in problems[0].message
