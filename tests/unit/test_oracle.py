@@ -3,10 +3,14 @@ provider's book against the ledger. Each broken history is caught, naming the id
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
+from chaos.errors import EXIT_INVALID
+from chaos.invariants import InvariantResult
+from chaos.judge.judgement import judge
 from chaos.judge.oracle import (
     DepositCredit,
     ProviderPayment,
@@ -24,6 +28,7 @@ from load.operations import (
     Outcome,
     outcome_of,
 )
+from tests.unit.judge_data import correct_run
 
 USER = "0b6f3c1e-0000-4000-8000-000000000001"
 OTHER = "0b6f3c1e-0000-4000-8000-000000000002"
@@ -163,10 +168,20 @@ def test_identities_compare_ids_in_any_case_and_amounts_as_decimals() -> None:
     assert not judge_operations([sent], [other_key]).passed  # keys are exact
 
 
-def test_no_record_at_all_is_not_a_pass() -> None:
+def test_no_record_at_all_checks_nothing_and_the_run_is_invalid() -> None:
     verdict = judge_operations([], [])
-    assert not verdict.passed
-    assert "no money-moving request was recorded" in verdict.violations[0]
+    assert verdict.counts["checked"] == 0
+    result = InvariantResult("no_operation_lost", verdict.passed, verdict.counts["checked"],
+                             verdict.violations, verdict.counts)  # fmt: skip
+    outcome = judge(replace(correct_run(), invariants=[result]))
+    assert outcome.exit_code() == EXIT_INVALID
+    assert "invalid: invariant no_operation_lost checked enough: 0 checked (at least 1 needed)" in (
+        outcome.reasons()
+    )
+    # something stored that no record explains is still a violation
+    stored = StoredOperation("deposit.create", "deposit D", {"key": "k", "user_id": "u",
+                             "currency": "BTC", "amount": "1"})  # fmt: skip
+    assert not judge_operations([], [stored]).passed
 
 
 def test_every_kind_names_its_identity_among_its_fields() -> None:
