@@ -37,7 +37,7 @@ from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from chaos.judge.windows import Window, assign, select
 from chaos.scenario import Scenario
 from chaos.thresholds import evaluate
-from load.kinds import requests_of
+from load.kinds import requests_of, service_of
 from load.samples import Sample
 from load.stats import by_group
 
@@ -335,7 +335,7 @@ def _effect_seen(
         s.end
         for s in samples
         if s.start >= fault.applied_at
-        and (fault.target is None or by_service([s]).get(fault.target))
+        and (fault.target is None or service_of(s.name) == fault.target)
         and (s.failed or s.latency_ms > slowest)
     ]
     return min(hurt, default=None)
