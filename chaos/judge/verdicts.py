@@ -2,10 +2,12 @@
 
 Exit codes (DESIGN §4): 0 pass · 1 threshold breached · 2 invariant violated · 3 invalid run
 · 4 harness or infrastructure error. Money comes first: a violated invariant is reported as 2
-even when the run is also invalid or breached a threshold. A check that could not be judged
-(no samples, an invariant that checked too little, a fault with no effect) makes the run
-invalid: silence is never a pass, and never a plain breach either. Too few samples only
-invalidate a pass: a breach found with enough evidence elsewhere stands.
+even when the run is also invalid or breached a threshold. A run whose evidence cannot be
+trusted at all (a fault with no effect, an invariant that checked too little, a saturated
+load generator) is invalid whatever else it found. A check that could not be judged (a
+verdict with no sample to rest on, too few samples under a pass) makes a pass impossible:
+the run is invalid, unless a breach proven elsewhere fails it anyway. Silence is never a
+pass, and never a breach of its own.
 """
 
 from __future__ import annotations
@@ -79,10 +81,15 @@ class Outcome:
     analysis: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def invalid(self) -> bool:
-        """A reason the run cannot be trusted, whatever it found."""
-        return any(not v.passed for v in self.validity if not v.guards_pass_only) or any(
-            not t.defined for t in self.thresholds
+    def untrusted(self) -> bool:
+        """A reason nothing the run found can be trusted (a fault without effect…)."""
+        return any(not v.passed for v in self.validity if not v.guards_pass_only)
+
+    @property
+    def unproven(self) -> bool:
+        """A reason a pass cannot be trusted: a verdict without samples, too few samples."""
+        return any(not t.defined for t in self.thresholds) or any(
+            not v.passed for v in self.validity if v.guards_pass_only
         )
 
     @property
@@ -92,11 +99,11 @@ class Outcome:
             return EXIT_HARNESS_ERROR
         if any(not i.passed for i in self.invariants):
             return EXIT_INVARIANT
-        if self.invalid:
+        if self.untrusted:
             return EXIT_INVALID
         if any(t.breached for t in self.thresholds):
             return EXIT_THRESHOLD
-        if any(not v.passed for v in self.validity):
+        if self.unproven:
             return EXIT_INVALID
         return EXIT_PASS
 
@@ -109,16 +116,14 @@ class Outcome:
         a breach (1). Harness errors (4) and invalid runs (3) stay what they are.
         """
         code = self.raw_code
-        if not self.expectations or code in (EXIT_INVALID, EXIT_HARNESS_ERROR):
+        if not self.expectations or code == EXIT_HARNESS_ERROR or self.untrusted:
             return code
-        if self.invalid:
-            return EXIT_INVALID
         if any(not e.happened for e in self.expectations):
             return EXIT_THRESHOLD
         expected_invariants = {e.invariant for e in self.expectations if e.invariant}
         if any(not i.passed and i.name not in expected_invariants for i in self.invariants):
             return EXIT_INVARIANT
-        return EXIT_PASS
+        return EXIT_INVALID if self.unproven else EXIT_PASS
 
     def label(self) -> str:
         code = self.exit_code()

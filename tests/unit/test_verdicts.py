@@ -44,9 +44,11 @@ def test_invalid_runs() -> None:
 
 def test_silence_is_invalid_never_a_pass_nor_a_breach() -> None:
     assert code(thresholds=[OK, SILENT]) == 3
-    assert code(thresholds=[BREACH, SILENT]) == 3
     assert not SILENT.breached
     assert Outcome(thresholds=[SILENT]).label() == "INVALID"
+    # silence cannot prove a pass; a breach proven elsewhere still fails the run
+    assert code(thresholds=[BREACH, SILENT]) == 1
+    assert code(thresholds=[BREACH, SILENT], validity=[NO_EFFECT]) == 3
 
 
 def test_harness_error_is_4() -> None:
@@ -59,9 +61,10 @@ def test_named_expected_failures() -> None:
     # what was named did not fail: a failure of the gate, whatever else failed
     assert code(thresholds=[OK], expectations=[NOT_SEEN]) == 1
     assert code(thresholds=[BREACH], expectations=[SEEN, NOT_SEEN]) == 1
-    # an invalid run proves nothing, expected failure or not
-    assert code(thresholds=[BREACH, SILENT], expectations=[SEEN]) == 3
+    # an invalid run proves nothing, expected failure or not; nor does a pass on silence
     assert code(thresholds=[BREACH], validity=[NO_EFFECT], expectations=[SEEN]) == 3
+    assert code(thresholds=[BREACH, SILENT], expectations=[SEEN]) == 3
+    assert code(thresholds=[BREACH], validity=[FEW], expectations=[SEEN]) == 3
     # a known money bug passes; another invariant violated beside it does not
     assert code(invariants=[UNPAID], expectations=[SEEN_UNPAID]) == 0
     assert code(invariants=[UNPAID, LOST], expectations=[SEEN_UNPAID]) == 2
