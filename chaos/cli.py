@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -318,6 +320,15 @@ def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
+def _keep_traceback() -> str:
+    """Write the exception being handled to a file; its path."""
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="harness-crash-", suffix=".log", delete=False
+    ) as handle:
+        traceback.print_exc(file=handle)
+        return handle.name
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``harness`` console script."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -343,4 +354,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.exceptions.Abort:
         _err.print("harness: interrupted", markup=False)
         sys.exit(130)
+    except Exception as exc:  # a bug of the harness: one line and exit 4, never a verdict
+        _err.print(
+            f"harness: error: the harness crashed: {type(exc).__name__}: {exc} — a bug: "
+            f"please report it with its traceback, kept in {_keep_traceback()}",
+            soft_wrap=True,
+            markup=False,
+        )
+        sys.exit(EXIT_HARNESS_ERROR)
     sys.exit(0)

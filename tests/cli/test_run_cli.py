@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos import cli, scenario_command
+from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.process import ProcessRecord, children_of
 from chaos.state import StackState
 from tests.plugins.pg_cluster import cluster_folder
@@ -141,3 +143,23 @@ def test_suite_refuses_to_start_when_one_file_is_malformed(tmp_path: Path) -> No
     assert result.returncode == 4
     assert "unknown_link.yaml:10" in result.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_crash_of_the_harness_is_one_line_and_exit_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A bug of the harness is never a verdict (exit 1): one line, exit 4, and the
+    traceback kept for the report."""
+
+    def broken(*_: object) -> list[object]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scenario_command, "validate_files", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["validate", str(tmp_path / "any.yaml")])
+    assert exited.value.code == EXIT_HARNESS_ERROR
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("harness: error: the harness crashed: RuntimeError: boom")
+    kept = Path(line.rsplit(" ", 1)[-1])
+    assert "RuntimeError: boom" in kept.read_text()
+    kept.unlink()
