@@ -86,7 +86,7 @@ def group_stats(name: str, samples: Sequence[Sample], seconds: float) -> GroupSt
     latencies = np.fromiter((s.latency_ms for s in samples), dtype=np.float64, count=len(samples))
     p50, p90, p95, p99 = (float(v) for v in np.percentile(latencies, PERCENTILES))
     failed = [s for s in samples if not s.ok]
-    errors = Counter(_error_key(s) for s in failed)
+    errors = Counter(error_key(s) for s in failed)
     unstructured = sum(1 for s in failed if s.status >= 500 and not s.structured)
     return GroupStats(
         name=name,
@@ -113,7 +113,8 @@ def by_group(samples: Sequence[Sample], seconds: float) -> dict[str, GroupStats]
     return result
 
 
-def _error_key(sample: Sample) -> str:
+def error_key(sample: Sample) -> str:
+    """How a failure is named in reports: ``service:code``, ``http:500``, or the transport."""
     if sample.error_code is not None:
         service = sample.error_service or "?"
         return f"{service}:{sample.error_code}"

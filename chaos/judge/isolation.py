@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from chaos.judge.evidence import FaultRecord, Limits, PhaseRecord
-from chaos.judge.metrics import error_key
 from chaos.judge.verdicts import ThresholdVerdict
 from chaos.scenario import Scenario
 from load.kinds import service_of
 from load.samples import Sample
+from load.stats import error_key
 from reference_app.settings import SERVICES
 
 #: a service silent under a fault is undefined if its baseline pace made this many expected
@@ -240,8 +240,3 @@ def _p99(samples: Sequence[Sample]) -> float | None:
     if not samples:
         return None
     return float(np.percentile([s.latency_ms for s in samples], 99))
-
-
-def hit_services(radius: Mapping[str, Any]) -> list[str]:
-    """The services outside the fault's target that it hit."""
-    return [name for name, cell in radius["cells"].items() if cell["hit"]]

@@ -10,14 +10,13 @@ taken during the window, and are NaN without any.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from chaos.judge.evidence import ServerSample
-from chaos.thresholds import METRICS, Measured, metric_argument, metric_kind
+from chaos.thresholds import METRICS, SERVER_METRICS, Measured, metric_argument, metric_kind
 from load.kinds import service_of
 from load.samples import Sample
 
@@ -36,15 +35,6 @@ def in_flight_max(samples: Sequence[Sample]) -> int:
         running += step
         most = max(most, running)
     return most
-
-
-def error_key(sample: Sample) -> str:
-    """How a failure is named in reports: ``service:code``, ``http:500``, or the transport."""
-    if sample.error_code is not None:
-        return f"{sample.error_service or '?'}:{sample.error_code}"
-    if sample.transport_error is not None:
-        return f"client:{sample.transport_error}"
-    return f"http:{sample.status}"
 
 
 class GroupWindow(Mapping[str, Measured]):
@@ -91,19 +81,10 @@ class GroupWindow(Mapping[str, Measured]):
     def count(self) -> int:
         return len(self.samples)
 
-    def errors(self) -> dict[str, int]:
-        """Failures by ``service:code`` (or status / transport), most frequent first."""
-        return dict(Counter(error_key(s) for s in self.failed).most_common())
-
-    def named(self) -> list[str]:
-        """The services the failures name, most frequent first."""
-        counts = Counter(s.error_service for s in self.failed if s.error_service)
-        return [name for name, _ in counts.most_common()]
-
     # -- measuring --------------------------------------------------------------------------
 
     def _measure(self, metric: str) -> Measured:
-        if metric in {"pool_in_use_max", "pool_waiting_max", "acquire_timeouts"}:
+        if metric in SERVER_METRICS:
             return self._server(metric)
         if not self.samples:
             return NAN

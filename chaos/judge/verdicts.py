@@ -12,7 +12,6 @@ pass, and never a breach of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -171,7 +170,3 @@ class ExpectationResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def failed(items: Sequence[ThresholdVerdict | ValidityCheck | InvariantResult]) -> int:
-    return sum(1 for item in items if not item.passed)
