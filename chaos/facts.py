@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from chaos import postgres
 from chaos.errors import ComponentError
 from chaos.judge.oracle import (
     FINISHED,
@@ -50,6 +51,16 @@ def database_now(cur: Any) -> datetime:
     cur.execute("SELECT now()")
     now: datetime = cur.fetchone()[0]
     return now
+
+
+def database_now_at(dsn: str) -> datetime:
+    """:func:`database_now` on a connection of its own to ``dsn``."""
+    conn = postgres.connect(dsn, timeout=5)
+    try:
+        with conn.cursor() as cur:
+            return database_now(cur)
+    finally:
+        conn.close()
 
 
 def _rows(cur: Any, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

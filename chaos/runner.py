@@ -35,7 +35,7 @@ import aiohttp
 
 from chaos import postgres
 from chaos.errors import ConfigError, HarnessError
-from chaos.facts import database_now, provider_book, redeliver_ipns
+from chaos.facts import database_now_at, provider_book, redeliver_ipns
 from chaos.faults import (
     DbCrash,
     DbRestart,
@@ -248,7 +248,7 @@ class ScenarioRunner:
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
             exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
             # The database's own clock: what is stored from now on is the run's.
-            since = await asyncio.to_thread(_database_now, exchange)
+            since = await asyncio.to_thread(database_now_at, exchange)
             payments_url = ctx.fake_urls.get("payments")
             plan = LoadPlan(
                 host=state.app.url,
@@ -567,15 +567,6 @@ def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:
             return found
     except Exception as exc:
         raise HarnessError(f"sampling pg_stat_activity: {exc}") from exc
-    finally:
-        conn.close()
-
-
-def _database_now(admin_dsn: str) -> datetime:
-    conn = postgres.connect(admin_dsn, timeout=5)
-    try:
-        with conn.cursor() as cur:
-            return database_now(cur)
     finally:
         conn.close()
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chaos import postgres
-from chaos.facts import database_now, provider_book, redeliver_ipns, stored_operations
+from chaos.facts import database_now_at, provider_book, redeliver_ipns, stored_operations
 from chaos.invariants import InvariantResult, check_database
 from load.operations import (
     ACKNOWLEDGED,
@@ -33,15 +33,6 @@ from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
 
 MONEY = ["no_operation_lost", "provider_reconciled"]
-
-
-def since_now(dsn: str) -> datetime:
-    conn = postgres.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            return database_now(cur)
-    finally:
-        conn.close()
 
 
 def sql(dsn: str, statement: str, params: tuple[Any, ...] = ()) -> None:
@@ -209,7 +200,7 @@ async def every_kind(client: Client) -> dict[str, Any]:
 async def test_the_facts_are_what_the_app_stored_and_a_correct_run_passes(
     client: Client, app_database: str
 ) -> None:
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     await every_kind(client)
     conn = postgres.connect(app_database)
     try:
@@ -239,7 +230,7 @@ async def test_the_facts_are_what_the_app_stored_and_a_correct_run_passes(
 async def test_an_acknowledged_deposit_altered_or_deleted_is_lost(
     client: Client, app_database: str
 ) -> None:
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     user, token = await client.sign_up({})
     altered = await client.deposit(user, token, "0.04")
     deleted = await client.deposit(user, token, "0.05")
@@ -256,7 +247,7 @@ async def test_an_acknowledged_deposit_altered_or_deleted_is_lost(
 async def test_a_build_that_applies_a_withdrawal_twice_fails(
     client: Client, app: RunningApp, app_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     user, token = await client.sign_up({"USDT": "10"})
     wallet: WalletService = app.app[WALLET]
     debit: Callable[..., Awaitable[Any]] = wallet.debit
@@ -288,7 +279,7 @@ async def test_a_payment_finished_after_the_app_expired_its_deposit_is_never_cre
     IPNs (answering 200): the provider's book shows money the ledger never got."""
     app = await start_app(deposit_expiry_seconds=0.2, expire_deposits_every=0.1)
     client = Client(app, payments_fake)
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     user, token = await client.sign_up({})
     deposit = await client.deposit(user, token, "0.01")
 
@@ -318,7 +309,7 @@ async def test_a_payment_finished_after_the_app_expired_its_deposit_is_never_cre
 async def test_a_deposit_credit_without_a_finished_payment_fails(
     client: Client, app: RunningApp, app_database: str
 ) -> None:
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     user, token = await client.sign_up({})
     deposit = await client.deposit(user, token, "0.01")
     # A broken build credits a deposit the provider never reported paid.
@@ -341,7 +332,7 @@ async def test_an_ipn_refused_during_a_fault_is_resent_and_then_reconciles(
 ) -> None:
     """The runner resends, as the real provider would, each finished payment's IPN that the
     app could not take; the payment is then credited once and the books agree."""
-    since = since_now(app_database)
+    since = database_now_at(app_database)
     user, token = await client.sign_up({})
     deposit = await client.deposit(user, token, "0.06")
     status, _ = await app.call("PUT", "/api/_faults/deposits", token=ADMIN_TOKEN,

@@ -17,7 +17,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaos import postgres
-from chaos.facts import database_now, provider_book
+from chaos.facts import database_now_at, provider_book
 from chaos.invariants import check_database
 from chaos.ports import free_port
 from load.kinds import (
@@ -132,15 +130,6 @@ async def app(start_app: StartApp, prices_url: str) -> RunningApp:
     return await start_app(prices_url=prices_url, quote_ttl_seconds=0.3)
 
 
-def database_time(dsn: str) -> datetime:
-    conn = postgres.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            return database_now(cur)
-    finally:
-        conn.close()
-
-
 def app_url(app: RunningApp) -> str:
     return app.url("/").rstrip("/")
 
@@ -159,7 +148,7 @@ def assert_clean(run: LocustRun) -> None:
 async def test_every_kind_of_user_against_the_app(
     app: RunningApp, payments_fake: PaymentsFake, app_database: str, tmp_path: Path
 ) -> None:
-    since = await asyncio.to_thread(database_time, app_database)
+    since = await asyncio.to_thread(database_now_at, app_database)
     run = await run_locust(
         tmp_path, "-H", app_url(app), users=10, run_time="5s",
         env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_PAYMENTS_URL: payments_fake.url,
