@@ -32,8 +32,10 @@ The contract every fault keeps:
 **Legacy design.** In the legacy design every service's database traffic goes through the
 one shared pool and its link, ``pg_shared``; the per-service links carry nothing. So with
 ``ctx.variant == "legacy"`` a link fault (:class:`Toxic`, :class:`LinkDown`) on
-``pg_<service>`` acts on ``pg_shared`` (see :func:`effective_link`), and ``describe(ctx)``
-says so. Links to the provider fakes are the same in both designs.
+``pg_<service>`` is refused (:func:`checked_link`, :class:`~chaos.errors.ConfigError`): it
+would do nothing, and moved to ``pg_shared`` it would cut every service, which proves
+nothing about isolation. ``pg_shared`` itself may be faulted: every service is its target.
+Links to the provider fakes are the same in both designs.
 
 :func:`residue` is the runner's "nothing left behind" check: every toxic, disabled proxy,
 broken service, misbehaving fake or stopped database it finds, whoever left it.
@@ -62,7 +64,7 @@ from chaos.errors import (
     ToxicNotFound,
     ToxiproxyError,
 )
-from chaos.links import LINK_NAMES, link_named
+from chaos.links import LINK_NAMES, SHARED_LINK, legacy_refusal, link_named
 from chaos.ports import LOOPBACK
 from chaos.postgres import LocalCluster, RestartMode
 from chaos.state import StackState
@@ -86,14 +88,12 @@ __all__ = [
     "ServiceFault",
     "Toxic",
     "Variant",
-    "effective_link",
+    "checked_link",
     "residue",
 ]
 
 Variant = Literal["isolated", "legacy"]
 
-#: the legacy design's one link for every service's database traffic
-SHARED_LINK = "pg_shared"
 #: seconds a database control (stop, start, restart) may take
 DB_TIMEOUT = 30.0
 #: seconds one call to the app's fault API or a fake's control API may take
@@ -189,11 +189,11 @@ class FaultContext:
             ) from None
 
 
-def effective_link(link: str, variant: Variant) -> str:
-    """The link a fault on ``link`` must act on: ``pg_shared`` for a database link in the
-    legacy design, where every service's database traffic goes through it."""
-    if variant == "legacy" and link_named(link).target == "postgres":
-        return SHARED_LINK
+def checked_link(link: str, variant: Variant) -> str:
+    """``link``, if a fault may act on it in ``variant`` (see :func:`legacy_refusal`)."""
+    refusal = legacy_refusal(link) if variant == "legacy" else None
+    if refusal is not None:
+        raise ConfigError(*refusal)
     return link
 
 
@@ -210,15 +210,6 @@ def _link_service(link: str) -> str | None:
 def _check_link(link: str) -> None:
     if link not in LINK_NAMES:
         raise ConfigError(f"unknown link {link!r}", f"use one of {', '.join(sorted(LINK_NAMES))}")
-
-
-def _link_phrase(link: str, ctx: FaultContext | None) -> str:
-    if ctx is None:
-        return f"link {link}"
-    applied = effective_link(link, ctx.variant)
-    if applied == link:
-        return f"link {link}"
-    return f"link {applied} (legacy design: {link}'s database traffic goes through {applied})"
 
 
 @dataclass
@@ -261,8 +252,7 @@ class Toxic(_InFlight):
 
     ``attributes`` are the toxic type's (``{"latency": 500}``); ``toxicity`` is the
     probability that a connection is affected, drawn per connection by the server (so a
-    pool keeps its luck: pair it with :class:`Recycle`). In the legacy design a toxic on
-    ``pg_<service>`` goes on ``pg_shared``.
+    pool keeps its luck: pair it with :class:`Recycle`).
     """
 
     link: str
@@ -316,11 +306,11 @@ class Toxic(_InFlight):
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
         return (
             f"{self.toxic_type} toxic ({attrs or 'defaults'}; {self.stream}, "
-            f"toxicity {self.toxicity:g}) on {_link_phrase(self.link, ctx)}"
+            f"toxicity {self.toxicity:g}) on link {self.link}"
         )
 
     async def apply(self, ctx: FaultContext) -> None:
-        proxy = ctx.proxy_for(effective_link(self.link, ctx.variant))
+        proxy = ctx.proxy_for(checked_link(self.link, ctx.variant))
         self._proxy = proxy
         await self._shielded(self._add(ctx, proxy))
 
@@ -351,7 +341,7 @@ class Toxic(_InFlight):
         self._proxy = None
 
     async def active(self, ctx: FaultContext) -> bool:
-        proxy = self._proxy or ctx.proxies.get(effective_link(self.link, ctx.variant))
+        proxy = self._proxy or ctx.proxies.get(self.link)
         if proxy is None:
             return False
         try:
@@ -365,8 +355,7 @@ class Toxic(_InFlight):
 class LinkDown(_InFlight):
     """A link cut: its proxy disabled (listener closed, open connections dropped).
 
-    In the legacy design a cut of ``pg_<service>`` disables ``pg_shared``. Two faults on
-    one proxy are not counted: the first revert enables it again.
+    Two faults on one proxy are not counted: the first revert enables it again.
     """
 
     link: str
@@ -380,10 +369,10 @@ class LinkDown(_InFlight):
         return _link_service(self.link)
 
     def describe(self, ctx: FaultContext | None = None) -> str:
-        return f"{_link_phrase(self.link, ctx)} down"
+        return f"link {self.link} down"
 
     async def apply(self, ctx: FaultContext) -> None:
-        proxy = ctx.proxy_for(effective_link(self.link, ctx.variant))
+        proxy = ctx.proxy_for(checked_link(self.link, ctx.variant))
         self._proxy = proxy
         await self._shielded(self._disable(ctx, proxy))
 
@@ -405,7 +394,7 @@ class LinkDown(_InFlight):
         self._proxy = None
 
     async def active(self, ctx: FaultContext) -> bool:
-        proxy = self._proxy or ctx.proxies.get(effective_link(self.link, ctx.variant))
+        proxy = self._proxy or ctx.proxies.get(self.link)
         if proxy is None:
             return False
         try:

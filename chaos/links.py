@@ -39,3 +39,28 @@ def link_named(name: str) -> Link:
         if link.name == name:
             return link
     raise KeyError(f"unknown link {name!r}; known: {', '.join(sorted(LINK_NAMES))}")
+
+
+#: the legacy design's one link to the database
+SHARED_LINK = "pg_shared"
+
+
+def legacy_refusal(name: str) -> tuple[str, str] | None:
+    """Why a fault on link ``name`` is refused in the legacy design (message, hint), or None.
+
+    There every service's database traffic goes through :data:`SHARED_LINK`; a service's own
+    ``pg_<service>`` link carries nothing. Cutting it would do nothing, and cutting the
+    shared link in its place would cut every service: neither proves anything about
+    isolation, so neither is done.
+    """
+    link = link_named(name)
+    if link.target != "postgres" or link.name == SHARED_LINK:
+        return None
+    return (
+        f"link {name} carries no traffic in the legacy design: every service's database "
+        f"traffic goes through {SHARED_LINK}, and cutting that instead would cut every "
+        "service, which proves nothing about isolation",
+        f"confine the fault to {link.service}'s own code (type: service, service: "
+        f"{link.service}, mode: hang, slow, leak or raise), or name {SHARED_LINK} for a fault "
+        "on every service's database traffic",
+    )

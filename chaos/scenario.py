@@ -34,7 +34,7 @@ from pydantic import (
 
 from chaos.errors import ConfigError
 from chaos.judge.windows import Window
-from chaos.links import LINK_NAMES, link_named
+from chaos.links import LINK_NAMES, SHARED_LINK, legacy_refusal, link_named
 from chaos.thresholds import Reference, Threshold, parse_threshold
 from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from load.kinds import KINDS, parse_mix, requests_of
@@ -54,6 +54,7 @@ __all__ = [
     "FieldProblem",
     "Invariant",
     "IsolationSpec",
+    "LegacySpec",
     "LinkDownSpec",
     "LoadSpec",
     "Phase",
@@ -198,7 +199,7 @@ def _link_target(name: str) -> str | None:
     if link.target != "postgres":
         return PROVIDER_SERVICE[link.target]
     # The legacy design's shared link carries every service's traffic.
-    return None if link.name == "pg_shared" else link.service
+    return None if link.name == SHARED_LINK else link.service
 
 
 class LinkDownSpec(_Spec):
@@ -504,6 +505,28 @@ class Expectation(_Spec):
     fail: tuple[ExpectedFailure, ...] = Field(min_length=1)
 
 
+class LegacySpec(_Spec):
+    """``legacy:`` of an isolated scenario: how the old design is shown to fail the same
+    claim. Exactly one of:
+
+    - ``counterpart``: the scenario file (relative to this one) that runs the claim on the
+      legacy design, with its fault confined to one service's own code path, and
+      ``expect: {fail: [...]}`` naming a breach of a service that fault does not target;
+    - ``no_claim``: why this scenario makes no isolation claim (e.g. a database restart
+      hits every service in both designs).
+    """
+
+    counterpart: str | None = None
+    no_claim: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LegacySpec:
+        if (self.counterpart is None) == (self.no_claim is None):
+            raise ValueError("name exactly one of counterpart (a scenario file) or no_claim "
+                             "(why the scenario makes no isolation claim)")  # fmt: skip
+        return self
+
+
 def _expectation(value: object) -> object:
     if isinstance(value, str) and value not in ("pass", "fail"):
         raise ValueError(f"must be 'pass' or {{fail: [...]}}, not {value!r}")
@@ -570,6 +593,8 @@ class Scenario(_Spec):
     #: settings of the reference app for this scenario's stack (``AppSettings`` fields,
     #: such as ``deposit_expiry_seconds``); the harness's own wiring is not among them
     app: dict[str, StrictInt | StrictFloat | str | bool] = Field(default_factory=dict)
+    #: how the legacy design is shown to fail this scenario's claim (isolated scenarios)
+    legacy: LegacySpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -720,7 +745,51 @@ class Scenario(_Spec):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _legacy_is_honest(self) -> Scenario:
+        for where, message, _ in self.legacy_refusals():
+            raise FieldProblem(message, *where)
+        if self.variant == "legacy" and self.legacy is not None:
+            raise FieldProblem("a legacy scenario is itself the counterpart: no legacy field "
+                               "here", "legacy")  # fmt: skip
+        if self.legacy is not None and self.legacy.no_claim is not None:
+            claims = self.isolation_claims
+            if claims:
+                raise FieldProblem(
+                    f"this scenario judges isolation in {', '.join(claims)} (a fault on one "
+                    "service): name its legacy counterpart instead",
+                    "legacy",
+                    "no_claim",
+                )
+        return self
+
     # -- queries ----------------------------------------------------------------------------
+
+    def legacy_refusals(self) -> list[tuple[tuple[str | int, ...], str, str]]:
+        """The faults that cannot run on the legacy design (where, message, hint), when this
+        scenario runs on it: a link fault on ``pg_<service>`` (:func:`legacy_refusal`)."""
+        if self.variant != "legacy":
+            return []
+        found: list[tuple[tuple[str | int, ...], str, str]] = []
+        for p, phase in enumerate(self.timeline):
+            for f, fault in enumerate(phase.faults):
+                if isinstance(fault, LinkDownSpec | ToxicSpec):
+                    refusal = legacy_refusal(fault.link)
+                    if refusal is not None:
+                        found.append((("timeline", p, "faults", f, "link"), *refusal))
+        return found
+
+    @property
+    def isolation_claims(self) -> tuple[str, ...]:
+        """The phases that judge isolation against a fault aimed at some services only
+        (not at the database as a whole): where this scenario claims isolation."""
+        return tuple(
+            phase.name
+            for phase in self.timeline
+            if phase.faults
+            and phase.isolation
+            and all(fault.target_service is not None for fault in phase.faults)
+        )
 
     @property
     def phase_names(self) -> tuple[str, ...]:
@@ -778,5 +847,14 @@ class Scenario(_Spec):
         """The same scenario against another stack variant (``isolated`` or ``legacy``)."""
         for known in VARIANTS:
             if variant == known:
-                return self.model_copy(update={"variant": known})
+                other = self.model_copy(update={"variant": known})
+                for where, message, hint in other.legacy_refusals():
+                    fault = ".".join(str(part) for part in where[:-1])
+                    counterpart = (
+                        f"; its legacy counterpart is {self.legacy.counterpart}"
+                        if self.legacy is not None and self.legacy.counterpart is not None
+                        else ""
+                    )
+                    raise ConfigError(f"{self.name}: {fault}: {message}", f"{hint}{counterpart}")
+                return other
         raise ConfigError(f"unknown variant {variant!r}", f"use one of {', '.join(VARIANTS)}")

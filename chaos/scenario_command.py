@@ -36,7 +36,7 @@ def worst(codes: Sequence[int]) -> int:
 def scenario_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder", "pass the folder holding the .yaml files")
-    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    files = sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")])
     if not files:
         raise ConfigError(f"no scenario files (*.yaml) in {folder}", "pass another folder")
     return files

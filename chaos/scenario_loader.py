@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from chaos.counterparts import counterpart_problems
 from chaos.errors import ConfigError
 from chaos.scenario import FAULT_TYPES, NO_THRESHOLDS_HINT, Scenario
 
@@ -145,8 +146,30 @@ def _read(path: str | Path) -> tuple[Scenario | None, list[Problem]]:
             for detail in details
             if not _said_by_an_item(detail, details) and not _other_form(detail, details)
         )
+    if scenario is not None and scenario.legacy is not None:
+        problems.extend(_counterpart_problems(file, root, scenario))
     problems.sort(key=lambda p: p.line or 0)
     return scenario, problems
+
+
+def _counterpart_problems(file: str, root: yaml.Node, scenario: Scenario) -> list[Problem]:
+    """The scenario's legacy counterpart (``legacy.counterpart``, relative to ``file``) must
+    exist, be valid and fit to stand for the claim (:mod:`chaos.counterparts`)."""
+    assert scenario.legacy is not None
+    if scenario.legacy.counterpart is None:
+        return []
+    loc: Loc = ("legacy", "counterpart")
+    line = _line_of(root, loc)
+    path = Path(file).parent / scenario.legacy.counterpart
+    if not path.is_file():
+        return [Problem(file, line, _field_path(loc), f"no such scenario file: {path}")]
+    counterpart, problems = _read(path)
+    if problems or counterpart is None:
+        return [
+            Problem(file, line, _field_path(loc), f"the counterpart is not valid: {problems[0]}")
+        ]
+    return [Problem(file, line, _field_path(loc), problem)
+            for problem in counterpart_problems(counterpart)]  # fmt: skip
 
 
 def _syntax_problem(file: str, error: yaml.MarkedYAMLError) -> Problem:

@@ -31,9 +31,14 @@ from reference_app.app_keys import (
 )
 from reference_app.auth import Tokens
 from reference_app.boundary import Boundary
-from reference_app.db import DatabaseManager, statement_cancellations_logged_once
+from reference_app.db import (
+    DatabaseManager,
+    ServiceDatabase,
+    statement_cancellations_logged_once,
+)
 from reference_app.faults import FaultSwitches
 from reference_app.http_api import Route
+from reference_app.legacy import SharedPoolDatabase
 from reference_app.metrics import AppMetrics
 from reference_app.middleware import deadline, errors, metrics, request_id
 from reference_app.migrate import migrate
@@ -115,15 +120,19 @@ async def _schema(app: web.Application) -> AsyncIterator[None]:
 
 async def _databases(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    manager = DatabaseManager(app[METRICS], app[FAULTS])
+    isolated = settings.architecture == "isolated"
+    manager = DatabaseManager(
+        app[METRICS], app[FAULTS], database=ServiceDatabase if isolated else SharedPoolDatabase
+    )
     with statement_cancellations_logged_once():
         try:
-            if settings.architecture == "isolated":
+            if isolated:
                 for service in SERVICES:
                     await manager.add_pool(service, settings.databases[service], (service,))
             else:
                 assert settings.legacy_database is not None
-                # Root causes 2 and 3: one pool for every feature, no acquire timeout.
+                # Root causes 1 to 3 (reference_app/legacy.py): one object, one pool for
+                # every feature, no acquire timeout.
                 shared = settings.legacy_database.model_copy(update={"acquire_timeout": None})
                 await manager.add_pool(LEGACY_POOL, shared, SERVICES)
             app[DATABASES] = manager
@@ -140,10 +149,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
     def boundary(service: str) -> Boundary:
         return Boundary(
-            service,
-            app[FAULTS],
-            timeout=settings.service_timeout if isolated else None,
-            isolate=isolated,
+            service, timeout=settings.service_timeout if isolated else None, isolate=isolated
         )
 
     wallet = WalletService(manager.for_service("wallet"), boundary("wallet"))

@@ -6,7 +6,9 @@ one service's trouble is answered as that service's 503 and goes no further. The
 comes when the limit runs out, not when the use case has finished cleaning up: a use case
 past its limit is cancelled and left to roll back on its own (through a slow link that can
 take longer than the limit itself), so that a client never waits past the service's limit.
-The legacy design has no boundary: errors escape as they are (root cause 4 of the source document).
+The legacy design has no boundary (root cause 4 of the source document): ``isolate=False``
+runs the use case as it is, with no time limit and no error mapping, so errors escape as
+they are (see ``reference_app/legacy.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg2
 
 from reference_app.db import PoolTimeout
-from reference_app.errors import AppError, DependencyUnavailable
-from reference_app.faults import FaultSwitches
+from reference_app.errors import AppError, DependencyUnavailable, ServiceBroken
+from reference_app.faults import InjectedFailure
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -50,25 +52,16 @@ def request_deadline(seconds: float) -> Iterator[None]:
 
 
 class Boundary:
-    """Runs a service's use cases: faults first, then the time limit and error mapping."""
+    """Runs a service's use cases under its time limit, and maps their errors."""
 
-    def __init__(
-        self, service: str, faults: FaultSwitches, *, timeout: float | None, isolate: bool
-    ) -> None:
+    def __init__(self, service: str, *, timeout: float | None, isolate: bool) -> None:
         self.service = service
-        self.faults = faults
         self.timeout = timeout
         self.isolate = isolate
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.isolate:
-            # Root cause 1: one global service object serves every feature, so when one
-            # feature breaks it, every feature fails, and unstructured (root cause 4).
-            broken = [s for s, f in self.faults.all().items() if f.mode == "raise"]
-            if broken:
-                raise RuntimeError(f"the shared service object failed ({broken[0]})")
             return await fn(*args, **kwargs)
-        self.faults.before_call(self.service)
         now = asyncio.get_running_loop().time()
         limit = self.timeout
         outer = _deadline.get()
@@ -84,6 +77,8 @@ class Boundary:
             return await _within(limit, self.service, fn(*args, **kwargs))
         except AppError:
             raise
+        except InjectedFailure as exc:
+            raise ServiceBroken(str(exc), service=self.service) from exc
         except PoolTimeout as exc:
             raise DependencyUnavailable(
                 f"{self.service}: database busy, {exc}", service=self.service, code="pool_timeout"

@@ -32,6 +32,8 @@ BROKEN_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.CancelledError,
     OSError,
 )
+#: seconds the app's shutdown waits for connections in use before closing them
+CLOSE_GRACE = 1.0
 
 
 class PoolTimeout(Exception):
@@ -80,8 +82,16 @@ class ManagedPool:
         )
 
     async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        """Close the pool; a connection still in use after :data:`CLOSE_GRACE` seconds (a
+        call hung, or one the legacy design leaked) is closed under its user."""
+        if self._pool is None:
+            return
+        self._pool.close()
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await self._pool.wait_closed()
+        except TimeoutError:
+            self._pool.terminate()
             await self._pool.wait_closed()
 
     @property
@@ -275,9 +285,16 @@ class ServiceDatabase:
 class DatabaseManager:
     """Builds and owns the pools: one per service, or one shared by all (legacy)."""
 
-    def __init__(self, metrics: AppMetrics, faults: FaultSwitches) -> None:
+    def __init__(
+        self,
+        metrics: AppMetrics,
+        faults: FaultSwitches,
+        *,
+        database: type[ServiceDatabase] = ServiceDatabase,
+    ) -> None:
         self._metrics = metrics
         self._faults = faults
+        self._database = database
         self._pools: dict[str, ManagedPool] = {}
         self._by_service: dict[str, ManagedPool] = {}
         metrics.watch_pools(self.stats)
@@ -292,7 +309,7 @@ class DatabaseManager:
             self._by_service[service] = pool
 
     def for_service(self, service: str) -> ServiceDatabase:
-        return ServiceDatabase(service, self._by_service[service], self._faults)
+        return self._database(service, self._by_service[service], self._faults)
 
     def pool_of(self, service: str) -> ManagedPool:
         return self._by_service[service]

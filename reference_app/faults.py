@@ -1,8 +1,12 @@
 """Faults injected on purpose into one service through the fault API (chaos scenarios).
 
-Modes: ``raise`` (every call of the service fails at once), ``hang`` (calls hold a database
-connection and never finish until the fault is cleared), ``slow`` (calls hold a connection
-``slow_ms`` longer), ``leak`` (the service's pool connections are taken and held).
+Modes: ``raise`` (the service's code raises as soon as it has a database connection in
+hand, as a bug in it would), ``hang`` (calls hold a database connection and never finish
+until the fault is cleared), ``slow`` (calls hold a connection ``slow_ms`` longer), ``leak``
+(the service's pool connections are taken and held).
+
+The switches only act on the service they name, in the same place in both designs; what a
+fault does to the *other* services is up to the design (see ``reference_app/legacy.py``).
 
 With several worker processes the switches live in a small JSON file that every worker
 watches, so a fault set through any worker breaks the service in all of them.
@@ -19,11 +23,18 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from reference_app.errors import ServiceBroken
-
 WATCH_INTERVAL = 0.05
 #: how long a change takes to reach every worker, at most: a poll interval and some slack
 PROPAGATION = 3 * WATCH_INTERVAL
+
+
+class InjectedFailure(RuntimeError):
+    """The error the ``raise`` mode throws inside a service's code: not an :class:`AppError`,
+    so only an error boundary turns it into an answer naming the service."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} is broken on purpose (fault API: raise)")
+        self.service = service
 
 
 class FaultMode(StrEnum):
@@ -89,16 +100,11 @@ class FaultSwitches:
 
     # -- what the services call -----------------------------------------------------------
 
-    def before_call(self, service: str) -> None:
-        """At a service's boundary: fail at once in ``raise`` mode."""
-        if self._faults[service].mode is FaultMode.RAISE:
-            raise ServiceBroken(
-                f"{service} is broken on purpose (fault API: raise)", service=service
-            )
-
     async def on_connection(self, service: str) -> None:
-        """With a connection in hand: stall in ``hang`` and ``slow`` modes."""
+        """With a connection in hand: raise in ``raise`` mode, stall in ``hang`` and ``slow``."""
         fault = self._faults[service]
+        if fault.mode is FaultMode.RAISE:
+            raise InjectedFailure(service)
         if fault.mode is FaultMode.SLOW and fault.slow_ms > 0:
             await asyncio.sleep(fault.slow_ms / 1000)
         elif fault.mode is FaultMode.HANG:

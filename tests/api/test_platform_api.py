@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
+import pytest
+
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app_keys import ROUTES
+from reference_app.app_keys import DATABASES, ROUTES
 from reference_app.settings import SERVICES
 from tests.plugins.api_helpers import metric
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
@@ -153,13 +156,36 @@ async def test_legacy_errors_are_unstructured(start_app: StartApp) -> None:
     status, body = await api.call("GET", "/api/wallet/balances", token=token)
     assert status == 500
     assert not isinstance(body, dict), body  # aiohttp's bare error page, no JSON shape
-    # One shared service object: breaking one feature (swap) breaks the others (deposits).
-    await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
-    await set_fault(api, "swap", mode="raise")
-    status, body = await api.call(
-        "POST", "/api/nowpayments/create-deposit", token=token, key="legacy-1",
-        json={"currency": "BTC", "amount": "1"},
-    )  # fmt: skip
-    assert status == 500, body
-    status, text = await api.call("GET", "/metrics")
+
+
+async def test_legacy_failures_of_one_feature_starve_the_others(start_app: StartApp) -> None:
+    """No decree: P2P's failures leak the one shared pool's connections (no boundary gives
+    them back), and deposits then wait for one (no acquire timeout)."""
+    api = await start_app("legacy", pool={"min_size": 1, "max_size": 4})
+    _, token = await api.new_user()
+    await set_fault(api, "p2p", mode="raise")
+    # While the pool still has connections, deposits are served: nothing is failed by fiat.
+    for attempt in range(3):
+        status, _ = await api.call("GET", "/api/p2p/offers", token=token)
+        assert status == 500
+        status, body = await api.call(
+            "POST", "/api/nowpayments/create-deposit", token=token, key=f"legacy-{attempt}",
+            json={"currency": "BTC", "amount": "1"},
+        )  # fmt: skip
+        assert status == 201, body
+    status, _ = await api.call("GET", "/api/p2p/offers", token=token)
+    assert status == 500  # the fourth failure took the last connection
+    stats = api.app[DATABASES].stats()["shared"]
+    assert (stats.in_use, stats.max_size) == (4, 4)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(3):
+            await api.call(
+                "POST", "/api/nowpayments/create-deposit", token=token, key="legacy-starved",
+                json={"currency": "BTC", "amount": "1"},
+            )  # fmt: skip
+
+
+async def test_legacy_has_one_shared_pool(start_app: StartApp) -> None:
+    api = await start_app("legacy")
+    _, text = await api.call("GET", "/metrics")
     assert metric(text, "db_pool_max_size", service="shared") == 10

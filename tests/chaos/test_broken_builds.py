@@ -115,8 +115,12 @@ async def test_acknowledged_deposits_that_vanish_are_lost(broken_build) -> None:
 
 # The fault API's "raise" does nothing: the scenario's fault has no effect.
 NO_OP_FAULTS = """
-from reference_app.faults import FaultSwitches
-FaultSwitches.before_call = lambda self, service: None
+from reference_app.faults import FaultMode, FaultSwitches
+_on_connection = FaultSwitches.on_connection
+async def on_connection(self, service):
+    if self.get(service).mode is not FaultMode.RAISE:
+        await _on_connection(self, service)
+FaultSwitches.on_connection = on_connection
 """
 
 
@@ -176,3 +180,24 @@ async def test_a_load_generator_that_dies_is_a_harness_error_not_a_verdict() -> 
     assert error.startswith("the load generator failed: ")
     assert "\n" not in error
     assert record.residue == []
+
+
+# A legacy design that gives its connections back on every error: only the shared pool and
+# the missing acquire timeout remain, and swap's failures no longer reach deposits. The
+# counterpart must then fail its expectation: it rests on the mechanism, not on the fault.
+LEGACY_WITHOUT_THE_LEAK = """
+from reference_app.db import ServiceDatabase
+from reference_app.legacy import SharedPoolDatabase
+SharedPoolDatabase.connection = ServiceDatabase.connection
+"""
+
+
+async def test_a_legacy_counterpart_fails_only_by_its_mechanism(broken_build) -> None:  # type: ignore[no-untyped-def]
+    broken_build(LEGACY_WITHOUT_THE_LEAK)
+    scenario = short(load_scenario(ROOT / "scenarios" / "legacy" /
+                                   "legacy-deposits-while-swap-broken.yaml"))  # fmt: skip
+    record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
+    outcome = record.outcome
+    assert outcome.exit_code() == EXIT_THRESHOLD, describe(record)
+    assert [e.happened for e in outcome.expectations] == [False, False]
+    assert "expected failure did not happen" in "\n".join(outcome.reasons()), describe(record)

@@ -34,7 +34,7 @@ from chaos.faults import (
     Recycle,
     ServiceFault,
     Toxic,
-    effective_link,
+    checked_link,
     residue,
 )
 from chaos.ports import free_port
@@ -253,37 +253,39 @@ async def test_link_down_makes_the_service_answer_503_until_reverted(stack: Stac
     await until(lambda: _answers(stack, "/api/p2p/offers", 200))
 
 
-async def test_legacy_link_faults_act_on_the_shared_link(
-    stack: Stack, pg_server: PostgresServer, toxiproxy: ToxiproxyClient
+async def test_legacy_refuses_faults_on_a_services_own_database_link(
+    stack: Stack, toxiproxy: ToxiproxyClient
 ) -> None:
+    """In the legacy design pg_<service> carries nothing, and moving its fault to the shared
+    link would cut every service: refused, with nothing touched."""
     legacy = replace(stack.ctx, variant="legacy")
     shared, p2p = stack.links["shared"].name, stack.links["p2p"].name
+    for fault in (LinkDown("pg_p2p"), Toxic("pg_swap", "latency", {"latency": LATENCY_MS})):
+        with pytest.raises(ConfigError) as refused:
+            await fault.apply(legacy)
+        assert "carries no traffic in the legacy design" in refused.value.problem
+        assert "pg_shared" in refused.value.problem
+        assert "type: service" in refused.value.fix
+        await revert_cleanly(fault, legacy)
+    assert (await toxiproxy.get_proxy(shared)).enabled
+    assert (await toxiproxy.get_proxy(p2p)).enabled
+    assert await toxiproxy.toxics(shared) == []
 
-    down = LinkDown("pg_p2p")
-    assert "pg_shared" in down.describe(legacy)
-    assert "pg_shared" not in down.describe(stack.ctx)
+    # The shared link itself is the legacy design's database path: every service's target.
+    down = LinkDown("pg_shared")
+    assert down.target_service is None
     await down.apply(legacy)
     assert (await toxiproxy.get_proxy(shared)).enabled is False
-    assert (await toxiproxy.get_proxy(p2p)).enabled is True
-    with pytest.raises(ComponentError):
-        await asyncio.to_thread(postgres.ping, stack.pg_dsn(pg_server, "shared"), 1.0)
-    await asyncio.to_thread(postgres.ping, stack.pg_dsn(pg_server, "p2p"), 2.0)
     await revert_cleanly(down, legacy)
 
-    slow = Toxic("pg_swap", "latency", {"latency": LATENCY_MS})
-    assert "pg_shared" in slow.describe(legacy)
-    await slow.apply(legacy)
-    assert [t.name for t in await toxiproxy.toxics(shared)] == [slow.name]
-    assert await toxiproxy.toxics(stack.links["swap"].name) == []
-    await revert_cleanly(slow, legacy)
 
-
-def test_effective_link_maps_only_database_links_in_legacy() -> None:
-    assert effective_link("pg_p2p", "legacy") == "pg_shared"
-    assert effective_link("pg_shared", "legacy") == "pg_shared"
-    assert effective_link("pg_p2p", "isolated") == "pg_p2p"
-    assert effective_link("payments", "legacy") == "payments"
-    assert effective_link("prices", "legacy") == "prices"
+def test_checked_link_refuses_only_per_service_database_links_in_legacy() -> None:
+    for link in ("pg_p2p", "pg_deposits", "pg_background"):
+        with pytest.raises(ConfigError):
+            checked_link(link, "legacy")
+        assert checked_link(link, "isolated") == link
+    for link in ("pg_shared", "payments", "prices"):
+        assert checked_link(link, "legacy") == link
 
 
 async def test_payments_link_down_fails_deposits(stack: Stack) -> None:

@@ -1,5 +1,6 @@
-"""Short versions of the isolation scenarios, on both designs: PASS on the isolated one,
-threshold (1) or invariant (2) failure on the legacy one — the harness tells them apart."""
+"""Short versions of the isolation scenarios, on both designs: PASS on the isolated one, and
+on the legacy one each claim's counterpart fails with the bystander's breach it names,
+caused by the old design's mechanism (no fault on the shared link or the database)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.counterparts import bystander_breaches
 from chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
 from chaos.runner import RunRecord, run_scenario
 from chaos.scenario import Scenario
@@ -55,13 +57,32 @@ async def test_isolated_design_passes(name: str) -> None:
     assert all(i.passed for i in record.outcome.invariants)
 
 
-@pytest.mark.parametrize("name", ISOLATION)
-async def test_legacy_design_fails(name: str) -> None:
-    record = await run_short(name, "legacy")
-    code = record.outcome.exit_code()
-    assert code in (EXIT_THRESHOLD, EXIT_INVARIANT), describe(record)
+#: every legacy counterpart the shipped scenarios name
+COUNTERPARTS = sorted(
+    (ROOT / "scenarios" / scenario.legacy.counterpart).resolve()
+    for scenario in map(load_scenario, sorted((ROOT / "scenarios").glob("*.yaml")))
+    if scenario.legacy is not None and scenario.legacy.counterpart is not None
+)
+
+
+@pytest.mark.parametrize("path", COUNTERPARTS, ids=lambda p: p.stem)
+async def test_legacy_counterpart_fails_with_the_breach_it_names(path: Path) -> None:
+    scenario = short(load_scenario(path))
+    assert scenario.variant == "legacy"
+    record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
+    outcome = record.outcome
+    # Every named breach happened, nothing else went wrong (invariants, validity, harness).
+    assert outcome.exit_code() == EXIT_PASS, describe(record)
+    assert outcome.raw_code == EXIT_THRESHOLD, describe(record)
+    assert outcome.expectations
+    assert all(e.happened for e in outcome.expectations)
+    # The breaches are a bystander's, and no fault of the run hit every service.
+    assert bystander_breaches(scenario) == [e.name for e in outcome.expectations]
+    faults = [fault for phase in record.phases for fault in phase.faults]
+    assert faults
+    assert all(fault.target is not None for fault in faults)
     assert record.residue == []
-    assert not record.outcome.harness_errors
+    assert not outcome.harness_errors
 
 
 async def test_a_payment_finished_after_its_deposit_expired_fails_reconciliation() -> None:

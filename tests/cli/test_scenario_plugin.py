@@ -19,7 +19,7 @@ timeline:
   - {phase: baseline, duration: 3s}
   - phase: outage
     duration: 3s
-    faults: [{type: link_down, link: pg_p2p}]
+    faults: [{type: service, service: p2p, mode: leak}]
 thresholds:
   "deposits.*":
     outage: ["error_rate == 0"]

@@ -8,12 +8,12 @@ import asyncio
 import pytest
 
 from reference_app.boundary import Boundary, request_deadline
-from reference_app.errors import DependencyUnavailable
-from reference_app.faults import FaultSwitches
+from reference_app.errors import DependencyUnavailable, ServiceBroken
+from reference_app.faults import InjectedFailure
 
 
 async def test_the_503_comes_before_a_slow_clean_up_ends() -> None:
-    boundary = Boundary("p2p", FaultSwitches(("p2p",)), timeout=0.05, isolate=True)
+    boundary = Boundary("p2p", timeout=0.05, isolate=True)
     cleaned = asyncio.Event()
     release = asyncio.Event()
 
@@ -35,7 +35,7 @@ async def test_the_503_comes_before_a_slow_clean_up_ends() -> None:
 
 
 async def test_a_timeout_inside_the_limit_is_the_databases() -> None:
-    boundary = Boundary("wallet", FaultSwitches(("wallet",)), timeout=5.0, isolate=True)
+    boundary = Boundary("wallet", timeout=5.0, isolate=True)
 
     async def driver_gave_up() -> None:
         raise TimeoutError
@@ -46,7 +46,7 @@ async def test_a_timeout_inside_the_limit_is_the_databases() -> None:
 
 
 async def test_a_cancelled_request_cancels_its_use_case() -> None:
-    boundary = Boundary("swap", FaultSwitches(("swap",)), timeout=5.0, isolate=True)
+    boundary = Boundary("swap", timeout=5.0, isolate=True)
     started, stopped = asyncio.Event(), asyncio.Event()
 
     async def long() -> None:
@@ -65,7 +65,7 @@ async def test_a_cancelled_request_cancels_its_use_case() -> None:
 
 
 async def test_results_and_errors_pass_through() -> None:
-    boundary = Boundary("deposits", FaultSwitches(("deposits",)), timeout=5.0, isolate=True)
+    boundary = Boundary("deposits", timeout=5.0, isolate=True)
 
     async def value() -> int:
         return 42
@@ -75,7 +75,7 @@ async def test_results_and_errors_pass_through() -> None:
 
 async def test_the_use_cases_of_one_request_share_its_limit() -> None:
     """Reading an offer and then opening a trade: two use cases, one request, one limit."""
-    boundary = Boundary("p2p", FaultSwitches(("p2p",)), timeout=30.0, isolate=True)
+    boundary = Boundary("p2p", timeout=30.0, isolate=True)
 
     async def quick() -> str:
         return "offer"
@@ -89,3 +89,28 @@ async def test_the_use_cases_of_one_request_share_its_limit() -> None:
             await asyncio.wait_for(boundary.call(stuck), timeout=5)
     limit = float(raised.value.message.removeprefix("p2p: no answer within ").split()[0])
     assert 0 < limit <= 0.2  # what was left of the request's 0.2 s, not the service's 30 s
+
+
+async def test_an_injected_failure_is_the_services_own_503() -> None:
+    async def broken() -> None:
+        raise InjectedFailure("swap")
+
+    with pytest.raises(ServiceBroken) as raised:
+        await Boundary("swap", timeout=5.0, isolate=True).call(broken)
+    assert (raised.value.status, raised.value.service) == (503, "swap")
+
+
+async def test_without_a_boundary_the_failure_escapes_as_it_is() -> None:
+    """The legacy design: no mapping, no time limit (the source document's root cause 4)."""
+
+    async def broken() -> None:
+        raise InjectedFailure("swap")
+
+    with pytest.raises(InjectedFailure):
+        await Boundary("swap", timeout=None, isolate=False).call(broken)
+
+    async def slow() -> str:
+        await asyncio.sleep(0.2)
+        return "done"
+
+    assert await Boundary("swap", timeout=0.01, isolate=False).call(slow) == "done"

@@ -110,12 +110,19 @@ def test_timeline_queries(full: Scenario) -> None:
 
 
 def test_with_variant(full: Scenario) -> None:
-    legacy = full.with_variant("legacy")
+    plain = full.model_copy(update={"timeline": tuple(
+        p.model_copy(update={"faults": ()}) for p in full.timeline)})  # fmt: skip
+    legacy = plain.with_variant("legacy")
     assert legacy.variant == "legacy"
-    assert full.variant == "isolated"
-    assert legacy.timeline == full.timeline
+    assert plain.variant == "isolated"
+    assert legacy.timeline == plain.timeline
     with pytest.raises(ConfigError, match="unknown variant 'old'"):
         full.with_variant("old")
+    # pg_p2p carries nothing in the legacy design: its faults are refused, not moved
+    with pytest.raises(ConfigError, match=r"timeline\.1\.faults\.0: link pg_p2p carries no "
+                       "traffic in the legacy design") as refused:  # fmt: skip
+        full.with_variant("legacy")
+    assert "type: service" in refused.value.fix
 
 
 def test_scenario_is_frozen(full: Scenario) -> None:
