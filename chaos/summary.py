@@ -16,10 +16,18 @@ def _num(value: object) -> str:
     return str(value)
 
 
+def _margin(margin: float | None, relative: float | None) -> str:
+    """``+50 (+20%)``: the margin in the threshold's unit, and as a share of its limit."""
+    if margin is None:
+        return "-"
+    text = f"{margin:+.4g}"
+    return text if relative is None else f"{text} ({relative:+.0%})"
+
+
 def print_summary(data: dict[str, Any], console: Console) -> None:
     verdicts = data["verdicts"]
     table = Table(title=f"{data['scenario']['name']} [{data['variant']}]", title_justify="left")
-    for column in ("check", "where", "measured", "expected", "result"):
+    for column in ("check", "where", "measured", "expected", "margin", "result"):
         table.add_column(column)
     for t in verdicts["thresholds"]:
         if not t.get("defined", True):
@@ -28,21 +36,22 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
             result = "[green]ok[/green]" if t["passed"] else "[red]BREACHED[/red]"
         table.add_row(
             t["expression"], f"{t['group']} / {t['phase']} ({t['samples']} req)",
-            _num(t["measured"]), _num(t["expected"]), result,
+            _num(t["measured"]), _num(t["expected"]),
+            _margin(t.get("margin"), t.get("relative_margin")), result,
         )  # fmt: skip
     for i in verdicts["invariants"]:
         detail = "" if i["passed"] else "; ".join(i["violations"][:2])
         counted = ", ".join(f"{k} {n}" for k, n in i.get("counts", {}).items() if n)
         table.add_row(
-            f"invariant {i['name']}", counted or f"{i['checked']} checked", detail, "",
+            f"invariant {i['name']}", counted or f"{i['checked']} checked", detail, "", "",
             "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
         )  # fmt: skip
     for v in verdicts["validity"]:
         if not v["passed"]:
-            table.add_row(v["name"], "", v["detail"], "", "[yellow]INVALID[/yellow]")
+            table.add_row(v["name"], "", v["detail"], "", "", "[yellow]INVALID[/yellow]")
     for e in verdicts.get("expectations", []):
         table.add_row(
-            f"must fail: {e['name']}", "", e["detail"], "",
+            f"must fail: {e['name']}", "", e["detail"], "", "",
             "[green]failed as expected[/green]" if e["happened"] else "[red]DID NOT FAIL[/red]",
         )  # fmt: skip
     console.print(table)
