@@ -9,14 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from chaos.errors import (
-    EXIT_HARNESS_ERROR,
-    EXIT_INVALID,
-    EXIT_INVARIANT,
-    EXIT_PASS,
-    EXIT_THRESHOLD,
-    ConfigError,
-)
+from chaos.errors import EXIT_PASS, ConfigError, worst
 from chaos.journal import write_journal
 from chaos.junit import write_junit
 from chaos.runner import run_scenario
@@ -24,13 +17,6 @@ from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario, validate_files
 from chaos.settings import Settings
 from chaos.summary import print_summary
-
-#: when a suite has several results, the most serious one is its exit code
-SEVERITY = [EXIT_HARNESS_ERROR, EXIT_INVARIANT, EXIT_INVALID, EXIT_THRESHOLD, EXIT_PASS]
-
-
-def worst(codes: Sequence[int]) -> int:
-    return min(codes, key=SEVERITY.index) if codes else EXIT_PASS
 
 
 def scenario_files(folder: Path) -> list[Path]:
