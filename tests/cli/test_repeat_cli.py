@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaos import scenario_command
+from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.judge.verdicts import ThresholdVerdict
 from chaos.runner import RunRecord
@@ -36,33 +36,41 @@ def properties(element: ET.Element) -> dict[str, str]:
     return {p.get("name", ""): p.get("value", "") for p in props.findall("property")}
 
 
-def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    seeds: list[int | None] = []
+class StandInRunner:
+    """Instead of ``run_scenario``: a run in no time, its p99 100 ms then 200 ms, in turn,
+    against ``p99 < 250ms``; Ctrl-C during run ``interrupted_at`` (counting every run)."""
 
-    async def run_scenario(scenario: Scenario, *_: Any, seed: int | None, **__: Any) -> RunRecord:
-        seeds.append(seed)
+    def __init__(self, interrupted_at: int | None = None) -> None:
+        self.seeds: list[int | None] = []
+        self.interrupted_at = interrupted_at
+
+    async def __call__(self, scenario: Scenario, *_: Any, seed: int | None, **__: Any) -> RunRecord:
+        self.seeds.append(seed)
         record = RunRecord(scenario, None, seed or 0, started_at=time.time())
         record.ended_at = record.started_at + 1.0
-        p99 = 100.0 * len(seeds)
+        p99 = 200.0 if len(self.seeds) % 2 == 0 else 100.0
         verdict = ThresholdVerdict(
             "deposits.*", "only", "p99 < 250ms", p99 < 250.0, p99, 250.0, 50, op="<"
         )
         record.outcome.thresholds.append(verdict)
-        if len(seeds) == 2:  # Ctrl-C during the second run
+        if len(self.seeds) == self.interrupted_at:
             record.interrupted = True
             record.outcome.harness_errors.append("interrupted (SIGINT/SIGTERM)")
         return record
 
-    monkeypatch.setattr(scenario_command, "run_scenario", run_scenario)
+
+def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runner = StandInRunner(interrupted_at=2)
+    monkeypatch.setattr(scenario_command, "run_scenario", runner)
     console = Console(record=True, width=200)
     code = scenario_command.run_files(
         [ROOT / "tests/data/scenarios/minimal.yaml"], Settings.from_env({}), console,
         variant=None, seed=5, reuse=True, reports=tmp_path, junit=None, repeat=3,
     )  # fmt: skip
     assert code == EXIT_HARNESS_ERROR
-    assert seeds == [5, 5], "--seed fixes every run's seed; nothing runs after Ctrl-C"
+    assert runner.seeds == [5, 5], "--seed fixes every run's seed; nothing runs after Ctrl-C"
     folder = tmp_path / "minimal-isolated"
     assert sorted(p.name for p in folder.iterdir()) == [
         "junit.xml",
@@ -80,6 +88,37 @@ def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
     assert (p99["relative_min"], p99["relative_median"]) == (0.2, 0.4)
     [suite] = ET.parse(folder / "junit.xml").getroot().findall("testsuite")
     assert properties(suite)["exit_codes"] == "0,4"
+
+
+def test_suite_repeat_runs_each_scenario_n_times_with_one_repeat_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    for name in ("minimal", "good_full"):
+        shutil.copy(ROOT / "tests/data/scenarios" / f"{name}.yaml", gate)
+    runner = StandInRunner()
+    monkeypatch.setattr(scenario_command, "run_scenario", runner)
+    reports = tmp_path / "reports"
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["suite", str(gate), "--reports", str(reports), "--repeat", "2"])
+    assert exited.value.code == 0
+    assert runner.seeds == [None] * 4  # each run's own: the file's, else a new one
+    out = capsys.readouterr().out
+    assert out.count("passed 2/2 runs") == 2
+    assert f"repeat: {reports / 'repeat.json'}" in out
+    data = json.loads((reports / "repeat.json").read_text())
+    assert [(f["scenario"], f["runs"]) for f in data["scenarios"]] == [
+        ("deposits-survive-p2p-outage", 2), ("minimal", 2),
+    ]  # fmt: skip
+    for figures in data["scenarios"]:
+        [p99] = figures["thresholds"]
+        assert (p99["min"], p99["median"]) == (50.0, 100.0)
+        folder = reports / f"{figures['scenario']}-isolated"
+        assert (folder / "run-1" / "journal.json").is_file()
+        assert (folder / "run-2" / "journal.json").is_file()
+    suites = ET.parse(reports / "junit.xml").getroot().findall("testsuite")
+    assert [properties(s)["runs"] for s in suites] == ["2", "2"]
 
 
 STEADY = """\
