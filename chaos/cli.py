@@ -208,12 +208,23 @@ def load(
 
 
 _VARIANT = click.Choice(["isolated", "legacy"])
+_REPEAT = click.option(
+    "--repeat",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run each scenario N times: print the pass rate and each threshold's margins; "
+    "exit with the worst run's code.",
+)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--variant", type=_VARIANT, help="Run against this design instead of the file's.")
-@click.option("--seed", type=int, help="Seed of the run (default: the file's, else random).")
+@click.option(
+    "--seed", type=int, help="Seed of every run (default: the file's, else a new one per run)."
+)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="Journal path.")
 @click.option(
@@ -228,6 +239,7 @@ _VARIANT = click.Choice(["isolated", "legacy"])
     is_flag=True,
     help="Use the running stack (`harness up`) instead of a throw-away one.",
 )
+@_REPEAT
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -238,13 +250,14 @@ def run(
     journal: Path | None,
     reports: Path,
     reuse: bool,
+    repeat: int,
 ) -> None:
     """Run one scenario; exit 0 pass, 1 threshold, 2 invariant, 3 invalid, 4 error."""
     from chaos.scenario_command import run_files
 
     code = run_files(
         [file], _settings(ctx), _out, variant=variant, seed=seed, reuse=reuse,
-        reports=reports, junit=junit, journal=journal,
+        reports=reports, junit=junit, journal=journal, repeat=repeat,
     )  # fmt: skip
     sys.exit(code)
 
@@ -252,7 +265,9 @@ def run(
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--variant", type=_VARIANT, help="Run every scenario against this design.")
-@click.option("--seed", type=int, help="Seed of every run.")
+@click.option(
+    "--seed", type=int, help="Seed of every run (default: the file's, else a new one per run)."
+)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -265,6 +280,7 @@ def run(
     show_default=True,
     help="Folder for reports.",
 )
+@_REPEAT
 @click.pass_context
 def suite(
     ctx: click.Context,
@@ -273,13 +289,14 @@ def suite(
     seed: int | None,
     junit: Path | None,
     reports: Path,
+    repeat: int,
 ) -> None:
     """Run every scenario of a folder; exit with the most serious result."""
     from chaos.scenario_command import run_files, scenario_files
 
     code = run_files(
         scenario_files(folder), _settings(ctx), _out, variant=variant, seed=seed, reuse=False,
-        reports=reports, junit=junit,
+        reports=reports, junit=junit, repeat=repeat,
     )  # fmt: skip
     sys.exit(code)
 

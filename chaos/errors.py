@@ -21,11 +21,22 @@ line prints ``str(error)`` as one line (the problem, then the fix) and exits wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_PASS = 0
 EXIT_THRESHOLD = 1
 EXIT_INVARIANT = 2
 EXIT_INVALID = 3
 EXIT_HARNESS_ERROR = 4
+
+#: when there are several results (a suite, repeated runs), the most serious one is the exit
+#: code: money first, then an invalid run, then a breach
+SEVERITY = (EXIT_HARNESS_ERROR, EXIT_INVARIANT, EXIT_INVALID, EXIT_THRESHOLD, EXIT_PASS)
+
+
+def worst(codes: Sequence[int]) -> int:
+    """The most serious of ``codes`` (a pass if there are none)."""
+    return min(codes, key=SEVERITY.index) if codes else EXIT_PASS
 
 
 class HarnessError(Exception):

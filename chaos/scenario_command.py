@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from chaos.errors import (
-    EXIT_HARNESS_ERROR,
-    EXIT_INVALID,
-    EXIT_INVARIANT,
-    EXIT_PASS,
-    EXIT_THRESHOLD,
-    ConfigError,
-)
+from chaos.errors import EXIT_PASS, ConfigError, worst
 from chaos.journal import write_journal
 from chaos.junit import write_junit
+from chaos.repetition import repetition, write_repetitions
 from chaos.runner import run_scenario
 from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario, validate_files
 from chaos.settings import Settings
-from chaos.summary import print_summary
-
-#: when a suite has several results, the most serious one is its exit code
-SEVERITY = [EXIT_HARNESS_ERROR, EXIT_INVARIANT, EXIT_INVALID, EXIT_THRESHOLD, EXIT_PASS]
-
-
-def worst(codes: Sequence[int]) -> int:
-    return min(codes, key=SEVERITY.index) if codes else EXIT_PASS
+from chaos.summary import print_repetition, print_run_line, print_summary
 
 
 def scenario_files(folder: Path) -> list[Path]:
@@ -65,17 +54,24 @@ def run_files(
     reports: Path,
     junit: Path | None,
     journal: Path | None = None,
+    repeat: int = 1,
 ) -> int:
-    """Validate every file first (nothing runs if one is bad), then run them in order."""
+    """Validate every file first (nothing runs if one is bad), then run them in order, each
+    ``repeat`` times in a row; the exit code is the worst of all runs."""
     scenarios: list[tuple[Path, Scenario]] = []
     for path in paths:
         scenario = load_scenario(path)
         scenarios.append((path, scenario.with_variant(variant) if variant else scenario))
-    journals: list[dict[str, Any]] = []
-    for path, scenario in scenarios:
-        console.print(
-            f"[bold]{scenario.name}[/bold] [{scenario.variant}] — {scenario.description.strip()}"
-        )
+    # the runs of each scenario, and where their journals went
+    journals: list[list[dict[str, Any]]] = []
+    targets: list[list[Path]] = []
+    repetitions: list[dict[str, Any]] = []
+    for (path, scenario), run in itertools.product(scenarios, range(1, repeat + 1)):
+        if run == 1:
+            label = escape(f"[{scenario.variant}]")  # not a style: printed as written
+            console.print(f"[bold]{scenario.name}[/bold] {label} — {scenario.description.strip()}")
+            journals.append([])
+            targets.append([])
         record = asyncio.run(
             run_scenario(
                 scenario, settings, source=path, seed=seed, reuse=reuse,
@@ -85,17 +81,30 @@ def run_files(
         target = journal if journal is not None and len(scenarios) == 1 else (
             reports / f"{scenario.name}-{scenario.variant}" / "journal.json"
         )  # fmt: skip
+        if repeat > 1:
+            target = target.parent / f"run-{run}" / target.name
         data = write_journal(record, target)
-        journals.append(data)
-        print_summary(data, console)
+        journals[-1].append(data)
+        targets[-1].append(target)
+        if repeat == 1:
+            print_summary(data, console)
+        else:
+            print_run_line(data, run, repeat, console)
         console.print(f"journal: {target}")
+        if repeat > 1 and (run == repeat or record.interrupted):
+            repetitions.append(repetition(journals[-1], requested=repeat, paths=targets[-1]))
+            print_repetition(repetitions[-1], console)
         if record.interrupted:
             break
-    junit_path = junit or (
-        reports / "junit.xml"
+    folder = (
+        reports
         if len(scenarios) > 1
-        else reports / f"{scenarios[0][1].name}-{scenarios[0][1].variant}" / "junit.xml"
+        else reports / f"{scenarios[0][1].name}-{scenarios[0][1].variant}"
     )
+    junit_path = junit or folder / "junit.xml"
     write_junit(journals, junit_path)
     console.print(f"junit: {junit_path}")
-    return worst([int(j["exit_code"]) for j in journals])
+    if repetitions:
+        write_repetitions(repetitions, folder / "repeat.json")
+        console.print(f"repeat: {folder / 'repeat.json'}")
+    return worst([int(data["exit_code"]) for runs in journals for data in runs])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+_COLOURS = {0: "green", 1: "red", 2: "red", 3: "yellow", 4: "red"}
 
 
 def _num(value: object) -> str:
@@ -16,10 +20,19 @@ def _num(value: object) -> str:
     return str(value)
 
 
+def _margin(margin: float | None, relative: float | None) -> str:
+    """``+50 (+20%)``: the margin in the threshold's unit, and as a share of its limit."""
+    if margin is None:
+        return "-"
+    text = f"{margin:+.4g}" if margin else "0"
+    return text if relative is None else f"{text} ({relative:+.0%})"
+
+
 def print_summary(data: dict[str, Any], console: Console) -> None:
     verdicts = data["verdicts"]
-    table = Table(title=f"{data['scenario']['name']} [{data['variant']}]", title_justify="left")
-    for column in ("check", "where", "measured", "expected", "result"):
+    title = escape(f"{data['scenario']['name']} [{data['variant']}]")
+    table = Table(title=title, title_justify="left")
+    for column in ("check", "where", "measured", "expected", "margin", "result"):
         table.add_column(column)
     for t in verdicts["thresholds"]:
         if not t.get("defined", True):
@@ -28,21 +41,22 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
             result = "[green]ok[/green]" if t["passed"] else "[red]BREACHED[/red]"
         table.add_row(
             t["expression"], f"{t['group']} / {t['phase']} ({t['samples']} req)",
-            _num(t["measured"]), _num(t["expected"]), result,
+            _num(t["measured"]), _num(t["expected"]),
+            _margin(t.get("margin"), t.get("relative_margin")), result,
         )  # fmt: skip
     for i in verdicts["invariants"]:
         detail = "" if i["passed"] else "; ".join(i["violations"][:2])
         counted = ", ".join(f"{k} {n}" for k, n in i.get("counts", {}).items() if n)
         table.add_row(
-            f"invariant {i['name']}", counted or f"{i['checked']} checked", detail, "",
+            f"invariant {i['name']}", counted or f"{i['checked']} checked", detail, "", "",
             "[green]ok[/green]" if i["passed"] else "[red]VIOLATED[/red]",
         )  # fmt: skip
     for v in verdicts["validity"]:
         if not v["passed"]:
-            table.add_row(v["name"], "", v["detail"], "", "[yellow]INVALID[/yellow]")
+            table.add_row(v["name"], "", v["detail"], "", "", "[yellow]INVALID[/yellow]")
     for e in verdicts.get("expectations", []):
         table.add_row(
-            f"must fail: {e['name']}", "", e["detail"], "",
+            f"must fail: {e['name']}", "", e["detail"], "", "",
             "[green]failed as expected[/green]" if e["happened"] else "[red]DID NOT FAIL[/red]",
         )  # fmt: skip
     console.print(table)
@@ -51,7 +65,7 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
         console.print(f"[red]harness error[/red]: {error}")
     for reason in data.get("reasons", [])[:5]:
         console.print(f"  {reason}", markup=False, highlight=False)
-    colour = {0: "green", 1: "red", 2: "red", 3: "yellow", 4: "red"}[data["exit_code"]]
+    colour = _COLOURS[data["exit_code"]]
     expected = " (failure expected)" if data["expect"] == "fail" else ""
     console.print(
         f"[bold {colour}]{data['result']}[/bold {colour}]{expected} — exit {data['exit_code']}, "
@@ -89,3 +103,51 @@ def print_blast_radius(rows: list[dict[str, Any]], console: Console) -> None:
             cells.append(f"[{style}]{text}[/{style}]" if style else text)
         table.add_row(f"{row['phase']}: {'; '.join(row['faults'])}", *cells)
     console.print(table)
+
+
+def print_run_line(data: dict[str, Any], run: int, requested: int, console: Console) -> None:
+    """One run of a repetition: its result in one line, and what went wrong if anything."""
+    colour = _COLOURS[data["exit_code"]]
+    console.print(
+        f"  run {run}/{requested}: [{colour}]{data['result']}[/{colour}] — exit "
+        f"{data['exit_code']}, seed {data['seed']}, {data['load']['samples']} requests"
+    )
+    for reason in data.get("reasons", [])[:3]:
+        console.print(f"    {reason}", markup=False, highlight=False)
+
+
+def print_repetition(figures: dict[str, Any], console: Console) -> None:
+    """The pass rate of repeated runs, and each threshold's margins over them, closest to
+    its limit first (:func:`chaos.repetition.repetition`)."""
+    runs = figures["runs"]
+    table = Table(
+        title=f"margins over {runs} runs (closest to its limit first)", title_justify="left"
+    )
+    for column in ("check", "where", "min", "median", "min / limit", "breached", "no margin"):
+        table.add_column(column)
+    for t in figures["thresholds"]:
+        where = f"{t['group']} / {t['phase']}"
+        if t["judged"] < runs:
+            where += f" (judged in {t['judged']})"
+        relative = t["relative_min"]
+        table.add_row(
+            t["expression"], where, _margin(t["min"], None), _margin(t["median"], None),
+            "-" if relative is None else f"{relative:+.0%}",
+            f"[red]{t['breached']}[/red]" if t["breached"] else "0",
+            f"[yellow]{t['undefined']}[/yellow]" if t["undefined"] else "0",
+        )  # fmt: skip
+    console.print(table)
+    seen = Counter(figures["exit_codes"])
+    codes = ", ".join(
+        f"{code} ({count} run{'s' if count > 1 else ''})" for code, count in sorted(seen.items())
+    )
+    colour = _COLOURS[figures["exit_code"]]
+    stopped = (
+        f" (interrupted after {runs} of {figures['requested']})" if figures["interrupted"] else ""
+    )
+    label = escape(f"{figures['scenario']} [{figures['variant']}]")
+    console.print(
+        f"[bold {colour}]passed {figures['passes']}/{runs} runs[/bold {colour}]{stopped} — "
+        f"{label}: exit codes {codes} — exit {figures['exit_code']}",
+        highlight=False,
+    )

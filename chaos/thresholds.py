@@ -62,8 +62,10 @@ __all__ = [
     "ThresholdSyntaxError",
     "Verdict",
     "evaluate",
+    "margin_of",
     "metric_kind",
     "parse_threshold",
+    "relative_margin_of",
 ]
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -516,6 +518,29 @@ def evaluate(
         f"{text}: measured {_show(measured, kind)}, "
         f"expected {threshold.op} {_show(expected, kind)}{basis}",
     )
+
+
+def margin_of(op: Op, measured: float, limit: float) -> float:
+    """How far ``measured`` is from breaching ``measured op limit``, in the metric's unit.
+
+    Positive when the threshold holds with room to spare, negative by as much as it was
+    breached. 0 is on the limit: a pass for ``<=``, ``>=`` and ``==``, a breach for ``<``,
+    ``>`` and ``!=``. An equality has no room to spare: its margin is 0 when it holds and
+    minus the distance to the limit when it does not; ``!=`` has the distance when it holds.
+    """
+    if op in ("<", "<="):
+        return limit - measured
+    if op in (">", ">="):
+        return measured - limit
+    distance = abs(measured - limit)
+    # 0.0 - 0.0, not -0.0: a margin of "minus zero" would read like a breach
+    return 0.0 - distance if op == "==" else distance
+
+
+def relative_margin_of(margin: float, limit: float) -> float | None:
+    """The margin as a fraction of the limit (0.25: a quarter of the limit to spare); None
+    for a limit of 0, which has no scale."""
+    return margin / abs(limit) if limit != 0 else None
 
 
 def _undefined(text: str, measured: float | None, expected: float | None = None) -> Verdict:

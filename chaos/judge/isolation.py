@@ -150,6 +150,7 @@ def _verdict(
             f"{service} ({role}) made no request in {phase}: cannot be judged",
             source="isolation",
             defined=False,
+            op="==",
         )
     failed = [s for s in samples if s.failed]
     if rule.may_fail:
@@ -177,6 +178,8 @@ def _verdict(
         len(samples),
         reason,
         source="isolation",
+        # the requests that failed wrongly, compared with none
+        op="==",
     )
 
 

@@ -80,6 +80,7 @@ def judge(evidence: Evidence) -> Outcome:
                 RECOVERY_DEADLINE,
                 0,
                 "the app's services were not all ready after the last fault was reverted",
+                op="<=",
             )
         )
     timings, effects = court.faults()
@@ -193,6 +194,7 @@ class _Court:
                                 f"{threshold.text}: window {key} did not exist in this run "
                                 "(the phase did not run, or its faults never stopped acting)",
                                 defined=False,
+                                op=threshold.op,
                             )
                         )
                         continue
@@ -208,6 +210,7 @@ class _Court:
                             current.count,
                             verdict.text,
                             defined=verdict.defined,
+                            op=threshold.op,
                         )
                     )
         return verdicts
@@ -242,6 +245,7 @@ class _Court:
                         f"{name} and isolation is not judged: add a threshold for it (e.g. "
                         "error_rate < 5%) to accept them",
                         source="unjudged",
+                        op="==",
                     )
                 )
         return verdicts

@@ -23,6 +23,7 @@ from chaos.errors import (
     EXIT_THRESHOLD,
 )
 from chaos.invariants import InvariantResult
+from chaos.thresholds import Op, margin_of, relative_margin_of
 
 #: where a verdict comes from: a threshold of the scenario, the isolation judged by default
 #: in every faulted phase, or the rule that no failure goes unjudged
@@ -44,13 +45,41 @@ class ThresholdVerdict:
     source: Source = "threshold"
     #: False when it could not be judged (no samples): neither passed nor breached
     defined: bool = True
+    #: how ``measured`` was compared with ``expected`` (the limit); None if not by a number
+    op: Op | Literal["in"] | None = None
 
     @property
     def breached(self) -> bool:
         return self.defined and not self.passed
 
+    @property
+    def margin(self) -> float | None:
+        """How far the measured value was from breaching (:func:`chaos.thresholds.margin_of`);
+        None when undefined or when nothing numeric was compared (``codes in (...)``)."""
+        if (
+            not self.defined
+            or self.op is None
+            or self.op == "in"
+            or self.measured is None
+            or self.expected is None
+        ):
+            return None
+        return margin_of(self.op, self.measured, self.expected)
+
+    @property
+    def relative_margin(self) -> float | None:
+        """The margin as a fraction of the limit; None when either has no value or is 0."""
+        found = self.margin
+        if found is None or self.expected is None:
+            return None
+        return relative_margin_of(found, self.expected)
+
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            **asdict(self),
+            "margin": self.margin,
+            "relative_margin": self.relative_margin,
+        }
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
 from chaos.judge.judgement import judge
 from chaos.judge.verdicts import Outcome
@@ -105,6 +107,25 @@ def test_a_bystander_that_fails_at_all_breaks_isolation() -> None:
     [reason] = isolation(outcome, "wallet")
     assert "a bystander" in reason
     assert "wallet:pool_timeout" in reason
+
+
+def test_every_judged_verdict_carries_its_margin() -> None:
+    story = scenario(thresholds={"deposits.*": {"outage": ["error_rate == 0", "p99 < 1s"]}})
+    run = correct_run(story)
+    hurt = Sample(15.0, "wallet.balances", 30.0, 503, True, "pool_timeout", "wallet", True)
+    outcome = judge(evidence(story, [*run.samples, hurt]))
+    verdicts = {(t.group, t.expression): t for t in outcome.thresholds}
+    held = verdicts["deposits.*", "error_rate == 0"]
+    assert (held.margin, held.relative_margin) == (0.0, None)
+    fast = verdicts["deposits.*", "p99 < 1s"]
+    assert fast.measured is not None
+    assert fast.margin == pytest.approx(1000.0 - fast.measured)
+    assert fast.relative_margin == pytest.approx(fast.margin / 1000.0)
+    # isolation counts the requests that failed wrongly against none
+    [bystander] = [t for t in outcome.thresholds if t.group == "service wallet"]
+    assert (bystander.passed, bystander.margin) == (False, -1.0)
+    [target] = [t for t in outcome.thresholds if t.group == "service p2p"]
+    assert (target.passed, target.margin) == (True, 0.0)
 
 
 def test_a_failure_naming_the_target_in_another_group_breaks_isolation() -> None:

@@ -6,13 +6,16 @@ from chaos.errors import ConfigError
 from chaos.thresholds import (
     METRICS,
     CodeSet,
+    Op,
     Quantity,
     Reference,
     Threshold,
     ThresholdSyntaxError,
     Verdict,
     evaluate,
+    margin_of,
     parse_threshold,
+    relative_margin_of,
 )
 
 NAN = math.nan
@@ -244,3 +247,73 @@ def test_reference_without_value_is_undefined() -> None:
 def test_evaluate_refuses_a_bad_expression() -> None:
     with pytest.raises(ThresholdSyntaxError):
         evaluate("p99 <", {"p99": 1.0}, {})
+
+
+# -- margins -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "measured", "limit", "margin"),
+    [
+        # p99 < 250: 50 ms to spare; 30 ms over
+        ("<", 200.0, 250.0, 50.0),
+        ("<", 280.0, 250.0, -30.0),
+        ("<", 250.0, 250.0, 0.0),  # on the limit: breached, with nothing to spare
+        ("<=", 250.0, 250.0, 0.0),  # on the limit: holds, with nothing to spare
+        ("<=", 260.0, 250.0, -10.0),
+        # in_flight_max >= 100: 20 above; 10 short
+        (">=", 120.0, 100.0, 20.0),
+        (">=", 90.0, 100.0, -10.0),
+        (">", 0.9, 0.5, 0.4),
+        (">", 0.25, 0.5, -0.25),
+        # error_rate == 0: no room when it holds, minus the distance when it does not
+        ("==", 0.0, 0.0, 0.0),
+        ("==", 0.02, 0.0, -0.02),
+        ("==", 3.0, 5.0, -2.0),
+        # p90 != 0: the distance when it holds, 0 when breached
+        ("!=", 12.0, 0.0, 12.0),
+        ("!=", 0.0, 0.0, 0.0),
+    ],
+)  # fmt: skip
+def test_margin_per_operator(op: Op, measured: float, limit: float, margin: float) -> None:
+    assert margin_of(op, measured, limit) == pytest.approx(margin)
+
+
+def test_a_held_equality_has_a_margin_of_zero_not_minus_zero() -> None:
+    assert math.copysign(1.0, margin_of("==", 0.0, 0.0)) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "current"),
+    [
+        ("p99 < 250ms", {"p99": 249.9}),
+        ("p99 < 250ms", {"p99": 300.0}),
+        ("p99 <= 250ms", {"p99": 100.0}),
+        ("error_rate == 0", {"error_rate": 0.001}),
+        ("error_rate < 5%", {"error_rate": 0.2}),
+        ("error_rate > 0.5", {"error_rate": 0.9}),
+        ("error_rate > 0.5", {"error_rate": 0.1}),
+        ("error_rate != 0", {"error_rate": 0.3}),
+        ("count >= 100", {"count": 101.0}),
+        ("count >= 100", {"count": 99.0}),
+        ("p99 < 1.5 * baseline.p99", {"p99": 301.0}),
+        ("rps >= 0.8 * baseline.rps", {"rps": 39.0}),
+    ],
+)
+def test_a_positive_margin_is_a_pass_and_a_negative_one_a_breach(
+    text: str, current: dict[str, float]
+) -> None:
+    verdict = evaluate(text, current, {"baseline": BASELINE})
+    assert verdict.expected is not None
+    op = parse_threshold(text).op
+    assert op != "in"
+    margin = margin_of(op, verdict.measured, verdict.expected)
+    assert margin != 0
+    assert (margin > 0) is verdict.passed
+
+
+def test_relative_margin_is_a_fraction_of_the_limit_and_none_for_a_zero_limit() -> None:
+    assert relative_margin_of(50.0, 250.0) == pytest.approx(0.2)
+    assert relative_margin_of(-30.0, 250.0) == pytest.approx(-0.12)
+    assert relative_margin_of(-5.0, -10.0) == pytest.approx(-0.5)  # scaled by |limit|
+    assert relative_margin_of(-0.02, 0.0) is None

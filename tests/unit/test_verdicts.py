@@ -75,3 +75,29 @@ def test_reasons_say_what_happened() -> None:
     text = "\n".join(outcome.reasons())
     assert "undefined: deposits.* / fault: no samples" in text
     assert "expected failure did not happen" in text
+
+
+def test_a_verdict_carries_its_margin() -> None:
+    slow = ThresholdVerdict("deposits.*", "fault", "p99 < 250ms", False, 300.0, 250.0, 100,
+                            op="<")  # fmt: skip
+    assert (slow.margin, slow.relative_margin) == (-50.0, -0.2)
+    fast = ThresholdVerdict("deposits.*", "fault", "p99 < 250ms", True, 200.0, 250.0, 100,
+                            op="<")  # fmt: skip
+    assert fast.as_dict()["margin"] == 50.0
+    assert fast.as_dict()["relative_margin"] == 0.2
+    assert fast.as_dict()["op"] == "<"
+    assert BREACH.margin is None  # no operator recorded: no margin
+    # error_rate == 0: a breach by half the requests; no scale for a limit of 0
+    equal = ThresholdVerdict("deposits.*", "fault", "error_rate == 0", False, 0.5, 0.0, 100,
+                             op="==")  # fmt: skip
+    assert (equal.margin, equal.relative_margin) == (-0.5, None)
+
+
+def test_an_undefined_verdict_has_no_margin() -> None:
+    silent = ThresholdVerdict("deposits.*", "fault", "failures == 0", False, None, 0.0, 0,
+                              "no samples", defined=False, op="==")  # fmt: skip
+    assert silent.margin is None
+    assert silent.as_dict()["margin"] is None
+    codes = ThresholdVerdict("deposits.*", "fault", "codes in (pool_timeout)", True, None, None,
+                             100, op="in")  # fmt: skip
+    assert (codes.margin, codes.relative_margin) == (None, None)
