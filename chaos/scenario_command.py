@@ -61,6 +61,7 @@ def run_files(
     *,
     variant: str | None,
     seed: int | None,
+    recorded: Scenario | None = None,  # run instead of the file's (a replay: as recorded)
     reuse: bool,
     reports: Path,
     junit: Path | None,
@@ -69,7 +70,7 @@ def run_files(
     """Validate every file first (nothing runs if one is bad), then run them in order."""
     scenarios: list[tuple[Path, Scenario]] = []
     for path in paths:
-        scenario = load_scenario(path)
+        scenario = recorded if recorded is not None else load_scenario(path)
         scenarios.append((path, scenario.with_variant(variant) if variant else scenario))
     journals: list[dict[str, Any]] = []
     for path, scenario in scenarios:
