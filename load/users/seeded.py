@@ -72,10 +72,12 @@ class SeededUser(User):
         return self.random.choice(self.tasks)
 
     def wait_time(self) -> float:
+        """The pause before the next task: within :attr:`think_time`, from its own stream."""
         low, high = self.think_time
         return low + self._pauses.random() * (high - low)
 
     def context(self) -> dict[str, Any]:
+        """Locust's request context of this user's requests: its name, for the samples."""
         return {"user": self.label}
 
 
