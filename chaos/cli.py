@@ -220,13 +220,19 @@ _REPEAT = click.option(
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--variant", type=_VARIANT, help="Run against this design instead of the file's.")
 @click.option(
     "--seed", type=int, help="Seed of every run (default: the file's, else a new one per run)."
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="Journal path.")
+@click.option(
+    "--replay",
+    "replayed",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run a recorded run again from its journal: its scenario, seed and variant.",
+)
 @click.option(
     "--reports",
     type=click.Path(file_okay=False, path_type=Path),
@@ -243,18 +249,36 @@ _REPEAT = click.option(
 @click.pass_context
 def run(
     ctx: click.Context,
-    file: Path,
+    file: Path | None,
     variant: str | None,
     seed: int | None,
     junit: Path | None,
     journal: Path | None,
+    replayed: Path | None,
     reports: Path,
     reuse: bool,
     repeat: int,
 ) -> None:
-    """Run one scenario; exit 0 pass, 1 threshold, 2 invariant, 3 invalid, 4 error."""
+    """Run one scenario (or --replay a recorded run); exit 0 pass, 1 threshold, 2 invariant,
+    3 invalid, 4 error."""
+    from chaos.replay import replay_run
     from chaos.scenario_command import run_files
 
+    if replayed is not None:
+        given = [name for name, value in (("FILE", file), ("--seed", seed), ("--variant", variant))
+                 if value is not None]  # fmt: skip
+        if given:
+            raise click.UsageError(
+                f"--replay runs the recorded scenario with its own seed and variant: "
+                f"drop {', '.join(given)}", ctx,
+            )  # fmt: skip
+        code = replay_run(
+            replayed, _settings(ctx), _out, reuse=reuse, reports=reports, junit=junit,
+            journal=journal,
+        )  # fmt: skip
+        sys.exit(code)
+    if file is None:
+        raise click.UsageError("give a scenario FILE, or --replay JOURNAL", ctx)
     code = run_files(
         [file], _settings(ctx), _out, variant=variant, seed=seed, reuse=reuse,
         reports=reports, junit=junit, journal=journal, repeat=repeat,

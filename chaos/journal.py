@@ -6,6 +6,7 @@ Reports (JUnit, console) are rendered from this journal, never from live state.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def journal(record: RunRecord) -> dict[str, Any]:
 
 
 def write_journal(record: RunRecord, path: Path) -> dict[str, Any]:
-    data = journal(record)
+    # The command that runs it again: its scenario as recorded, its seed and variant.
+    data = {**journal(record), "replay": f"harness run --replay {shlex.quote(str(path))}"}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str))
     return data

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chaos.errors import HarnessError
-from chaos.journal import journal, write_journal
+from chaos.journal import write_journal
 from chaos.runner import run_scenario
 from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario
@@ -70,8 +70,7 @@ class ScenarioItem(pytest.Item):
         )
         reports = Path(self.config.getoption("--scenario-reports"))
         target = reports / f"{self.scenario.name}-{self.scenario.variant}" / "journal.json"
-        write_journal(record, target)
-        data = journal(record)
+        data = write_journal(record, target)
         self.user_properties.append(("journal", str(target)))
         if data["exit_code"] != 0:
             raise ScenarioFailed(data)
@@ -88,6 +87,7 @@ class ScenarioItem(pytest.Item):
             lines += [f"  invalid: {v['name']}: {v['detail']}"
                       for v in verdicts["validity"] if not v["passed"]]  # fmt: skip
             lines += [f"  harness error: {e}" for e in verdicts["harness_errors"]]
+            lines += [f"  replay: {data['replay']}"] if data.get("replay") else []
             return "\n".join(lines)
         if isinstance(excinfo.value, HarnessError):
             return f"harness error: {excinfo.value}"

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import platform
-import random
 import re
 import shutil
 import signal
@@ -77,6 +76,7 @@ from chaos.toxiproxy.client import ToxiproxyClient
 from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
+from load.seeding import random_seed
 
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
@@ -165,9 +165,7 @@ class ScenarioRunner:
         self.reuse = reuse
         self.report = report
         chosen = seed if seed is not None else scenario.seed
-        self.record = RunRecord(
-            scenario, source, chosen if chosen is not None else random.randrange(2**31)
-        )
+        self.record = RunRecord(scenario, source, chosen if chosen is not None else random_seed())
 
     async def run(self) -> RunRecord:
         """Run the scenario; the record's outcome holds the verdicts (and harness errors).

@@ -843,6 +843,19 @@ class Scenario(_Spec):
             for threshold in by_phase.get(phase, ())
         ]
 
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Scenario:
+        """The scenario a run's journal recorded (its JSON model dump), validated again.
+
+        The dump writes what a file leaves out as null and an explicit nothing as an empty
+        list or mapping; they are given back in the file's form (left out, ``none``).
+        """
+        values = {key: value for key, value in data.items() if value is not None}
+        for key, nothing in (("thresholds", {}), ("invariants", [])):
+            if values.get(key) == nothing:
+                values[key] = "none"
+        return cls.model_validate(values)
+
     def with_variant(self, variant: str) -> Scenario:
         """The same scenario against another stack variant (``isolated`` or ``legacy``)."""
         for known in VARIANTS:

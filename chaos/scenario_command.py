@@ -50,6 +50,7 @@ def run_files(
     *,
     variant: str | None,
     seed: int | None,
+    recorded: Scenario | None = None,  # run instead of the file's (a replay: as recorded)
     reuse: bool,
     reports: Path,
     junit: Path | None,
@@ -60,7 +61,7 @@ def run_files(
     ``repeat`` times in a row; the exit code is the worst of all runs."""
     scenarios: list[tuple[Path, Scenario]] = []
     for path in paths:
-        scenario = load_scenario(path)
+        scenario = recorded if recorded is not None else load_scenario(path)
         scenarios.append((path, scenario.with_variant(variant) if variant else scenario))
     # the runs of each scenario, and where their journals went
     journals: list[list[dict[str, Any]]] = []

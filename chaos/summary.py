@@ -71,6 +71,9 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
         f"[bold {colour}]{data['result']}[/bold {colour}]{expected} — exit {data['exit_code']}, "
         f"seed {data['seed']}, {data['load']['samples']} requests"
     )
+    if data.get("replay"):
+        # One line, however long: a command to copy.
+        console.print(f"replay: {data['replay']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_blast_radius(rows: list[dict[str, Any]], console: Console) -> None:

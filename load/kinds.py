@@ -36,6 +36,12 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 GROUP_SERVICE: dict[str, str | None] = {"users": "wallet", "health": None, "provider": None}
 
 
+def kind_of(class_name: str) -> str:
+    """The kind of the user class called ``class_name`` (``DepositorUser`` -> ``deposits``);
+    a class of no kind is its own."""
+    return next((kind for kind, name in KINDS.items() if name == class_name), class_name)
+
+
 def service_of(request: str) -> str | None:
     """The app service that answers ``request`` (``deposits.create`` -> ``deposits``)."""
     prefix = request.partition(".")[0]
@@ -58,7 +64,8 @@ ENV_MIX = "HARNESS_MIX"
 ENV_SAMPLES_DIR = "HARNESS_SAMPLES_DIR"
 #: every user's pause between two tasks, ``"min,max"`` seconds (default: each kind's own)
 ENV_THINK_TIME = "HARNESS_THINK_TIME"
-#: the run's seed, recorded with the run
+#: the run's seed, from which every user's random decisions derive (``load/seeding.py``);
+#: unset: each Locust process draws one of its own
 ENV_SEED = "HARNESS_SEED"
 #: base URL of the payment-provider fake, whose control API depositors pay through (the
 #: payer's side of a deposit); unset: depositors create deposits and never pay them

@@ -11,6 +11,9 @@ Environment:
   payments (default: the stack's; without one, deposits are never paid).
 - ``HARNESS_THINK_TIME`` (``0,0.3``): every user's pause between two tasks, in seconds,
   instead of each kind's own (``0``: none, as many requests in flight as users).
+- ``HARNESS_SEED`` (``42``): the run's seed. Every user draws its decisions and its pauses
+  from a ``Random`` of its own derived from it (``load/seeding.py``), so a run with the same
+  seed replays every user's decisions. Unset: each process draws a seed of its own.
 - ``HARNESS_SAMPLES_DIR``: write every request sample and every money-moving request
   (``load/recorder.py``, ``load/operations.py``) there, in every Locust process: local,
   master, worker.
@@ -25,25 +28,37 @@ collections stays a few megabytes.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from locust import User, between, events
+from locust import User, events
 from locust.env import Environment
 from locust.event import EventHook
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from load.kinds import ENV_MIX, ENV_SAMPLES_DIR, ENV_THINK_TIME, KINDS, parse_mix, parse_think_time
+from load.kinds import (
+    ENV_MIX,
+    ENV_SAMPLES_DIR,
+    ENV_SEED,
+    ENV_THINK_TIME,
+    KINDS,
+    parse_mix,
+    parse_think_time,
+)
 from load.recorder import Recorder
+from load.seeding import Roster, parse_seed, random_seed
 from load.users.base import LoadContext, context_of
+from load.users.seeded import use_roster
 from load.users.stack import stack_app
 
 DEFAULT_MIX = "deposits=4,wallet=3,p2p=2,swap=2"
 #: ``gc.set_threshold`` of every Locust process (Python's default: 700, 10, 10)
 GC_THRESHOLDS = (20_000, 10, 10)
+log = logging.getLogger(__name__)
 
 
 def mix_from_env() -> dict[str, int]:
@@ -66,6 +81,19 @@ def think_time_from_env() -> tuple[float, float] | None:
         raise SystemExit(f"{ENV_THINK_TIME}={text!r}: {exc}") from None
 
 
+def seed_from_env() -> int:
+    """``HARNESS_SEED`` parsed, or a seed of this process's own; a bad one stops Locust."""
+    text = os.environ.get(ENV_SEED, "").strip()
+    if not text:
+        seed = random_seed()
+        log.info("no %s: this process seeds its users with %d", ENV_SEED, seed)
+        return seed
+    try:
+        return parse_seed(text)
+    except ValueError as exc:
+        raise SystemExit(f"{ENV_SEED}={text!r}: {exc}") from None
+
+
 def user_classes(
     mix: dict[str, int], think_time: tuple[float, float] | None = None
 ) -> dict[str, type[User]]:
@@ -79,16 +107,18 @@ def user_classes(
             "weight": weight, "__module__": __name__, "__doc__": base.__doc__,
         }  # fmt: skip
         if think_time is not None:
-            attributes["wait_time"] = between(*think_time)
+            attributes["think_time"] = think_time
         selected[name] = type(name, (base,), attributes)
     return selected
 
 
 # Locust runs every non-abstract User class among this module's globals: exactly the mix.
 globals().update(user_classes(mix_from_env(), think_time_from_env()))
+SEED = seed_from_env()
 
 
 def _on_init(environment: Environment, runner: Runner | None = None, **_: Any) -> None:
+    use_roster(environment, Roster(SEED))
     context = context_of(environment)
     if not environment.host:
         app = stack_app()

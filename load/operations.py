@@ -4,8 +4,9 @@ Jepsen's idea: the verdict on writes rests on what the client *sent* and how eac
 ended, never on the values the app answered. Each Locust process appends to
 ``ops-<pid>.jsonl`` in the samples folder, line-buffered, two lines per request:
 
-- before the request goes out: ``{"op", "type": "invoke", "kind", "at", "sent": {...}}``:
-  the values the request carries (user, currency, amount, idempotency key, target ids);
+- before the request goes out: ``{"op", "type": "invoke", "kind", "at", "sent": {...},
+  "user"}``: the values the request carries (user, currency, amount, idempotency key,
+  target ids), and the simulated user that sent it (``deposits#0.3``, ``load/seeding.py``);
 - once it ended: ``{"op", "type": "complete", "at", "outcome", "status", "detail",
   "returned": {...}}``: ``acknowledged``, ``failed`` or ``indeterminate`` (see
   :func:`outcome_of`), and the ids the answer named (transaction, deposit…), for messages.
@@ -118,6 +119,8 @@ class Operation:
     returned: Mapping[str, str] = field(default_factory=dict)
     #: False when no completion was recorded (the run ended, or the process died, first)
     completed: bool = True
+    #: the simulated user that sent it (``deposits#0.3``), if recorded
+    user: str | None = None
 
     def describe(self) -> str:
         """``withdraw request 3f2a… (user_id=…, amount=1.5; answered 201, transaction_id=7)``."""
@@ -137,9 +140,12 @@ def outcome_counts(operations: Iterable[Operation]) -> dict[str, int]:
     return counts
 
 
-def invoke_line(op: str, kind: str, at: float, sent: Mapping[str, Any]) -> str:
+def invoke_line(
+    op: str, kind: str, at: float, sent: Mapping[str, Any], user: str | None = None
+) -> str:
     """The line recording a request about to go out, newline included."""
-    record = {"op": op, "type": "invoke", "kind": kind, "at": at, "sent": _texts(sent)}
+    record = {"op": op, "type": "invoke", "kind": kind, "at": at, "sent": _texts(sent),
+              "user": user}  # fmt: skip
     return json.dumps(record, separators=(",", ":")) + "\n"
 
 
@@ -187,6 +193,7 @@ def read_operations(folder: Path) -> list[Operation]:
                 detail=(end.get("detail") if end else "no completion recorded"),
                 returned=dict(end.get("returned") or {}) if end else {},
                 completed=end is not None,
+                user=start.get("user"),
             )
         )
     return sorted(found, key=lambda o: o.at)

@@ -61,19 +61,21 @@ class Recorder:
         elif status >= 400 or exception is not None:
             code, service, structured = error_identity(getattr(response, "text", None))
         started = start_time if start_time is not None else time.time() - response_time / 1000
+        user = context.get("user") if isinstance(context, dict) else None
         # Once per request: the line is written straight from the values (no Sample object).
         self._samples.write(sample_line(started, name, response_time, status,
                                         exception is not None, code, service, structured,
-                                        transport))  # fmt: skip
+                                        transport, user))  # fmt: skip
         self.count += 1
         now = time.monotonic()
         if now - self._last_flush >= _FLUSH_EVERY:
             self._samples.flush()
             self._last_flush = now
 
-    def invoke(self, op: str, kind: str, sent: dict[str, Any]) -> None:
-        """Record a money-moving request about to be sent, with the values it carries."""
-        self._ops.write(invoke_line(op, kind, time.time(), sent))
+    def invoke(self, op: str, kind: str, sent: dict[str, Any], user: str | None = None) -> None:
+        """Record a money-moving request about to be sent, with the values it carries and
+        the simulated user sending it."""
+        self._ops.write(invoke_line(op, kind, time.time(), sent, user))
 
     def complete(
         self,

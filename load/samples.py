@@ -4,13 +4,14 @@ One file per Locust process in the samples folder:
 
 - ``samples-<pid>.jsonl``: one JSON array per request:
   ``[start (epoch s), name, latency (ms), status, failed (0|1), error code, error service,
-  structured (0|1), transport error]``. ``failed`` is the user's verdict: an expected
+  structured (0|1), transport error, user]``. ``failed`` is the user's verdict: an expected
   refusal (say a 409 on a race) is a success with its 4xx status. ``error code`` and
   ``error service`` are what the app's error body says; ``structured`` is 1 when that body
   has the app's error shape exactly (an ``error`` object with non-empty ``code``,
   ``message``, ``service`` and ``request_id`` strings). Status 0 means no HTTP answer, and
   ``transport error`` says why: ``timeout`` (the client gave up) or ``connection`` (refused,
-  reset, closed); it is null whenever an answer came.
+  reset, closed); it is null whenever an answer came. ``user`` is the simulated user that
+  made the request (``deposits#0.3``, ``load/seeding.py``), null if none is known.
 - ``ops-<pid>.jsonl``: every request that creates or moves money, as the client sent it
   and as it ended (``load/operations.py``).
 - ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
@@ -46,6 +47,8 @@ class Sample:
     structured: bool = False
     #: why no answer came (status 0): ``timeout`` or ``connection``; None if one came
     transport_error: str | None = None
+    #: the simulated user that made it (``deposits#0.3``), None if not known
+    user: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,19 +70,19 @@ class Sample:
         """This sample's line in a samples file, newline included."""
         return sample_line(self.start, self.name, self.latency_ms, self.status, self.failed,
                            self.error_code, self.error_service, self.structured,
-                           self.transport_error)  # fmt: skip
+                           self.transport_error, self.user)  # fmt: skip
 
     @classmethod
     def from_line(cls, line: str) -> Sample:
-        start, name, latency, status, failed, code, service, structured, transport = json.loads(
-            line
-        )
+        (start, name, latency, status, failed, code, service, structured, transport,
+         user) = json.loads(line)  # fmt: skip
         # A run reads millions of samples sharing a few names and codes: one string each.
         return cls(
             float(start), sys.intern(str(name)), float(latency), int(status), bool(failed),
             None if code is None else sys.intern(str(code)),
             None if service is None else sys.intern(str(service)),
             bool(structured), None if transport is None else sys.intern(str(transport)),
+            None if user is None else sys.intern(str(user)),
         )  # fmt: skip
 
 
@@ -93,6 +96,7 @@ def sample_line(
     error_service: str | None,
     structured: bool = False,
     transport_error: str | None = None,
+    user: str | None = None,
 ) -> str:
     """A sample's line, newline included, as :meth:`Sample.from_line` reads it.
 
@@ -102,7 +106,7 @@ def sample_line(
     return (
         f"[{start:.6f},{_json_text(name)},{latency_ms:.3f},{status},{int(failed)},"
         f"{_json_text(error_code)},{_json_text(error_service)},{int(structured)},"
-        f"{_json_text(transport_error)}]\n"
+        f"{_json_text(transport_error)},{_json_text(user)}]\n"
     )
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import random
 from decimal import Decimal
 
-from locust import between, task
+from locust import task
 from locust.exception import StopUser
 
 from load.users.base import HarnessUser, random_amount
@@ -21,7 +20,7 @@ CREDITS: dict[str, tuple[Decimal, Decimal]] = {
 class AdminUser(HarnessUser):
     """Credits its own account, resolves disputed trades if any, reads readiness."""
 
-    wait_time = between(0.3, 1.0)
+    think_time = (0.3, 1.0)
 
     def on_start(self) -> None:
         if self.shared.admin_token is None:
@@ -30,8 +29,8 @@ class AdminUser(HarnessUser):
 
     @task(3)
     def credit(self) -> None:
-        currency = random.choice(list(CREDITS))
-        self.fund(self.account, currency, random_amount(*CREDITS[currency]))
+        currency = self.random.choice(list(CREDITS))
+        self.fund(self.account, currency, random_amount(self.random, *CREDITS[currency]))
 
     @task(2)
     def resolve_dispute(self) -> None:
@@ -39,7 +38,7 @@ class AdminUser(HarnessUser):
             self.readiness()
             return
         trade_id = self.shared.disputes.popleft()
-        winner = random.choice(("buyer", "seller"))
+        winner = self.random.choice(("buyer", "seller"))
         self.money_call(
             "p2p.trade_resolve", {"trade_id": trade_id, "by": "admin", "winner": winner},
             "POST", f"/api/admin/p2p/trades/{trade_id}/resolve", "admin.resolve",

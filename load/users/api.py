@@ -1,4 +1,5 @@
-"""The HTTP side every harness user shares: Locust's ``FastHttpUser``, set for this API.
+"""The HTTP side every harness user shares: Locust's ``FastHttpUser``, set for this API,
+and seeded (``load/users/seeded.py``): every random decision replays from the run's seed.
 
 - **No cookie jar.** The app authenticates with bearer tokens and sets no cookies, so the
   jar would only cost: geventhttpclient reads it before and writes it after every request
@@ -15,10 +16,11 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
 from load.kinds import CLIENT_TIMEOUT
+from load.users.seeded import SeededUser
 
 
-class ApiUser(FastHttpUser):
-    """A ``FastHttpUser`` without cookies and with short timeouts (see the module)."""
+class ApiUser(SeededUser, FastHttpUser):
+    """A seeded ``FastHttpUser`` without cookies and with short timeouts (see the module)."""
 
     abstract = True
     network_timeout = CLIENT_TIMEOUT

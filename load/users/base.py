@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from locust import between
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
@@ -51,18 +50,19 @@ class LoadContext:
     #: Locust reported CPU saturation of this process at least once
     cpu_warning_seen: bool = False
 
-    def invoke(self, kind: str, sent: Mapping[str, Any]) -> str:
+    def invoke(self, kind: str, sent: Mapping[str, Any], user: str | None = None) -> str:
         """Record a money-moving request before it goes out; returns its operation id.
 
         ``sent`` holds the fields :data:`~load.operations.OPERATION_KINDS` names for
-        ``kind``, and the ``key`` sent if any (a mismatch is a bug of the user, raised).
+        ``kind``, and the ``key`` sent if any (a mismatch is a bug of the user, raised);
+        ``user`` names the simulated user sending it (``deposits#0.3``).
         """
         expected = set(OPERATION_KINDS[kind].fields)
         if not expected <= set(sent) <= expected | {"key"}:
             raise ValueError(f"{kind} sends {sorted(expected)}, not {sorted(sent)}")
         op = uuid.uuid4().hex
         if self.recorder is not None:
-            self.recorder.invoke(op, kind, dict(sent))
+            self.recorder.invoke(op, kind, dict(sent), user)
         return op
 
     def complete(
@@ -131,18 +131,19 @@ class Reply:
         return value if isinstance(value, str) else None
 
 
-def random_amount(low: Decimal, high: Decimal) -> str:
-    """A decimal string between ``low`` and ``high``, with ``low``'s decimal places."""
+def random_amount(chance: random.Random, low: Decimal, high: Decimal) -> str:
+    """A decimal string between ``low`` and ``high``, with ``low``'s decimal places, drawn
+    from ``chance`` (a user's own ``random``)."""
     exponent = int(low.as_tuple().exponent)
     steps = int((high - low).scaleb(-exponent))
-    return str(low + Decimal(random.randint(0, steps)).scaleb(exponent))
+    return str(low + Decimal(chance.randint(0, steps)).scaleb(exponent))
 
 
 class HarnessUser(ApiUser):
     """A user with accounts of its own, funded by the admin when it starts."""
 
     abstract = True
-    wait_time = between(0.05, 0.3)
+    think_time = (0.05, 0.3)
     accounts_funding: ClassVar[Funding] = {"user": {}}
 
     def __init__(self, environment: Environment) -> None:
@@ -151,6 +152,7 @@ class HarnessUser(ApiUser):
         self.accounts: dict[str, Account] = {}
 
     def on_start(self) -> None:
+        super().on_start()
         # During a fault sign-up may fail: keep trying at the user's pace (each attempt is
         # a sample) rather than letting the user die.
         while not self.open_accounts():
@@ -252,7 +254,7 @@ class HarnessUser(ApiUser):
         only when that service itself says so (:func:`~load.operations.outcome_of`).
         """
         key = uuid.uuid4().hex if idempotent else None
-        op = self.shared.invoke(kind, {**sent, **({"key": key} if key else {})})
+        op = self.shared.invoke(kind, {**sent, **({"key": key} if key else {})}, self.label)
         reply = self.call(method, path, name, idempotency_key=key, **call)
         outcome = outcome_of(reply.status, reply.ok, reply.code, reply.service, service)
         returned = {field: reply.body.get(field) for field in returns}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,8 +57,8 @@ class DepositorUser(HarnessUser):
 
     @task(6)
     def create_deposit(self) -> None:
-        currency = random.choice(list(DEPOSIT_RANGES))
-        amount = random_amount(*DEPOSIT_RANGES[currency])
+        currency = self.random.choice(list(DEPOSIT_RANGES))
+        amount = random_amount(self.random, *DEPOSIT_RANGES[currency])
         reply = self.money_call(
             "deposit.create", {"user_id": self.account.user_id, "currency": currency,
                                "amount": amount},
@@ -81,7 +80,7 @@ class DepositorUser(HarnessUser):
         if self.shared.payments_url is None or not self.unpaid:
             self.read_deposit()
             return
-        deposit = self.unpaid.pop() if random.random() < 0.5 else self.unpaid.popleft()
+        deposit = self.unpaid.pop() if self.random.random() < 0.5 else self.unpaid.popleft()
         self.pay(deposit)
 
     def pay(self, deposit: Created) -> Outcome:
@@ -90,6 +89,7 @@ class DepositorUser(HarnessUser):
             "deposit.pay",
             {"deposit_id": deposit.deposit_id, "user_id": self.account.user_id,
              "currency": deposit.currency, "amount": deposit.amount},
+            self.label,
         )  # fmt: skip
         url = f"{self.shared.payments_url}/_control/payments/{deposit.payment_id}/progress"
         body = {"status": "finished", "through": True}
@@ -110,7 +110,7 @@ class DepositorUser(HarnessUser):
         if not self.deposit_ids:
             self.create_deposit()
             return
-        deposit_id = random.choice(self.deposit_ids)
+        deposit_id = self.random.choice(self.deposit_ids)
         self.call(
             "GET", f"/api/nowpayments/deposits/{deposit_id}", "deposits.get",
             token=self.account.token,

@@ -7,7 +7,6 @@ refusals: 409 when liquidity or the buyer's funds run short, 410 for a quote kep
 
 from __future__ import annotations
 
-import random
 from decimal import Decimal
 from typing import ClassVar
 
@@ -52,8 +51,8 @@ class ExpressBuyerUser(HarnessUser):
 
     @task
     def buy(self) -> None:
-        buy, pay, low, high = random.choice(BUYS)
-        amount = random_amount(low, high)
+        buy, pay, low, high = self.random.choice(BUYS)
+        amount = random_amount(self.random, low, high)
         reply = self.call(
             "POST", "/api/express/quotes", "express.quote", token=self.account.token,
             json={"buy": buy, "pay": pay, "amount": amount}, requires=QUOTE_FIELDS,

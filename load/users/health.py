@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from locust import constant, task
+from locust import task
 
 from load.users.api import ApiUser
 
@@ -10,7 +10,7 @@ from load.users.api import ApiUser
 class LivenessUser(ApiUser):
     """Only ``GET /health/live``, no wait: its rate shows what this Locust process can do."""
 
-    wait_time = constant(0)
+    think_time = (0.0, 0.0)
 
     @task
     def live(self) -> None:

@@ -6,7 +6,6 @@ transition after a race with expiry or an admin, trade busy), so it counts as a 
 
 from __future__ import annotations
 
-import random
 from typing import ClassVar
 
 from locust import task
@@ -98,11 +97,11 @@ class P2PTraderUser(HarnessUser):
 
     @task(1)
     def cancel_or_dispute(self) -> None:
-        if self.open_trades and (not self.paid_trades or random.random() < 0.5):
+        if self.open_trades and (not self.paid_trades or self.random.random() < 0.5):
             self._move(self.open_trades.pop(), "cancel")
         elif self.paid_trades:
             trade_id = self.paid_trades.pop()
-            if self._move(trade_id, "dispute", random.choice(("buyer", "seller"))).ok:
+            if self._move(trade_id, "dispute", self.random.choice(("buyer", "seller"))).ok:
                 self.shared.disputes.append(trade_id)
         else:
             self.read_trades()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,8 +49,8 @@ class SwapperUser(HarnessUser):
 
     @task(5)
     def quote_and_execute(self) -> None:
-        sell, buy, low, high = random.choice(SWAPS)
-        amount = random_amount(low, high)
+        sell, buy, low, high = self.random.choice(SWAPS)
+        amount = random_amount(self.random, low, high)
         reply = self.call(
             "POST", "/api/swap/quotes", "swap.quote", token=self.account.token,
             json={"sell": sell, "buy": buy, "amount": amount}, requires=QUOTE_FIELDS,
@@ -61,7 +60,7 @@ class SwapperUser(HarnessUser):
             return
         self.quotes.append(quote_id)
         asked = Asked(quote_id, sell, buy, amount)
-        if random.random() < KEEP_FOR_LATER:
+        if self.random.random() < KEEP_FOR_LATER:
             self.kept.append(asked)
         else:
             self.execute(asked)
@@ -77,7 +76,7 @@ class SwapperUser(HarnessUser):
     def read_quote(self) -> None:
         if self.quotes:
             self.call(
-                "GET", f"/api/swap/quotes/{random.choice(self.quotes)}", "swap.get",
+                "GET", f"/api/swap/quotes/{self.random.choice(self.quotes)}", "swap.get",
                 token=self.account.token,
             )  # fmt: skip
 

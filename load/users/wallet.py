@@ -32,7 +32,7 @@ class WalletUser(HarnessUser):
 
     @task(3)
     def withdraw(self) -> None:
-        sent = {"currency": "USDT", "amount": random_amount(*WITHDRAWAL)}
+        sent = {"currency": "USDT", "amount": random_amount(self.random, *WITHDRAWAL)}
         self.money_call(
             "wallet.withdraw", {"user_id": self.account.user_id, **sent},
             "POST", "/api/wallet/withdraw", "wallet.withdraw", service="wallet",

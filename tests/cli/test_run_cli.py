@@ -163,3 +163,85 @@ def test_a_crash_of_the_harness_is_one_line_and_exit_4(
     kept = Path(line.rsplit(" ", 1)[-1])
     assert "RuntimeError: boom" in kept.read_text()
     kept.unlink()
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--replay", "j.json", "x.yaml"], "seed and variant: drop FILE"),
+        (["--replay", "j.json", "--seed", "3", "--variant", "legacy"], "drop --seed, --variant"),
+        ([], "give a scenario FILE, or --replay JOURNAL"),
+    ],
+    ids=["file", "seed-and-variant", "nothing"],
+)
+def test_replay_takes_no_file_seed_or_variant(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], problem: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", *args, "--reports", str(tmp_path / "reports")])
+    assert exited.value.code == EXIT_HARNESS_ERROR
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("harness: error: ")
+    assert problem in line
+    assert not (tmp_path / "reports").exists()
+
+
+def test_replaying_what_is_not_a_journal_names_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text("<testsuites/>")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--replay", str(junit), "--reports", str(tmp_path / "reports")])
+    assert exited.value.code == EXIT_HARNESS_ERROR
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"harness: error: {junit} is not a harness journal — pass the")
+    assert not (tmp_path / "reports").exists()
+
+
+REPLAYED = """\
+name: replayed
+description: A short run, to be replayed.
+load: {users: 4, spawn_rate: 4, mix: {deposits: 1, wallet: 1}, think_time: [0s, 50ms]}
+timeline:
+  - {phase: baseline, duration: 2s}
+thresholds: none
+invariants: none
+"""
+
+
+def test_a_run_replays_from_its_journal_with_its_scenario_seed_and_variant(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``harness run --replay`` reruns what the journal recorded, even after the file
+    changed, and keeps the original's reports."""
+    scenario = tmp_path / "replayed.yaml"
+    scenario.write_text(REPLAYED)
+    reports = tmp_path / "reports"
+
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [HARNESS, "run", *args, "--reuse", "--reports", str(reports)], env=stack_env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    first = harness(str(scenario), "--seed", "1234")
+    assert first.returncode == 0, first.stdout + first.stderr
+    journal = reports / "replayed-isolated" / "journal.json"
+    assert f"replay: harness run --replay {journal}" in first.stdout
+    recorded = json.loads(journal.read_text())
+    assert recorded["replay"] == f"harness run --replay {journal}"
+
+    scenario.write_text(REPLAYED.replace("users: 4,", "users: 6,"))
+    again = harness("--replay", str(journal))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"note: {scenario} changed since the run; replaying the scenario as {journal}" in (
+        again.stdout
+    )
+    replayed = json.loads((reports / "replayed-isolated-replay" / "journal.json").read_text())
+    assert (replayed["seed"], replayed["variant"]) == (1234, "isolated")
+    assert replayed["scenario"] == recorded["scenario"]
+    assert replayed["scenario"]["load"]["users"] == 4
+    assert replayed["source"] == str(scenario)
+    assert replayed["load"]["samples"] > 0
+    assert json.loads(journal.read_text()) == recorded  # the original's reports are kept

@@ -104,6 +104,11 @@ def test_two_workers_give_the_union_of_their_samples(stack: StackState) -> None:
     assert len(workers) == 2
     assert all(w["samples"] > 0 for w in workers), workers
     assert sum(w["samples"] for w in workers) == len(result.samples)
+    # Each worker names its users with its own index: ten depositors each, none twice.
+    users = {s.user for s in result.samples}
+    assert users == {f"deposits#{w}.{n}" for w in (0, 1) for n in range(10)}, sorted(
+        map(str, users)
+    )
     assert_counted_like_the_app(result, before, after)
     assert not [s for s in result.samples if s.failed]
 

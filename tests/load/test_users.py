@@ -34,6 +34,7 @@ from load.kinds import (
     ENV_MIX,
     ENV_PAYMENTS_URL,
     ENV_SAMPLES_DIR,
+    ENV_SEED,
     ENV_THINK_TIME,
     KINDS,
     requests_of,
@@ -55,7 +56,8 @@ LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
 NAME = re.compile(r"^[a-z0-9]+\.[a-z0-9_]+$")
 #: the variables a run sets itself; anything inherited would change what it tests
 OWN_VARIABLES = (
-    ENV_ADMIN_TOKEN, ENV_MIX, ENV_PAYMENTS_URL, ENV_SAMPLES_DIR, ENV_STATE_DIR, ENV_THINK_TIME,
+    ENV_ADMIN_TOKEN, ENV_MIX, ENV_PAYMENTS_URL, ENV_SAMPLES_DIR, ENV_SEED, ENV_STATE_DIR,
+    ENV_THINK_TIME,
 )  # fmt: skip
 
 
@@ -386,20 +388,60 @@ def test_the_mix_decides_which_classes_locust_runs(
 
 
 def test_the_think_time_replaces_every_kinds_own() -> None:
-    pauses = "{n: [c.wait_time(c) for _ in range(20)] for n, c in classes.items()}"
+    pauses = "{n: list(c.think_time) for n, c in classes.items()}"
     env = {ENV_MIX: "deposits,admin"}
     returncode, found, stderr = probe_locustfile({**env, ENV_THINK_TIME: "0"}, pauses)
     assert returncode == 0, stderr
-    assert found == {"DepositorUser": [0.0] * 20, "AdminUser": [0.0] * 20}
+    assert found == {"DepositorUser": [0.0, 0.0], "AdminUser": [0.0, 0.0]}
     returncode, found, stderr = probe_locustfile({**env, ENV_THINK_TIME: "2,3"}, pauses)
     assert returncode == 0, stderr
-    assert all(2.0 <= pause <= 3.0 for kind in found.values() for pause in kind)
+    assert found == {"DepositorUser": [2.0, 3.0], "AdminUser": [2.0, 3.0]}
     returncode, found, stderr = probe_locustfile(env, pauses)  # each kind's own
     assert returncode == 0, stderr
-    assert max(found["DepositorUser"]) <= 0.3 < min(found["AdminUser"]) + 0.1
+    assert found == {"DepositorUser": [0.05, 0.3], "AdminUser": [0.3, 1.0]}
     returncode, _, stderr = probe_locustfile({**env, ENV_THINK_TIME: "soon"}, pauses)
     assert returncode != 0
     assert "HARNESS_THINK_TIME='soon'" in stderr
+
+
+def test_each_user_draws_its_tasks_and_pauses_from_its_own_seeded_streams() -> None:
+    """Built in another process with the same seed, a user chooses the same tasks and
+    pauses; the next user of its kind, or another seed, others."""
+    users = (
+        "{str(u.simulated): [[u.next_task().__name__ for _ in range(12)],"
+        " [u.wait_time() for _ in range(5)]] for u in build()}"
+    )
+    build = (
+        "from locust.env import Environment",
+        "from load.seeding import Roster",
+        "from load.users.seeded import use_roster",
+        "def build():",
+        "    environment = Environment()",
+        "    locustfile = sys.modules[next(iter(classes.values())).__module__]",
+        "    use_roster(environment, Roster(locustfile.SEED))",
+        "    for c in classes.values(): c.host = 'http://127.0.0.1:9'",
+        "    return [c(environment) for c in classes.values() for _ in range(2)]",
+    )
+    env = {ENV_MIX: "deposits,swap", ENV_THINK_TIME: "0.1,0.2"}
+    runs = []
+    for seed in ("7", "7", "8"):
+        returncode, found, stderr = probe_locustfile({**env, ENV_SEED: seed}, users, *build)
+        assert returncode == 0, stderr
+        runs.append(found)
+    first, again, other = runs
+    assert sorted(first) == ["deposits#0.0", "deposits#0.1", "swap#0.0", "swap#0.1"]
+    assert first == again
+    for name, (tasks, pauses) in first.items():
+        assert other[name] != [tasks, pauses]
+        assert all(0.1 <= pause <= 0.2 for pause in pauses)
+    assert first["deposits#0.0"][0] != first["deposits#0.1"][0]
+    assert {"create_deposit", "read_deposit"} <= set(first["deposits#0.0"][0])
+
+
+def test_a_bad_seed_stops_locust_with_the_reason() -> None:
+    returncode, _, stderr = locust_classes({ENV_SEED: "forty-two"})
+    assert returncode != 0
+    assert "HARNESS_SEED='forty-two'" in stderr
 
 
 def test_a_bad_mix_stops_locust_with_the_reason() -> None:
@@ -555,3 +597,58 @@ async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) 
     )  # fmt: skip
     assert refused.samples
     assert {(s.status, s.transport_error) for s in refused.samples} == {(0, "connection")}
+
+
+def sequences(run: LocustRun) -> dict[str, list[str]]:
+    """What each simulated user did, in order: ``"<user> made"``, the names of its requests;
+    ``"<user> sent"``, for each money-moving request, its kind and what the user chose to
+    send (every field but identities: ids the app made and Idempotency-Keys, fresh in
+    every run)."""
+    found: dict[str, list[str]] = {}
+    for sample in run.samples:  # by start: a user makes one request at a time
+        found.setdefault(f"{sample.user} made", []).append(sample.name)
+    for operation in read_operations(run.folder):  # by start too
+        chosen = [f"{k}={v}" for k, v in sorted(operation.sent.items())
+                  if k != "key" and not k.endswith("_id")]  # fmt: skip
+        found.setdefault(f"{operation.user} sent", []).append(" ".join([operation.kind, *chosen]))
+    return found
+
+
+def agreed(first: list[str], second: list[str]) -> int:
+    """How many requests two sequences share from their start."""
+    return next(
+        (n for n, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+
+
+async def test_one_seed_replays_what_each_user_does(
+    app: RunningApp, payments_fake: PaymentsFake, tmp_path: Path
+) -> None:
+    """Two runs with one seed: every user makes the same requests and sends the same
+    amounts, as far as both runs got (timing decides how far); another seed, other ones."""
+    env = {ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_PAYMENTS_URL: payments_fake.url,
+           ENV_MIX: "deposits,wallet,p2p,swap,express", ENV_THINK_TIME: "0,0.05"}  # fmt: skip
+
+    async def run(name: str, seed: int) -> dict[str, list[str]]:
+        done = await run_locust(
+            tmp_path / name, "-H", app_url(app), users=10, run_time="3s",
+            env={**env, ENV_SEED: str(seed)},
+        )  # fmt: skip
+        assert_clean(done)
+        return sequences(done)
+
+    first, again, other = await run("first", 7), await run("again", 7), await run("other", 8)
+    users = {f"{kind}#0.{n}" for kind in ("deposits", "wallet", "p2p", "swap", "express")
+             for n in (0, 1)}  # fmt: skip
+    assert {key.split()[0] for key in first} == users, sorted(first)
+    assert set(again) == set(first) == set(other)
+    for key, done in first.items():
+        shared = min(len(done), len(again[key]))
+        assert agreed(done, again[key]) == shared, (key, done[:shared], again[key][:shared])
+        assert shared >= (5 if key.endswith("made") else 3), (key, done, again[key])
+    # Another seed, other decisions (express buyers make one kind of request: only what
+    # they send differs).
+    same = [key for key, done in first.items()
+            if agreed(done, other[key]) == min(len(done), len(other[key]))]  # fmt: skip
+    assert len(same) <= 2, same

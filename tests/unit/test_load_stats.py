@@ -110,7 +110,9 @@ def test_sample_line_round_trip() -> None:
     structured = Sample(1.0, "p2p.trade_open", 5.0, 503, True, "timeout", "p2p", True)
     assert Sample.from_line(structured.to_line()) == structured
     assert json.loads(sample.to_line()) == [1234.5, "deposits.create", 12.345, 503, 1,
-                                            "pool_timeout", "deposits", 0, None]  # fmt: skip
+                                            "pool_timeout", "deposits", 0, None, None]  # fmt: skip
+    made = Sample(2.0, "wallet.balances", 3.0, 200, user="wallet#0.2")
+    assert Sample.from_line(made.to_line()) == made
 
 
 @pytest.mark.parametrize(

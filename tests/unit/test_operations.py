@@ -19,7 +19,7 @@ SENT = {"user_id": "u1", "key": "k1", "currency": "USDT", "amount": "1.50"}
 
 def test_each_request_is_its_invoke_and_its_completion(tmp_path: Path) -> None:
     (tmp_path / "ops-1.jsonl").write_text(
-        invoke_line("a", "wallet.withdraw", 1.0, SENT)
+        invoke_line("a", "wallet.withdraw", 1.0, SENT, "wallet#0.1")
         + invoke_line("b", "wallet.withdraw", 2.0, {**SENT, "key": "k2"})
         + complete_line("b", 2.5, FAILED, 409, "HTTP 409 insufficient_funds", {})
         + complete_line("a", 3.0, ACKNOWLEDGED, 201, None, {"transaction_id": 7})
@@ -36,6 +36,7 @@ def test_each_request_is_its_invoke_and_its_completion(tmp_path: Path) -> None:
         {"transaction_id": "7"},
     )
     assert a.sent == SENT
+    assert (a.user, b.user) == ("wallet#0.1", None)  # the simulated user that sent it
     assert (b.outcome, b.detail) == (FAILED, "HTTP 409 insufficient_funds")
     assert (c.op, c.outcome, c.status, c.detail) == (
         "c",
