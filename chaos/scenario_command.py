@@ -91,7 +91,7 @@ def run_files(
             print_summary(data, console)
         else:
             print_run_line(data, run, repeat, console)
-        console.print(f"journal: {target}")
+        console.print(f"journal: {target}", soft_wrap=True, markup=False)
         if repeat > 1 and (run == repeat or record.interrupted):
             repetitions.append(repetition(journals[-1], requested=repeat, paths=targets[-1]))
             print_repetition(repetitions[-1], console)
@@ -104,8 +104,8 @@ def run_files(
     )
     junit_path = junit or folder / "junit.xml"
     write_junit(journals, junit_path)
-    console.print(f"junit: {junit_path}")
+    console.print(f"junit: {junit_path}", soft_wrap=True, markup=False)
     if repetitions:
         write_repetitions(repetitions, folder / "repeat.json")
-        console.print(f"repeat: {folder / 'repeat.json'}")
+        console.print(f"repeat: {folder / 'repeat.json'}", soft_wrap=True, markup=False)
     return worst([int(data["exit_code"]) for runs in journals for data in runs])

@@ -26,7 +26,7 @@ import psycopg2
 
 from reference_app.db import PoolTimeout
 from reference_app.errors import AppError, DependencyUnavailable, ServiceBroken
-from reference_app.faults import InjectedFailure
+from reference_app.faults import InjectedFailure, use_case
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -60,8 +60,12 @@ class Boundary:
         self.isolate = isolate
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        if not self.isolate:
-            return await fn(*args, **kwargs)
+        with use_case():
+            if not self.isolate:
+                return await fn(*args, **kwargs)
+            return await self._bounded(fn, *args, **kwargs)
+
+    async def _bounded(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         now = asyncio.get_running_loop().time()
         limit = self.timeout
         outer = _deadline.get()

@@ -1,9 +1,10 @@
 """Faults injected on purpose into one service through the fault API (chaos scenarios).
 
-Modes: ``raise`` (the service's code raises as soon as it has a database connection in
-hand, as a bug in it would), ``hang`` (calls hold a database connection and never finish
-until the fault is cleared), ``slow`` (calls hold a connection ``slow_ms`` longer), ``leak``
-(the service's pool connections are taken and held).
+Modes: ``raise`` (the service's code raises once it has the first database connection of
+a use case in hand, as a bug in it would, before it has changed anything), ``hang`` (calls
+hold a database connection and never finish until the fault is cleared), ``slow`` (calls
+hold a connection ``slow_ms`` longer), ``leak`` (the service's pool connections are taken
+and held).
 
 The switches only act on the service they name, in the same place in both designs; what a
 fault does to the *other* services is up to the design (see ``reference_app/legacy.py``).
@@ -18,7 +19,8 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,6 +56,31 @@ class Fault:
 
 
 NO_FAULT = Fault()
+
+#: the services that took a database connection in the use case running now
+_taken: ContextVar[set[str] | None] = ContextVar("connections_taken", default=None)
+
+
+@contextlib.contextmanager
+def use_case() -> Iterator[None]:
+    """The scope of one use case of a service (its boundary opens it, in both designs): the
+    ``raise`` fault fires at the use case's first connection of the faulted service, so a
+    fault set half-way through lets a use case that already changed something finish."""
+    token = _taken.set(set())
+    try:
+        yield
+    finally:
+        _taken.reset(token)
+
+
+def _first_connection(service: str) -> bool:
+    taken = _taken.get()
+    if taken is None:  # outside any use case: every connection is a first one
+        return True
+    first = service not in taken
+    taken.add(service)
+    return first
+
 
 #: starts holding a service's connections; the returned task releases them when cancelled
 Leaker = Callable[[str], Awaitable[asyncio.Task[None]]]
@@ -101,9 +128,11 @@ class FaultSwitches:
     # -- what the services call -----------------------------------------------------------
 
     async def on_connection(self, service: str) -> None:
-        """With a connection in hand: raise in ``raise`` mode, stall in ``hang`` and ``slow``."""
+        """With a connection in hand: raise in ``raise`` mode (at the use case's first), stall
+        in ``hang`` and ``slow``."""
+        first = _first_connection(service)
         fault = self._faults[service]
-        if fault.mode is FaultMode.RAISE:
+        if fault.mode is FaultMode.RAISE and first:
             raise InjectedFailure(service)
         if fault.mode is FaultMode.SLOW and fault.slow_ms > 0:
             await asyncio.sleep(fault.slow_ms / 1000)

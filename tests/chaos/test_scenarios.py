@@ -67,7 +67,11 @@ COUNTERPARTS = sorted(
 
 @pytest.mark.parametrize("path", COUNTERPARTS, ids=lambda p: p.stem)
 async def test_legacy_counterpart_fails_with_the_breach_it_names(path: Path) -> None:
-    scenario = short(load_scenario(path))
+    full = load_scenario(path)
+    # The file's load and baseline (the users' sign-ups are over before the fault), then
+    # 5-second phases: a counterpart's load is sized to outnumber the shared pool.
+    later = tuple(p.model_copy(update={"duration": PHASE_SECONDS}) for p in full.timeline[1:])
+    scenario = full.model_copy(update={"timeline": (full.timeline[0], *later)})
     assert scenario.variant == "legacy"
     record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
     outcome = record.outcome

@@ -135,6 +135,7 @@ def test_suite_refuses_to_start_when_one_file_is_malformed(tmp_path: Path) -> No
     folder = tmp_path / "gate"
     folder.mkdir()
     shutil.copy(ROOT / "scenarios" / "deposits-survive-p2p-outage.yaml", folder)
+    shutil.copytree(ROOT / "scenarios" / "legacy", folder / "legacy")  # its counterpart
     shutil.copy(DATA / "unknown_link.yaml", folder)
     result = subprocess.run(
         [HARNESS, "suite", str(folder), "--reports", str(tmp_path / "reports")],

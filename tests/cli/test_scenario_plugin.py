@@ -22,7 +22,7 @@ timeline:
     faults: [{type: service, service: p2p, mode: leak}]
 thresholds:
   "deposits.*":
-    outage: ["error_rate == 0"]
+    outage: ["error_rate == 0", "p99 < 1s"]
 """
 
 
@@ -38,11 +38,13 @@ def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_every_scenario_file_is_collected_with_its_marker() -> None:
     result = pytest_run("--collect-only", "-q", "-m", "scenario", "scenarios/")
     assert result.returncode == 0, result.stdout + result.stderr
-    files = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+    files = sorted((ROOT / "scenarios").rglob("*.yaml"))
     collected = [line for line in result.stdout.splitlines() if ".yaml::" in line]
     assert len(collected) == len(files)
-    for stem in files:
-        assert any(f"{stem}.yaml::{stem}[isolated]" in line for line in collected), stem
+    for path in files:
+        variant = "legacy" if path.parent.name == "legacy" else "isolated"
+        item = f"{path.stem}.yaml::{path.stem}[{variant}]"
+        assert any(item in line for line in collected), item
 
 
 def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:

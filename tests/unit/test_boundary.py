@@ -9,7 +9,7 @@ import pytest
 
 from reference_app.boundary import Boundary, request_deadline
 from reference_app.errors import DependencyUnavailable, ServiceBroken
-from reference_app.faults import InjectedFailure
+from reference_app.faults import Fault, FaultMode, FaultSwitches, InjectedFailure, use_case
 
 
 async def test_the_503_comes_before_a_slow_clean_up_ends() -> None:
@@ -114,3 +114,19 @@ async def test_without_a_boundary_the_failure_escapes_as_it_is() -> None:
         return "done"
 
     assert await Boundary("swap", timeout=0.01, isolate=False).call(slow) == "done"
+
+
+async def test_raise_fires_at_a_use_cases_first_connection_only() -> None:
+    """A use case that already changed something (its first connection) is let finish when
+    the fault comes half-way; the next use case fails before it changes anything."""
+    switches = FaultSwitches(("swap", "wallet"))
+    with use_case():
+        await switches.on_connection("swap")  # claims the quote: no fault yet
+        await switches.set("swap", Fault(FaultMode.RAISE))
+        await switches.on_connection("swap")  # marks it executed: let finish
+        with use_case():  # a nested use case of another service is its own scope
+            await switches.on_connection("wallet")
+    with use_case(), pytest.raises(InjectedFailure):
+        await switches.on_connection("swap")
+    with pytest.raises(InjectedFailure):  # outside any use case: every connection is first
+        await switches.on_connection("swap")
