@@ -77,5 +77,7 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
 
     failed = pytest_run(str(gate), "--scenario-variant=legacy", f"--scenario-reports={reports}")
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "FAIL (threshold)" in failed.stdout
+    # deposits wait for the shared pool P2P holds (and a payment finished meanwhile may go
+    # uncredited: the old design loses money too, an invariant's failure)
+    assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout
     assert "threshold deposits.* / outage" in failed.stdout
