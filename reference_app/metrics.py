@@ -30,6 +30,11 @@ _POOL_HELP = {
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+#: finer around the tenths of a second where a lagging loop starts to matter
+LAG_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+    0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ class AppMetrics:
         self.loop_lag = Histogram(
             "event_loop_lag_seconds",
             "How late the event loop woke a task that slept (reference_app/loop_lag.py)",
-            buckets=LATENCY_BUCKETS,
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
         self.loop_lag_max = Gauge(
