@@ -11,7 +11,8 @@ What it judges, in order (each module documents its own rules):
    threshold nor isolation judges it is a breach;
 4. validity: each fault's effect (:mod:`.effect`), enough samples under a pass, the load
    generator not saturated, the machine not saturated in any phase (:mod:`.saturation`),
-   each invariant having checked at least its floor;
+   the load achieved as planned (:mod:`.delivery`), each invariant having checked at least
+   its floor;
 5. what ``expect: {fail: [...]}`` named (:mod:`.expectation`).
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chaos.judge.delivery import pace_check, users_check
 from chaos.judge.effect import (
     DATABASE_KINDS,
     Effect,
@@ -306,6 +308,7 @@ class _Court:
                 "Locust warned that a load process was CPU-bound" if evidence.saturated else "",
             ),
             *machine,
+            *self.delivery(),
         ]
         # Too few samples make a pass meaningless, not a breach: a threshold that failed on
         # five requests that all hung still failed.
@@ -334,6 +337,25 @@ class _Court:
                     f"invariant {result.name} checked enough",
                     result.checked >= floor,
                     f"{result.checked} checked (at least {floor} needed)",
+                )
+            )
+        return checks
+
+    def delivery(self) -> list[ValidityCheck]:
+        """The load achieved as planned: its users, and each phase's pace (:mod:`.delivery`)."""
+        checks = [users_check(self.scenario.load.users, self.by_phase)]
+        for phase in self.phases:
+            baseline = self.baseline_of(phase)
+            if baseline is None or baseline is phase:
+                continue
+            checks.append(
+                pace_check(
+                    phase,
+                    self.by_phase[phase.name],
+                    self.seconds(phase.name),
+                    baseline,
+                    self.by_phase[baseline.name],
+                    self.seconds(baseline.name),
                 )
             )
         return checks
