@@ -230,7 +230,7 @@ def _saturated_detail(run: Sequence[Second], p99: float | None) -> str:
     parts = []
     idle = [s.idle for s in run if s.idle is not None]
     if idle:
-        parts.append(f"idle {_share(max(idle))}")
+        parts.append(f"idle {_span(idle)}")
     parts.append(_cpus(run))
     lags = [s.lag for s in run if s.lag is not None]
     if lags:
@@ -247,7 +247,7 @@ def _calm_detail(seconds: Sequence[Second], p99: float | None) -> str:
     parts = [f"{len(seconds)} s measured, never {CONSECUTIVE} s in a row saturated"]
     idle = [s.idle for s in seconds if s.idle is not None]
     if idle:
-        parts.append(f"idle {_share(min(idle))} to {_share(max(idle))}")
+        parts.append(f"idle {_span(idle)}")
     parts.append(_cpus(seconds))
     lags = [s.lag for s in seconds if s.lag is not None]
     if lags:
@@ -269,8 +269,10 @@ def _cpus(seconds: Sequence[Second]) -> str:
     return " and ".join(named) + (f" of {max(cpus)} CPUs" if cpus else " CPUs")
 
 
-def _share(value: float) -> str:
-    return f"{value:.0%}"
+def _span(shares: Sequence[float]) -> str:
+    """``0%``, or ``16% to 45%``."""
+    low, high = f"{min(shares):.0%}", f"{max(shares):.0%}"
+    return low if low == high else f"{low} to {high}"
 
 
 def _ms(seconds: float) -> str:

@@ -100,7 +100,7 @@ def test_figures_under_the_bounds_leave_the_verdict_standing() -> None:
     }
     assert all(c.passed for c in checks.values())
     assert (
-        "idle 0% to 0%, app 0.8 and PostgreSQL 0.4 of 2 CPUs"
+        "idle 0%, app 0.8 and PostgreSQL 0.4 of 2 CPUs"
         in checks["machine not saturated in outage"].detail
     )
 
