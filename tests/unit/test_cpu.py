@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -94,13 +93,21 @@ def test_a_tree_whose_root_changed_or_vanished_has_no_figure() -> None:
     assert (use["app"], use["postgres"], use["idle"]) == (None, None, 1.0)
 
 
-def test_the_live_proc_of_this_machine_reads(tmp_path: Path) -> None:
-    proc = Path("/proc")
-    if not (proc / "stat").exists():
-        pytest.skip("no /proc here")
-    found = read_cpu({"me": os.getpid(), "nobody": None})
+def test_a_proc_folder_is_read_whole(tmp_path: Path) -> None:
+    (tmp_path / "stat").write_text(PROC_STAT)
+    for pid, ppid, ticks in [(10, 1, 5), (11, 10, 100), (20, 1, 50), (21, 20, 3)]:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(stat_line(pid, ppid, ticks))
+    (tmp_path / "30").mkdir()  # a process that ended while the folder was read
+    (tmp_path / "self").mkdir()  # not a process
+    found = read_cpu({"app": 10, "postgres": 20, "gone": 30, "none": None}, proc=tmp_path)
     assert found is not None
-    assert found.machine.cpus >= 1
-    assert found.trees["me"] is not None
-    assert found.trees["nobody"] is None
-    assert read_cpu({"me": os.getpid()}, proc=tmp_path) is None  # no stat file: no reading
+    assert found.machine == parse_machine(PROC_STAT)
+    assert found.trees == {
+        "app": TreeTimes(10, 100, 105),
+        "postgres": TreeTimes(20, 100, 53),
+        "gone": None,
+        "none": None,
+    }
+    (tmp_path / "stat").unlink()
+    assert read_cpu({"app": 10}, proc=tmp_path) is None  # no machine figures: no reading

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from chaos.runner import _loop_lag
 from reference_app.loop_lag import LoopLag
 from reference_app.metrics import AppMetrics
 from tests.plugins.api_helpers import metric
@@ -34,3 +35,16 @@ def test_every_measurement_is_counted_in_the_histogram() -> None:
     assert metric(text, "event_loop_lag_seconds_count") == 3
     assert metric(text, "event_loop_lag_seconds_bucket", le="0.1") == 2
     assert metric(text, "event_loop_lag_seconds_bucket", le="0.5") == 3
+
+
+def test_the_runner_reads_what_the_app_exports() -> None:
+    metrics = AppMetrics()
+    lag = LoopLag(metrics)
+    lag.record(0.002, at=0.0)
+    lag.record(0.3, at=0.1)
+    read = _loop_lag(exported(metrics))
+    assert read is not None
+    assert read["lag_max"] == 0.3
+    assert read["lag_buckets"]["0.25"] == 1
+    assert read["lag_buckets"]["+Inf"] == 2
+    assert _loop_lag("# an app that does not measure its loop\n") is None
