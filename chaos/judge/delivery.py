@@ -4,10 +4,10 @@ Two checks, both on the samples alone, both conservative: they must never fire o
 correct run, and must fire on a generator that delivered half of what it should.
 
 - **Users** (``load achieved as planned: users``): the runner waits until every user the
-  scenario plans (``load.users``) is spawned before the first phase, and every user makes a
-  request within a few seconds (pauses are under 2 s, and no request waits longer than the
-  client's timeout). So at least :data:`USERS_SHARE` of them must have made a request during
-  the timeline, counted by the user names the samples carry (``load/seeding.py``). Samples
+  scenario plans (``load.users``) is spawned before the first phase starts, and a user
+  sends its first request as it starts (its first task, or signing up), whatever its
+  pauses. So at least :data:`USERS_SHARE` of them must have sent a request before the first
+  phase ended, counted by the user names the samples carry (``load/seeding.py``). Samples
   that name no user (made-up evidence) leave it unjudged, saying so.
 - **Pace** (``load achieved as planned in <phase>``), in every phase after its baseline: a
   faulted phase slows only its target's users, so the *bystanders*, the users active in
@@ -26,7 +26,7 @@ warning to catch (``load generator not saturated``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from chaos.judge.evidence import PhaseRecord
 from chaos.judge.isolation import targets_of
@@ -47,13 +47,15 @@ MIN_EXPECTED = 20
 USERS_CHECK = "load achieved as planned: users"
 
 
-def users_check(planned: int, by_phase: Mapping[str, Sequence[Sample]]) -> ValidityCheck:
-    """Whether the planned users all made requests during the timeline."""
-    users = {s.user for samples in by_phase.values() for s in samples if s.user is not None}
-    if not users:
+def users_check(planned: int, samples: Sequence[Sample], first_phase: PhaseRecord) -> ValidityCheck:
+    """Whether the planned users all sent a request before ``first_phase`` ended."""
+    if not any(s.user is not None for s in samples):
         return ValidityCheck(USERS_CHECK, True, "not counted: the samples name no user")
+    users = {s.user for s in samples if s.user is not None and s.start < first_phase.end}
     needed = USERS_SHARE * planned
-    detail = f"{len(users)} of {planned} planned users made requests"
+    detail = (
+        f"{len(users)} of {planned} planned users sent requests by the end of {first_phase.name}"
+    )
     if len(users) < needed:
         detail += f" (at least {needed:g} needed): the load generator did not run them all"
     return ValidityCheck(USERS_CHECK, len(users) >= needed, detail)

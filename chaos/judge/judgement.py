@@ -343,7 +343,11 @@ class _Court:
 
     def delivery(self) -> list[ValidityCheck]:
         """The load achieved as planned: its users, and each phase's pace (:mod:`.delivery`)."""
-        checks = [users_check(self.scenario.load.users, self.by_phase)]
+        checks = []
+        if self.phases:
+            checks.append(
+                users_check(self.scenario.load.users, self.evidence.samples, self.phases[0])
+            )
         for phase in self.phases:
             baseline = self.baseline_of(phase)
             if baseline is None or baseline is phase:

@@ -151,8 +151,9 @@ def lag_quantile(
         if isinstance(buckets := (s.get("loop") or {}).get("lag_buckets"), Mapping) and buckets
     ]
     counted.sort(key=lambda pair: pair[0])
-    before = [b for at, b in counted if at <= phase.start]
-    inside = [b for at, b in counted if phase.start < at <= phase.end + INTERVAL / 2]
+    # cut as the seconds are (seconds_in): by the middle of the interval each sample ends
+    before = [b for at, b in counted if at - INTERVAL / 2 < phase.start]
+    inside = [b for at, b in counted if phase.start <= at - INTERVAL / 2 < phase.end]
     if not inside:
         return None
     start = before[-1] if before else inside[0]

@@ -83,7 +83,7 @@ def test_a_run_that_delivered_its_plan_passes() -> None:
         "load achieved as planned in recovery",
     }
     assert checks["load achieved as planned: users"].detail == (
-        "40 of 40 planned users made requests"
+        "40 of 40 planned users sent requests by the end of baseline"
     )
     outage = checks["load achieved as planned in outage"].detail
     assert outage.startswith("30 bystander users sent ")  # the traders hit the cut link
@@ -96,8 +96,8 @@ def test_half_the_planned_users_make_the_run_invalid() -> None:
     users = delivery(outcome)["load achieved as planned: users"]
     assert not users.passed
     assert users.detail == (
-        "20 of 40 planned users made requests (at least 36 needed): the load generator did "
-        "not run them all"
+        "20 of 40 planned users sent requests by the end of baseline (at least 36 needed): the "
+        "load generator did not run them all"
     )
 
 
@@ -140,3 +140,15 @@ def test_without_user_names_or_bystanders_the_pace_is_not_judged() -> None:
         c for c in delivery(judge(evidence(database, samples))).values() if "restart" in c.name
     ]
     assert pace.detail == "not judged: the fault aims at every service"
+
+
+def test_users_spawned_only_after_the_first_phase_do_not_count() -> None:
+    # Half the depositors started late: the baseline measured half the planned load.
+    samples = [
+        s
+        for n in range(40)
+        for s in looping(f"deposits#0.{n}", "deposits.create", 0 if n < 20 else 12, 30)
+    ]
+    users = delivery(judge(evidence(STORY, samples)))["load achieved as planned: users"]
+    assert not users.passed
+    assert users.detail.startswith("20 of 40 planned users sent requests by the end of baseline")
