@@ -28,7 +28,11 @@ def journal(record: RunRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "interrupted": record.interrupted,
-        "timeline": [p.as_dict() for p in record.phases],
+        # Each phase with the CPU and event-loop figures it was judged on (judge/saturation.py)
+        "timeline": [
+            {**p.as_dict(), "machine": outcome.analysis.get("machine", {}).get(p.name)}
+            for p in record.phases
+        ],
         "limits": None if record.limits is None else vars(record.limits),
         "load": {
             "samples": record.samples,

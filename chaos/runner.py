@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from chaos import postgres
+from chaos.cpu import CpuReading, cpu_use, read_cpu
 from chaos.errors import ConfigError, HarnessError
 from chaos.facts import database_now_at, provider_book, redeliver_ipns
 from chaos.faults import (
@@ -83,6 +84,8 @@ ANSWER_MARGIN = 0.5
 SAMPLE_INTERVAL = 1.0
 SETTLE_SECONDS = 2.0
 _METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
+_LAG_MAX = re.compile(r"^event_loop_lag_max_seconds (\S+)$", re.MULTILINE)
+_LAG_BUCKET = re.compile(r"^event_loop_lag_seconds_bucket\{le=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
 #: the pool figures sampled from /metrics: Prometheus name -> name in the server samples
 _POOL_FIGURES = {
     "db_pool_size": "size",
@@ -271,7 +274,7 @@ class ScenarioRunner:
             result: LoadResult | None = None
             try:
                 load.start()
-                sampler = asyncio.create_task(self._sample(state, http, tox))
+                sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
                 await asyncio.sleep(ramp)
                 await self._timeline(ctx, load)
                 result = await asyncio.to_thread(load.wait)
@@ -365,19 +368,35 @@ class ScenarioRunner:
             raise LoadError("Locust stopped before its run time was over")
 
     async def _sample(
-        self, state: StackState, http: aiohttp.ClientSession, tox: ToxiproxyClient
+        self,
+        state: StackState,
+        http: aiohttp.ClientSession,
+        tox: ToxiproxyClient,
+        cluster: postgres.LocalCluster | None,
     ) -> None:
-        """Every second: the pools' figures, connections per application, toxics present."""
+        """Every second: the CPU the machine, the app and PostgreSQL used since the last
+        sample, the pools' figures and the event loop's lag, connections per application,
+        toxics present."""
         assert state.app is not None
         assert state.postgres is not None
         admin = postgres.with_dbname(state.postgres.dsn, "exchange")
+        previous: CpuReading | None = None
         while True:
             entry: dict[str, Any] = {"at": time.time()}
+            # First, so that the CPU figures cover the second that ends at "at".
+            reading = await asyncio.to_thread(read_cpu, _cpu_roots(state, cluster))
+            if previous is not None and reading is not None:
+                entry["machine"] = cpu_use(previous, reading)
+            previous = reading
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with http.get(
                     f"{state.app.url}/metrics", timeout=aiohttp.ClientTimeout(total=2)
                 ) as answer:
-                    entry["pools"] = _pool_gauges(await answer.text())
+                    text = await answer.text()
+                entry["pools"] = _pool_gauges(text)
+                lag = _loop_lag(text)
+                if lag is not None:
+                    entry["loop"] = lag
             with contextlib.suppress(HarnessError):
                 entry["connections"] = await asyncio.to_thread(_connections, admin)
             with contextlib.suppress(HarnessError, aiohttp.ClientError):
@@ -548,6 +567,30 @@ def _pool_gauges(text: str) -> dict[str, dict[str, float]]:
         if figure is not None:
             gauges.setdefault(service, {})[figure] = float(value)
     return gauges
+
+
+def _loop_lag(text: str) -> dict[str, Any] | None:
+    """The app's event-loop lag from its /metrics text: the worst of the last second
+    (``lag_max``, seconds) and the histogram's cumulative counts by upper bound
+    (``lag_buckets``); None from an app that does not measure it."""
+    found = _LAG_MAX.search(text)
+    if found is None:
+        return None
+    return {
+        "lag_max": float(found[1]),
+        "lag_buckets": {bound: float(count) for bound, count in _LAG_BUCKET.findall(text)},
+    }
+
+
+def _cpu_roots(state: StackState, cluster: postgres.LocalCluster | None) -> dict[str, int | None]:
+    """The roots of the process trees whose CPU is sampled: the app's server (its workers
+    are its children) and the postmaster of a local cluster (its backends are its)."""
+    app = state.processes.get("app")
+    postmaster = cluster.postmaster() if cluster is not None else None
+    return {
+        "app": app.pid if app is not None and app.record().alive() else None,
+        "postgres": postmaster.pid if postmaster is not None else None,
+    }
 
 
 def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:

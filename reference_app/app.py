@@ -39,6 +39,7 @@ from reference_app.db import (
 from reference_app.faults import FaultSwitches
 from reference_app.http_api import Route
 from reference_app.legacy import SharedPoolDatabase
+from reference_app.loop_lag import LoopLag
 from reference_app.metrics import AppMetrics
 from reference_app.middleware import deadline, errors, metrics, request_id
 from reference_app.migrate import migrate
@@ -89,6 +90,7 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_fault_watch)
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_background_tasks)
 
     routes: list[Route] = [
@@ -253,6 +255,15 @@ async def _fault_watch(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """Measure this worker's event-loop lag for /metrics while the app runs."""
+    task = asyncio.create_task(LoopLag(app[METRICS]).watch(), name="loop-lag")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _publish_pools(metrics: AppMetrics) -> None:

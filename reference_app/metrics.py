@@ -3,6 +3,8 @@
 With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the server before the
 workers start), counters and histograms are summed over the workers by prometheus-client's
 multiprocess collector, and each worker publishes its pools' figures as live-summed gauges.
+The event loop's worst recent lag (``reference_app/loop_lag.py``) is the worst of the live
+workers'.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ _POOL_HELP = {
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+#: finer around the tenths of a second where a lagging loop starts to matter
+LAG_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+    0.75, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
 
@@ -97,6 +104,18 @@ class AppMetrics:
             "Connections found dead and replaced",
             ["service"],
             registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop woke a task that slept (reference_app/loop_lag.py)",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.loop_lag_max = Gauge(
+            "event_loop_lag_max_seconds",
+            "The worst event-loop lag of the last second (the worst worker's)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
     def watch_pools(self, stats: Callable[[], Mapping[str, PoolStats]]) -> None:

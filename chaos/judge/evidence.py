@@ -17,7 +17,12 @@ from load.samples import Sample
 
 #: one server sample, as the runner took it every second (see ``chaos.runner``):
 #: ``{"at": epoch s, "pools": {service: {"in_use", "waiting", "size", "free",
-#: "acquire_timeouts", "dead_connections"}}, "connections": {...}, "toxics": {...}}``
+#: "acquire_timeouts", "dead_connections"}}, "connections": {...}, "toxics": {...},
+#: "machine": {"seconds", "cpus", "idle", "app", "postgres"}, "loop": {"lag_max",
+#: "lag_buckets"}}``: ``machine`` is the CPU used since the previous sample (``chaos.cpu``:
+#: ``idle`` a share of the machine, ``app`` and ``postgres`` in CPUs, None if not measured),
+#: ``loop`` the app's event-loop lag (``reference_app/loop_lag.py``: the worst of the last
+#: second, and the histogram's cumulative counts by upper bound, in seconds)
 ServerSample = Mapping[str, Any]
 
 

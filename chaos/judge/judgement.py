@@ -10,7 +10,9 @@ What it judges, in order (each module documents its own rules):
 3. that no failure goes unjudged: a request group that failed in a phase where neither a
    threshold nor isolation judges it is a breach;
 4. validity: each fault's effect (:mod:`.effect`), enough samples under a pass, the load
-   generator not saturated, each invariant having checked at least its floor;
+   generator not saturated, the machine not saturated in any phase (:mod:`.saturation`),
+   the load achieved as planned (:mod:`.delivery`), each invariant having checked at least
+   its floor;
 5. what ``expect: {fail: [...]}`` named (:mod:`.expectation`).
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chaos.judge.delivery import pace_check, users_check
 from chaos.judge.effect import (
     DATABASE_KINDS,
     Effect,
@@ -33,6 +36,7 @@ from chaos.judge.evidence import Evidence, FaultRecord, PhaseRecord, ServerSampl
 from chaos.judge.expectation import judge_expectations
 from chaos.judge.isolation import blast_radius, by_service, judge_isolation, targets_of
 from chaos.judge.metrics import GroupWindow, services_of
+from chaos.judge.saturation import machine_check
 from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from chaos.judge.windows import Window, assign, select
 from chaos.scenario import Scenario
@@ -84,13 +88,17 @@ def judge(evidence: Evidence) -> Outcome:
             )
         )
     timings, effects = court.faults()
-    outcome.validity = court.validity(outcome.thresholds, effects)
+    machine = {p.name: machine_check(p, evidence.server) for p in phases}
+    outcome.validity = court.validity(
+        outcome.thresholds, effects, [check for check, _ in machine.values()]
+    )
     outcome.expectations = judge_expectations(
         scenario.expected_failures, outcome.thresholds, outcome.invariants
     )
     outcome.analysis = {
         "blast_radius": radius,
         "faults": timings,
+        "machine": {name: figures for name, (_, figures) in machine.items()},
         "stats": {
             name: by_group(samples, court.seconds(name)) for name, samples in by_phase.items()
         },
@@ -287,7 +295,10 @@ class _Court:
         return target_effect(fault.target, samples, baseline or None)
 
     def validity(
-        self, verdicts: Sequence[ThresholdVerdict], effects: Sequence[tuple[str, Effect]]
+        self,
+        verdicts: Sequence[ThresholdVerdict],
+        effects: Sequence[tuple[str, Effect]],
+        machine: Sequence[ValidityCheck],
     ) -> list[ValidityCheck]:
         evidence = self.evidence
         checks = [
@@ -295,7 +306,9 @@ class _Court:
                 "load generator not saturated",
                 not evidence.saturated,
                 "Locust warned that a load process was CPU-bound" if evidence.saturated else "",
-            )
+            ),
+            *machine,
+            *self.delivery(),
         ]
         # Too few samples make a pass meaningless, not a breach: a threshold that failed on
         # five requests that all hung still failed.
@@ -324,6 +337,29 @@ class _Court:
                     f"invariant {result.name} checked enough",
                     result.checked >= floor,
                     f"{result.checked} checked (at least {floor} needed)",
+                )
+            )
+        return checks
+
+    def delivery(self) -> list[ValidityCheck]:
+        """The load achieved as planned: its users, and each phase's pace (:mod:`.delivery`)."""
+        checks = []
+        if self.phases:
+            checks.append(
+                users_check(self.scenario.load.users, self.evidence.samples, self.phases[0])
+            )
+        for phase in self.phases:
+            baseline = self.baseline_of(phase)
+            if baseline is None or baseline is phase:
+                continue
+            checks.append(
+                pace_check(
+                    phase,
+                    self.by_phase[phase.name],
+                    self.seconds(phase.name),
+                    baseline,
+                    self.by_phase[baseline.name],
+                    self.seconds(baseline.name),
                 )
             )
         return checks

@@ -4,10 +4,10 @@ Exit codes (DESIGN §4): 0 pass · 1 threshold breached · 2 invariant violated 
 · 4 harness or infrastructure error. Money comes first: a violated invariant is reported as 2
 even when the run is also invalid or breached a threshold. A run whose evidence cannot be
 trusted at all (a fault with no effect, an invariant that checked too little, a saturated
-load generator) is invalid whatever else it found. A check that could not be judged (a
-verdict with no sample to rest on, too few samples under a pass) makes a pass impossible:
-the run is invalid, unless a breach proven elsewhere fails it anyway. Silence is never a
-pass, and never a breach of its own.
+load generator or machine, a load short of its plan) is invalid whatever else it found. A
+check that could not be judged (a verdict with no sample to rest on, too few samples under a
+pass) makes a pass impossible: the run is invalid, unless a breach proven elsewhere fails it
+anyway. Silence is never a pass, and never a breach of its own.
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from typing import Any
 
 import pytest
 
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DATABASES, ROUTES
+from reference_app.loop_lag import INTERVAL
 from reference_app.settings import SERVICES
 from tests.plugins.api_helpers import metric
+from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 
@@ -110,6 +113,25 @@ async def test_raise_fault_breaks_only_its_service(api: RunningApp) -> None:
     status, body = await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
     assert all(f["mode"] == "none" for f in body["faults"].values())
     assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
+
+
+async def test_metrics_show_the_event_loop_lagging_while_it_is_blocked(api: RunningApp) -> None:
+    _, text = await api.call("GET", "/metrics")
+    counted = metric(text, "event_loop_lag_seconds_count")
+    assert metric(text, "event_loop_lag_max_seconds") >= 0
+    block = 0.4
+    time.sleep(block)  # the app runs on this test's event loop: nothing runs meanwhile
+
+    async def lag_seen() -> str | None:
+        # The measuring task slept through the block: woken at least block - INTERVAL late.
+        _, text = await api.call("GET", "/metrics")
+        return text if metric(text, "event_loop_lag_max_seconds") >= block - INTERVAL else None
+
+    text = await until(lag_seen)
+    assert metric(text, "event_loop_lag_seconds_count") > counted
+    assert metric(text, "event_loop_lag_seconds_bucket", le="0.25") < metric(
+        text, "event_loop_lag_seconds_count"
+    )
 
 
 async def test_leak_fault_exhausts_only_its_pool(api: RunningApp) -> None:

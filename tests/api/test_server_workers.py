@@ -78,6 +78,10 @@ async def test_workers_share_the_port_faults_and_metrics(
         assert metric(text, "db_pool_max_size", service="wallet") == 10 * WORKERS
         # counted from the start in every worker, so "no acquire gave up" is a measurement
         assert metric(text, "db_pool_acquire_timeouts_total", service="wallet") == 0
+        # every worker measures its own loop; the gauge is the worst live worker's, one value
+        assert metric(text, "event_loop_lag_seconds_count") > 0
+        assert len([ln for ln in text.splitlines()
+                    if ln.startswith("event_loop_lag_max_seconds")]) == 1  # fmt: skip
 
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with http.put(

@@ -134,6 +134,50 @@ async def test_a_fault_that_does_nothing_makes_the_run_invalid(broken_build) -> 
     assert "swap: failed as its own" in effect.detail
 
 
+# Every worker burns CPU on its event loop: half a second busy, a fifth idle, over and over.
+# The loop then wakes everything up to half a second late, whatever the services do.
+BURNING_LOOP = """
+import asyncio
+import time
+from reference_app import app as app_module
+create_app = app_module.create_app
+async def burn(app):
+    async def forever():
+        while True:
+            await asyncio.sleep(0.2)
+            busy_until = time.perf_counter() + 0.5
+            while time.perf_counter() < busy_until:
+                pass
+    task = asyncio.create_task(forever())
+    yield
+    task.cancel()
+def burning_app(*args, **kwargs):
+    app = create_app(*args, **kwargs)
+    app.cleanup_ctx.append(burn)
+    return app
+app_module.create_app = burning_app
+"""
+
+
+async def test_an_app_burning_its_event_loop_makes_the_run_invalid_not_failed(broken_build) -> None:  # type: ignore[no-untyped-def]
+    broken_build(BURNING_LOOP)
+    record = await run("deposits-survive-p2p-outage")
+    outcome = record.outcome
+    assert outcome.exit_code() == EXIT_INVALID, describe(record)
+    saturated = [
+        v for v in outcome.validity if v.name.startswith("machine not saturated") and not v.passed
+    ]
+    assert saturated, describe(record)
+    assert any("loop lag up to" in v.detail for v in saturated), describe(record)
+    assert any(
+        r.startswith("invalid: machine not saturated in ") and "saturated for " in r
+        for r in outcome.reasons()
+    ), describe(record)
+    phases = [p for p in record.phases if p.name == saturated[0].name.rsplit(" ", 1)[1]]
+    assert phases, saturated[0].name  # the check names a phase of the run
+    assert record.residue == []
+
+
 async def test_an_app_limit_at_the_clients_timeout_stops_the_run() -> None:
     record = await run("deposits-survive-p2p-outage", app_service_timeout=4.8)
     outcome = record.outcome
