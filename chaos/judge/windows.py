@@ -1,11 +1,14 @@
 """Which requests a verdict looks at: the phase a request belongs to, and windows in a phase.
 
-**The phase of a request** is the phase in which it started, with one exception: a request
-still in flight when the next phase applied its faults belongs to that next phase if its
-own phase had no faults. It met the fault, and must not count against the steady state
-before it. A request that started under a fault stays in that fault's phase, even when it
-ended after the fault was reverted or the next phase's fault was applied: the failure it
-shows is the fault's own, and is judged there, never silently elsewhere.
+**The phase of a request** is the phase in which it started, with two exceptions for a
+request still in flight when the next phase applied its faults: it belongs to that next
+phase if its own phase had no faults (it met the fault, and must not count against the
+steady state before it), or if it failed naming a target of the next phase's faults that
+its own phase's faults do not target (a P2P call begun while deposits were broken, that
+met P2P's own fault applied meanwhile). Otherwise a request that started under a fault
+stays in that fault's phase, even when it ended after the fault was reverted or the next
+phase's fault was applied: the failure it shows is the fault's own, and is judged there,
+never silently elsewhere.
 
 **Windows** cut a faulted phase at the moment its faults stopped acting (``restored``:
 the revert, or for a restart or crash the moment the database accepted connections):
@@ -86,14 +89,26 @@ def assign(samples: Sequence[Sample], phases: Sequence[PhaseRecord]) -> dict[str
             following = phases[index + 1] if index + 1 < len(phases) else None
             if (
                 following is not None
-                and not phase.faulted
                 and following.faulted
                 and sample.end > following.start
+                and (not phase.faulted or _met(sample, following, phase))
             ):
                 chosen = following
             found[chosen.name].append(sample)
             break
     return found
+
+
+def _met(sample: Sample, following: PhaseRecord, phase: PhaseRecord) -> bool:
+    """Whether ``sample`` failed naming a target of ``following``'s faults that ``phase``'s
+    faults do not target: it met the next fault, not its own."""
+    if not sample.failed or sample.error_service is None:
+        return False
+    theirs = {f.target for f in following.faults}
+    ours = {f.target for f in phase.faults}
+    if None in ours:  # its own fault hit every service
+        return False
+    return sample.error_service in theirs and sample.error_service not in ours
 
 
 def select(

@@ -381,6 +381,16 @@ def test_a_failure_never_lands_silently_in_another_phase() -> None:
     )
     outcome = judge(evidence(story, [*samples, straddler]))
     assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    # begun under the P2P cut, it met swap's own fault applied meanwhile: swap_cut's, where
+    # swap is the target, not a bystander's failure in p2p_cut
+    met_next = Sample(19.9, "swap.quote", 200.0, 503, True, "database_unavailable", "swap", True)
+    outcome = judge(evidence(story, [*samples, straddler, met_next]))
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    # the same failure ended before swap's fault: p2p_cut's, where swap is a bystander
+    early = Sample(19.0, "swap.quote", 200.0, 503, True, "database_unavailable", "swap", True)
+    outcome = judge(evidence(story, [*samples, straddler, early]))
+    assert outcome.exit_code() == EXIT_THRESHOLD
+    assert any("swap (a bystander)" in line for line in outcome.reasons()), outcome.reasons()
     # a failure in the recovery, where nothing judges swap, is a breach, not silence
     echo = Sample(30.5, "swap.quote", 5.0, 503, True, "database_unavailable", "swap", True)
     outcome = judge(evidence(story, [*samples, straddler, echo]))

@@ -1,0 +1,183 @@
+"""The gate's stability: how often each shipped scenario passes a correct build, alone and
+beside the rest of the test suite, and how close its thresholds came to their limits.
+
+    .venv/bin/python bench/stability.py [--alone 20] [--beside 10] [SCENARIO.yaml ...]
+
+Each scenario (default: every file under ``scenarios/``, its legacy counterparts included)
+runs ``--alone`` times in a row on an idle machine (``harness run FILE --repeat N``), then
+``--beside`` times while the rest of ``make test`` runs next to it (``pytest -n 2`` without
+the scenario tests, started again whenever it ends, stopped afterwards). A scenario whose
+``expect:`` names failures passes when they, and nothing else, happened.
+
+Prints per scenario and condition: the pass rate (``k/N``), the exit codes seen, the
+threshold that came closest to its limit (its smallest margin, absolute and relative to the
+limit, over the runs), and each run's fixed cost: the wall time of a run beyond its judged
+phases (stack start, ramp, the wait for readiness, invariants, teardown), the cost
+``make gate`` pays once per scenario. Reports go to a temporary folder (``--reports`` keeps
+them). Nothing is timed against a limit here: the figures are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chaos.scenario_loader import load_scenario  # noqa: E402
+
+HARNESS = str(ROOT / ".venv" / "bin" / "harness")
+PYTEST = str(ROOT / ".venv" / "bin" / "pytest")
+#: the rest of ``make test``: everything but the tests that run scenarios themselves
+BESIDE = [PYTEST, "-n", "2", "-q", "-p", "no:cacheprovider", "tests",
+          "--deselect", "tests/chaos/test_scenarios.py"]  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path, help="scenario files (default: all)")
+    parser.add_argument("--alone", type=int, default=20, help="runs on an idle machine")
+    parser.add_argument("--beside", type=int, default=10, help="runs beside the test suite")
+    parser.add_argument("--reports", type=Path, help="keep the reports in this folder")
+    args = parser.parse_args(argv)
+    files = args.files or sorted((ROOT / "scenarios").rglob("*.yaml"))
+    reports = args.reports or Path(tempfile.mkdtemp(prefix="stability-"))
+    rows: list[dict[str, Any]] = []
+    try:
+        for path in files:
+            if args.alone:
+                rows.append(measure(path, args.alone, reports / "alone", "alone"))
+                print_row(rows[-1])
+        if args.beside:
+            with suite_beside(reports / "beside-suite.log"):
+                for path in files:
+                    rows.append(measure(path, args.beside, reports / "beside", "beside"))
+                    print_row(rows[-1])
+    finally:
+        if args.reports is None:
+            shutil.rmtree(reports, ignore_errors=True)
+    print_summary(rows)
+    return 0 if all(row["passes"] == row["runs"] for row in rows) else 1
+
+
+def measure(path: Path, runs: int, reports: Path, condition: str) -> dict[str, Any]:
+    """``harness run path --repeat runs``: its repeat.json figures and the wall time."""
+    scenario = load_scenario(path)
+    started = time.monotonic()
+    subprocess.run(
+        [HARNESS, "run", str(path), "--repeat", str(runs), "--reports", str(reports)],
+        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=False, timeout=runs * (scenario.total_duration + 180),
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    found = json.loads((reports / f"{scenario.name}-{scenario.variant}" / "repeat.json")
+                       .read_text())["scenarios"][0]  # fmt: skip
+    closest = next((t for t in found["thresholds"] if t["min"] is not None), None)
+    return {
+        "scenario": scenario.name,
+        "variant": scenario.variant,
+        "condition": condition,
+        "runs": found["runs"],
+        "passes": found["passes"],
+        "exit_codes": found["exit_codes"],
+        "closest": closest,
+        "fixed_cost": wall / max(1, found["runs"]) - scenario.total_duration,
+    }
+
+
+@contextlib.contextmanager
+def suite_beside(log: Path) -> Iterator[None]:
+    """The rest of the test suite, running (again and again) until the block ends."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    current: list[subprocess.Popen[bytes]] = []
+
+    def loop() -> None:
+        with log.open("ab") as out:
+            while not stop.is_set():
+                process = subprocess.Popen(
+                    BESIDE,
+                    cwd=ROOT,
+                    env=_env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                current[:] = [process]
+                while process.poll() is None and not stop.is_set():
+                    time.sleep(0.5)
+
+    thread = threading.Thread(target=loop, name="suite-beside", daemon=True)
+    thread.start()
+    time.sleep(20)  # let it get going: the first tests start stacks of their own
+    try:
+        yield
+    finally:
+        stop.set()
+        for process in current:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        thread.join()
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
+
+
+def _margin(row: dict[str, Any]) -> str:
+    closest = row["closest"]
+    if closest is None:
+        return "-"
+    relative = closest["relative_min"]
+    share = f" ({relative:+.0%})" if relative is not None else ""
+    return (f"{closest['group']} / {closest['phase']}: {closest['expression']}: "
+            f"min {closest['min']:+.4g}{share}")  # fmt: skip
+
+
+def print_row(row: dict[str, Any]) -> None:
+    codes = ", ".join(
+        f"{code} x{row['exit_codes'].count(code)}" for code in sorted(set(row["exit_codes"]))
+    )
+    print(
+        f"{row['scenario']} [{row['variant']}] {row['condition']}: passed "
+        f"{row['passes']}/{row['runs']} (exit {codes}); closest: {_margin(row)}; "
+        f"fixed cost {row['fixed_cost']:.1f} s per run",
+        flush=True,
+    )
+
+
+def print_summary(rows: Sequence[dict[str, Any]]) -> None:
+    print("\nscenario | variant | condition | passed | closest threshold (smallest margin) | "
+          "fixed cost s")  # fmt: skip
+    for row in rows:
+        print(
+            f"{row['scenario']} | {row['variant']} | {row['condition']} | "
+            f"{row['passes']}/{row['runs']} | {_margin(row)} | {row['fixed_cost']:.1f}"
+        )
+    costs = [row["fixed_cost"] for row in rows]
+    if costs:
+        print(f"fixed cost per run: median {statistics.median(costs):.1f} s, "
+              f"max {max(costs):.1f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
