@@ -749,9 +749,6 @@ class Scenario(_Spec):
     def _legacy_is_honest(self) -> Scenario:
         for where, message, _ in self.legacy_refusals():
             raise FieldProblem(message, *where)
-        if self.variant == "legacy" and self.legacy is not None:
-            raise FieldProblem("a legacy scenario is itself the counterpart: no legacy field "
-                               "here", "legacy")  # fmt: skip
         if self.legacy is not None and self.legacy.no_claim is not None:
             claims = self.isolation_claims
             if claims:
