@@ -83,6 +83,8 @@ from load.seeding import random_seed
 ANSWER_MARGIN = 0.5
 SAMPLE_INTERVAL = 1.0
 SETTLE_SECONDS = 2.0
+#: the steps of a run, as :meth:`RunRecord.lap` records them
+STEPS = ("stack_up", "ramp", "phases", "load_stop", "readiness", "checks", "stack_down")
 _METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
 _LAG_MAX = re.compile(r"^event_loop_lag_max_seconds (\S+)$", re.MULTILINE)
 _LAG_BUCKET = re.compile(r"^event_loop_lag_seconds_bucket\{le=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
@@ -122,6 +124,29 @@ class RunRecord:
     outcome: Outcome = field(default_factory=Outcome)
     interrupted: bool = False
     versions: dict[str, str] = field(default_factory=dict)
+    #: seconds each step of the run took, in the order of :data:`STEPS` ("phases": the
+    #: timeline, judged; every other step is a fixed cost)
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, step: str) -> None:
+        """Close ``step``: the seconds since the previous step ended (or the run started)."""
+        now = time.time()
+        self.steps[step] = now - (self.started_at + sum(self.steps.values()))
+
+    @property
+    def wall_seconds(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def judged_seconds(self) -> float:
+        """The scenario's phases (those that ran, if the run stopped early)."""
+        ran = sum(max(0.0, phase.end - phase.start) for phase in self.phases)
+        return min(self.scenario.total_duration, ran)
+
+    @property
+    def fixed_cost(self) -> float:
+        """The run's wall time beyond its judged phases: what one more scenario costs."""
+        return self.wall_seconds - self.judged_seconds
 
 
 def fault_for(spec: FaultSpec) -> Fault:
@@ -185,6 +210,7 @@ class ScenarioRunner:
         try:
             stack, state_dir = self._stack()
             state, started = await asyncio.to_thread(stack.up)
+            record.lap("stack_up")
             self._check_variant(state)
             await self._run_on(state)
         except asyncio.CancelledError:
@@ -207,6 +233,7 @@ class ScenarioRunner:
                     record.outcome.harness_errors.append(f"stopping the stack: {exc}")
             if state_dir is not None:
                 shutil.rmtree(state_dir, ignore_errors=True)
+            record.lap("stack_down")
             record.ended_at = time.time()
         return record
 
@@ -276,7 +303,11 @@ class ScenarioRunner:
                 load.start()
                 sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
                 await asyncio.sleep(ramp)
-                await self._timeline(ctx, load)
+                self.record.lap("ramp")
+                try:
+                    await self._timeline(ctx, load)
+                finally:
+                    self.record.lap("phases")  # the judged part, also if cut short
                 result = await asyncio.to_thread(load.wait)
             finally:
                 if sampler is not None:
@@ -285,7 +316,9 @@ class ScenarioRunner:
                         await sampler
                 await asyncio.to_thread(load.stop)
                 load.cleanup()  # every sample is in memory by now, or the run is over
+            self.record.lap("load_stop")
             self.record.recovered_after = await asyncio.to_thread(_wait_ready, state.app.url)
+            self.record.lap("readiness")
             self.record.residue = await residue(ctx)
             await asyncio.sleep(SETTLE_SECONDS)  # let requests in flight give back connections
             payments = None
@@ -293,6 +326,7 @@ class ScenarioRunner:
                 payments = await asyncio.to_thread(self._provider_book, payments_url)
             invariants = await self._invariants(state, result, since, payments)
         self._judge(result, invariants)
+        self.record.lap("checks")
 
     async def _timeline(self, ctx: FaultContext, load: LoadRun) -> None:
         reverts: list[tuple[Fault, FaultRecord]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from chaos.runner import run_scenario
 from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario, validate_files
 from chaos.settings import Settings
-from chaos.summary import print_repetition, print_run_line, print_summary
+from chaos.summary import print_repetition, print_run_line, print_summary, wall_line
 
 
 def scenario_files(folder: Path) -> list[Path]:
@@ -59,6 +60,7 @@ def run_files(
 ) -> int:
     """Validate every file first (nothing runs if one is bad), then run them in order, each
     ``repeat`` times in a row; the exit code is the worst of all runs."""
+    started = time.monotonic()
     scenarios: list[tuple[Path, Scenario]] = []
     for path in paths:
         scenario = recorded if recorded is not None else load_scenario(path)
@@ -103,9 +105,11 @@ def run_files(
         else reports / f"{scenarios[0][1].name}-{scenarios[0][1].variant}"
     )
     junit_path = junit or folder / "junit.xml"
-    write_junit(journals, junit_path)
+    write_junit(journals, junit_path, wall_seconds=time.monotonic() - started)
     console.print(f"junit: {junit_path}", soft_wrap=True, markup=False)
     if repetitions:
         write_repetitions(repetitions, folder / "repeat.json")
         console.print(f"repeat: {folder / 'repeat.json'}", soft_wrap=True, markup=False)
+    ran = [data for runs in journals for data in runs]
+    console.print(wall_line(time.monotonic() - started, ran), highlight=False)
     return worst([int(data["exit_code"]) for runs in journals for data in runs])
