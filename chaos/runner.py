@@ -4,9 +4,15 @@ The runner starts a throw-away stack of the scenario's variant (or reuses a runn
 the same variant), starts the load, and walks the timeline: each phase applies its faults,
 lasts its duration, and reverts them. Every applied fault is pushed on a stack of reverts that
 is unwound in ``finally`` — also on SIGINT/SIGTERM, which cancel the run — and afterwards the
-runner checks that nothing faulty remains. Server-side state is sampled every second. The
-runner only orchestrates and records (:mod:`chaos.judge.evidence`): the verdicts are the
-judge's (:func:`chaos.judge.judgement.judge`), computed from that record alone.
+runner checks that nothing faulty remains. Server-side state is sampled every second.
+
+The timeline starts once Locust has spawned every user (and the ramp the scenario plans has
+passed); when it ends, the load is told to finish (each user completes its request in hand)
+while the app's deadline to be ready again runs, and the requests still in the app give back
+their connections; then the invariants are checked. Each step's seconds are recorded
+(:data:`STEPS`): what a run costs beyond its judged phases. The runner only orchestrates
+and records (:mod:`chaos.judge.evidence`): the verdicts are the judge's
+(:func:`chaos.judge.judgement.judge`), computed from that record alone.
 """
 
 from __future__ import annotations
@@ -21,8 +27,6 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg2
 
 from chaos import postgres
 from chaos.cpu import CpuReading, cpu_use, read_cpu
@@ -82,7 +87,17 @@ from load.seeding import random_seed
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
 SAMPLE_INTERVAL = 1.0
+#: seconds the requests still in the app when the load ends may take to give back their
+#: connections before the invariants look
 SETTLE_SECONDS = 2.0
+#: seconds Locust may take to boot and spawn its users beyond the plan's own ramp
+SPAWN_GRACE = 30.0
+#: seconds the app of a run gets to stop by itself at the end: its load has ended and its
+#: requests have settled, so what it still runs is hung (the legacy design's requests that
+#: wait for a connection forever) and judged already; then it is killed
+DRAIN_SECONDS = 1.0
+#: seconds between two looks at something awaited (readiness, spawning, settling)
+POLL_INTERVAL = 0.05
 #: the steps of a run, as :meth:`RunRecord.lap` records them
 STEPS = ("stack_up", "ramp", "phases", "load_stop", "readiness", "checks", "stack_down")
 _METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
@@ -228,7 +243,7 @@ class ScenarioRunner:
         finally:
             if stack is not None and started:
                 try:
-                    await asyncio.shield(asyncio.to_thread(stack.down))
+                    await asyncio.shield(asyncio.to_thread(stack.down, drain=DRAIN_SECONDS))
                 except HarnessError as exc:
                     record.outcome.harness_errors.append(f"stopping the stack: {exc}")
             if state_dir is not None:
@@ -273,6 +288,8 @@ class ScenarioRunner:
                     "the stack already has faults in place: " + "; ".join(leftovers),
                     "`harness down` and run again",
                 )
+            # The users' spawning and a second for their sign-up: the timeline starts then, and
+            # never before Locust says every user is spawned (a busy machine boots it late).
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
             exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
             # The database's own clock: what is stored from now on is the run's.
@@ -282,7 +299,8 @@ class ScenarioRunner:
                 host=state.app.url,
                 users=scenario.load.users,
                 spawn_rate=scenario.load.spawn_rate,
-                duration=ramp + scenario.total_duration + 1.0,
+                # the run time is a safety net: the runner ends the load with the timeline
+                duration=ramp + SPAWN_GRACE + scenario.total_duration + 1.0,
                 mix=dict(scenario.load.mix),
                 admin_token=state.app.admin_token,
                 workers=scenario.load.workers,
@@ -298,33 +316,44 @@ class ScenarioRunner:
             )
             load = LoadRun(plan)
             sampler: asyncio.Task[None] | None = None
+            ready: asyncio.Task[float | None] | None = None
             result: LoadResult | None = None
             try:
-                load.start()
-                sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
-                await asyncio.sleep(ramp)
-                self.record.lap("ramp")
                 try:
-                    await self._timeline(ctx, load)
+                    load.start()
+                    sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
+                    await self._ramp(load, ramp)
+                    self.record.lap("ramp")
+                    try:
+                        await self._timeline(ctx, load)
+                    finally:
+                        self.record.lap("phases")  # the judged part, also if cut short
+                    # Every fault is reverted: the app's deadline to be ready runs from now,
+                    # while the users finish the requests in hand.
+                    ready = asyncio.create_task(_wait_ready(http, state.app.url))
+                    load.finish()
+                    result = await asyncio.to_thread(load.wait)
                 finally:
-                    self.record.lap("phases")  # the judged part, also if cut short
-                result = await asyncio.to_thread(load.wait)
+                    if sampler is not None:
+                        sampler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await sampler
+                    await asyncio.to_thread(load.stop)
+                    load.cleanup()  # every sample is in memory by now, or the run is over
+                self.record.lap("load_stop")
+                capacity = _pool_capacity(state)
+                # the requests still in the app give back their connections meanwhile
+                await asyncio.to_thread(_settle, exchange, list(capacity))
+                self.record.recovered_after = await ready
+                self.record.lap("readiness")
             finally:
-                if sampler is not None:
-                    sampler.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sampler
-                await asyncio.to_thread(load.stop)
-                load.cleanup()  # every sample is in memory by now, or the run is over
-            self.record.lap("load_stop")
-            self.record.recovered_after = await asyncio.to_thread(_wait_ready, state.app.url)
-            self.record.lap("readiness")
+                if ready is not None:
+                    ready.cancel()
             self.record.residue = await residue(ctx)
-            await asyncio.sleep(SETTLE_SECONDS)  # let requests in flight give back connections
             payments = None
             if {NO_OPERATION_LOST, PROVIDER_RECONCILED} & set(scenario.checked_invariants):
                 payments = await asyncio.to_thread(self._provider_book, payments_url)
-            invariants = await self._invariants(state, result, since, payments)
+            invariants = await self._invariants(state, result, since, payments, capacity)
         self._judge(result, invariants)
         self.record.lap("checks")
 
@@ -394,6 +423,19 @@ class ScenarioRunner:
             return await _provider_count(ctx, spec.target, "before")
         return {}
 
+    async def _ramp(self, load: LoadRun, ramp: float) -> None:
+        """Wait ``ramp`` seconds from the load's start, and until Locust has spawned every
+        user (at most :data:`SPAWN_GRACE` seconds more); fail naming why not."""
+        deadline = load.started_at + ramp + SPAWN_GRACE
+        while not load.spawned() or time.time() < load.started_at + ramp:
+            self._check_load(load)
+            if time.time() > deadline:
+                raise LoadError(
+                    f"Locust did not spawn its {load.plan.users} users within "
+                    f"{ramp + SPAWN_GRACE:g} s"
+                )
+            await asyncio.sleep(POLL_INTERVAL)
+
     @staticmethod
     def _check_load(load: LoadRun) -> None:
         """A load generator that died is a harness error now, not silence judged later."""
@@ -460,11 +502,10 @@ class ScenarioRunner:
         result: LoadResult | None,
         since: datetime,
         payments: list[ProviderPayment] | None,
+        capacity: dict[str, int],
     ) -> list[InvariantResult]:
         assert state.postgres is not None
-        assert state.app is not None
         names = list(self.scenario.checked_invariants)
-        capacity = _pool_capacity(state)
         found = await asyncio.to_thread(
             check_database,
             postgres.with_dbname(state.postgres.dsn, "exchange"),
@@ -656,18 +697,49 @@ def _pool_capacity(state: StackState) -> dict[str, int]:
     return {s: pool["max_size"] * workers for s, pool in settings["databases"].items()}
 
 
-def _wait_ready(url: str) -> float | None:
-    """Seconds until ``/health/ready`` answers 200 after the last revert, or None."""
+async def _wait_ready(http: aiohttp.ClientSession, url: str) -> float | None:
+    """Seconds until ``/health/ready`` answers 200, counted from the call (the last fault
+    reverted); None when it did not within :data:`RECOVERY_DEADLINE`."""
     started = time.monotonic()
-    while time.monotonic() - started < RECOVERY_DEADLINE:
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,  # noqa: S310
-        ):
-            if answer.status == 200:
-                return time.monotonic() - started
-        time.sleep(0.1)
+    deadline = started + RECOVERY_DEADLINE
+    while (left := deadline - time.monotonic()) > 0:
+        # No answer after the deadline counts: each probe waits only for what is left of it.
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(
+                f"{url}/health/ready", timeout=aiohttp.ClientTimeout(total=min(2.0, left))
+            ) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        await asyncio.sleep(POLL_INTERVAL)
     return None
+
+
+def _settle(admin_dsn: str, pools: list[str]) -> None:
+    """Wait until no connection of the app's pools (by ``application_name``) is busy, at
+    most :data:`SETTLE_SECONDS`: the requests still in the app when the load ended give
+    theirs back before the invariants look. A database that cannot be read is left to
+    the invariants to report."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    try:
+        conn = postgres.connect(admin_dsn, timeout=1)
+    except HarnessError:
+        return
+    try:
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY(%s) "
+                    "AND state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid()",
+                    (pools,),
+                )
+                row = cur.fetchone()
+                if row is not None and row[0] == 0:
+                    return
+                time.sleep(POLL_INTERVAL)
+    except psycopg2.Error:
+        return
+    finally:
+        conn.close()
 
 
 def _versions() -> dict[str, str]:
