@@ -24,7 +24,6 @@ import logging
 import platform
 import re
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -54,6 +53,7 @@ from chaos.faults import (
     Toxic,
     residue,
 )
+from chaos.interruption import SIGNALS, Interruption
 from chaos.invariants import (
     NO_OPERATION_LOST,
     PROVIDER_RECONCILED,
@@ -202,11 +202,14 @@ class ScenarioRunner:
         seed: int | None = None,
         reuse: bool = False,
         report: Report = lambda _: None,
+        on_timeline_end: Callable[[], None] = lambda: None,
     ) -> None:
         self.scenario = scenario
         self.settings = settings
         self.reuse = reuse
         self.report = report
+        #: called once the last phase has ended: the run only winds down from then on
+        self.on_timeline_end = on_timeline_end
         chosen = seed if seed is not None else scenario.seed
         self.record = RunRecord(scenario, source, chosen if chosen is not None else random_seed())
 
@@ -328,6 +331,7 @@ class ScenarioRunner:
                         await self._timeline(ctx, load)
                     finally:
                         self.record.lap("phases")  # the judged part, also if cut short
+                    self.on_timeline_end()
                     # Every fault is reverted: the app's deadline to be ready runs from now,
                     # while the users finish the requests in hand.
                     ready = asyncio.create_task(_wait_ready(http, state.app.url))
@@ -758,25 +762,34 @@ async def run_scenario(
     seed: int | None = None,
     reuse: bool = False,
     report: Report = lambda _: None,
+    interruption: Interruption | None = None,
+    on_timeline_end: Callable[[], None] = lambda: None,
 ) -> RunRecord:
-    """Run ``scenario``; SIGINT and SIGTERM stop it cleanly (every fault reverted)."""
+    """Run ``scenario``; SIGINT and SIGTERM stop it cleanly (every fault reverted).
+
+    The signals reach this event loop, unless ``interruption`` is given: then it stops the
+    run (a run in a thread other than the main one, whose loop gets no signal).
+    ``on_timeline_end`` is called once the last phase has ended (:class:`ScenarioRunner`).
+    """
     runner = ScenarioRunner(
-        scenario, settings, source=source, seed=seed, reuse=reuse, report=report
-    )
-    loop = asyncio.get_running_loop()
+        scenario, settings, source=source, seed=seed, reuse=reuse, report=report,
+        on_timeline_end=on_timeline_end,
+    )  # fmt: skip
     task = asyncio.current_task()
     assert task is not None
-
-    def interrupt() -> None:
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
+    loop = asyncio.get_running_loop()
+    own = interruption is None
+    stopper = Interruption() if interruption is None else interruption
+    if own:
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, stopper.interrupt)
     try:
-        return await _uncancellable(runner.run())
+        with stopper.watching(task):
+            return await _uncancellable(runner.run())
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if own:
+            for sig in SIGNALS:
+                loop.remove_signal_handler(sig)
 
 
 async def _uncancellable(work: Coroutine[Any, Any, RunRecord]) -> RunRecord:
