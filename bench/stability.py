@@ -11,10 +11,11 @@ the scenario tests, started again whenever it ends, stopped afterwards). A scena
 
 Prints per scenario and condition: the pass rate (``k/N``), the exit codes seen, the
 threshold that came closest to its limit (its smallest margin, absolute and relative to the
-limit, over the runs), and each run's fixed cost: the wall time of a run beyond its judged
-phases (stack start, ramp, the wait for readiness, invariants, teardown), the cost
-``make gate`` pays once per scenario. Reports go to a temporary folder (``--reports`` keeps
-them). Nothing is timed against a limit here: the figures are for people to read.
+limit, over the runs), and each run's fixed cost as its journal records it: the wall time of
+a run beyond its judged phases (stack start, ramp, the wait for readiness, invariants,
+teardown), the cost ``make gate`` pays once per scenario, with its largest step. Reports go
+to a temporary folder (``--reports`` keeps them). Nothing is timed against a limit here: the
+figures are for people to read.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def measure(path: Path, runs: int, reports: Path, condition: str) -> dict[str, A
     # the closest one with room to measure (an "== 0" that held has a margin of 0 always)
     closest = next((t for t in found["thresholds"] if t["relative_min"] is not None), None)
     breached = [t for t in found["thresholds"] if t["breached"]]
+    journals = [json.loads(Path(path).read_text()) for path in found["journals"]]
+    costs = [j["fixed_cost_seconds"] for j in journals if "fixed_cost_seconds" in j]
+    steps: dict[str, list[float]] = {}
+    for journal in journals:
+        for step, seconds in (journal.get("step_seconds") or {}).items():
+            if step != "phases":
+                steps.setdefault(step, []).append(seconds)
     return {
         "scenario": scenario.name,
         "variant": scenario.variant,
@@ -100,7 +108,17 @@ def measure(path: Path, runs: int, reports: Path, condition: str) -> dict[str, A
         "breached": [
             f"{t['group']} / {t['phase']}: {t['expression']} ({t['breached']}x)" for t in breached
         ],
-        "fixed_cost": wall / max(1, found["runs"]) - scenario.total_duration,
+        # the journals' own figure; the command's wall time (Python's start included) else
+        "fixed_cost": (
+            statistics.median(costs)
+            if costs
+            else wall / max(1, found["runs"]) - scenario.total_duration
+        ),
+        "largest_step": max(
+            ((step, statistics.median(values)) for step, values in steps.items()),
+            key=lambda pair: pair[1],
+            default=None,
+        ),
     }
 
 
@@ -158,6 +176,11 @@ def _margin(row: dict[str, Any]) -> str:
             f"min {closest['min']:+.4g}{share}")  # fmt: skip
 
 
+def _largest(row: dict[str, Any]) -> str:
+    largest = row.get("largest_step")
+    return "" if largest is None else f" (most: {largest[0].replace('_', ' ')} {largest[1]:.1f} s)"
+
+
 def print_row(row: dict[str, Any]) -> None:
     codes = ", ".join(
         f"{code} x{row['exit_codes'].count(code)}" for code in sorted(set(row["exit_codes"]))
@@ -165,7 +188,7 @@ def print_row(row: dict[str, Any]) -> None:
     print(
         f"{row['scenario']} [{row['variant']}] {row['condition']}: passed "
         f"{row['passes']}/{row['runs']} (exit {codes}); closest: {_margin(row)}; "
-        f"fixed cost {row['fixed_cost']:.1f} s per run"
+        f"fixed cost {row['fixed_cost']:.1f} s per run{_largest(row)}"
         + (f"; breached: {'; '.join(row['breached'])}" if row["breached"] else ""),
         flush=True,
     )

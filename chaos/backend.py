@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,8 @@ POOLS: dict[str, dict[str, Any]] = {
 }
 ACQUIRE_TIMEOUT = 2.0
 READY_TIMEOUT = 60.0
+#: seconds a process of the backend gets to stop by itself before it is killed
+DRAIN_SECONDS = 15.0
 
 
 def app_settings(
@@ -113,12 +116,17 @@ def wait_fakes(state: StackState, records: dict[str, ProcessRecord], state_dir: 
             time.sleep(0.05)
 
 
-def start_app(settings_file: Path, port: int, workers: int, log_path: Path) -> ProcessRecord:
-    """Start ``python -m reference_app`` with ``workers`` processes on ``port``."""
+def start_app(
+    settings_file: Path, port: int, workers: int, log_path: Path, temp_dir: Path
+) -> ProcessRecord:
+    """Start ``python -m reference_app`` with ``workers`` processes on ``port``, its
+    temporary files in ``temp_dir`` (gone with the stack, even if the app is killed)."""
+    temp_dir.mkdir(parents=True, exist_ok=True)
     return spawn_detached(
         [sys.executable, "-m", "reference_app", "--config", str(settings_file),
          "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)],
         log_path,
+        env={"TMPDIR": str(temp_dir)},
     )  # fmt: skip
 
 
@@ -139,7 +147,7 @@ def wait_app(url: str, record: ProcessRecord, log_path: Path) -> None:
             last = f"{exc.code}: {exc.read()[:200]!r}"
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise NotReadyError(f"the app at {url} was not ready after {READY_TIMEOUT:g} s ({last})")
 
 
@@ -149,12 +157,15 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
     path.chmod(0o600)  # it holds the admin token
 
 
-def stop_all(records: dict[str, ProcessRecord]) -> None:
-    """Stop the app first (it drains), then the fakes."""
-    for name in ("app", "payments_fake", "prices_fake"):
-        record = records.get(name)
-        if record is not None:
-            stop(record, grace=15)
+def stop_all(records: dict[str, ProcessRecord], *, drain: float = DRAIN_SECONDS) -> None:
+    """Stop the app and the fakes, all at once; the app gets ``drain`` seconds to finish
+    its requests in flight before it is killed, its workers with it."""
+    graces = {"app": drain, "payments_fake": DRAIN_SECONDS, "prices_fake": DRAIN_SECONDS}
+    started = [(record, graces[name]) for name, record in records.items() if name in graces]
+    with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+        stops = [pool.submit(stop, record, grace=grace) for record, grace in started]
+        for done in stops:
+            done.result()  # the first ComponentError, once every stop has ended
 
 
 def last_words(log: Path) -> str:

@@ -305,6 +305,15 @@ def run(
     help="Folder for reports.",
 )
 @_REPEAT
+@click.option(
+    "--jobs",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run up to N scenarios at once, each on its own stack; longest first, each run's "
+    "lines printed when it ends.",
+)
 @click.pass_context
 def suite(
     ctx: click.Context,
@@ -314,13 +323,14 @@ def suite(
     junit: Path | None,
     reports: Path,
     repeat: int,
+    jobs: int,
 ) -> None:
-    """Run every scenario of a folder; exit with the most serious result."""
+    """Run every scenario of a folder (recursively); exit with the most serious result."""
     from chaos.scenario_command import run_files, scenario_files
 
     code = run_files(
         scenario_files(folder), _settings(ctx), _out, variant=variant, seed=seed, reuse=False,
-        reports=reports, junit=junit, repeat=repeat,
+        reports=reports, junit=junit, repeat=repeat, jobs=jobs,
     )  # fmt: skip
     sys.exit(code)
 

@@ -27,6 +27,11 @@ def journal(record: RunRecord) -> dict[str, Any]:
         "versions": record.versions,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
+        # What the run cost: its wall time, the part of it beyond the judged phases, and
+        # each step's seconds (runner.STEPS)
+        "wall_seconds": record.wall_seconds,
+        "fixed_cost_seconds": record.fixed_cost,
+        "step_seconds": record.steps,
         "interrupted": record.interrupted,
         # Each phase with the CPU and event-loop figures it was judged on (judge/saturation.py)
         "timeline": [

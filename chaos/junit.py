@@ -37,6 +37,10 @@ def _seconds(data: Journal) -> float:
     return max(0.0, float(data["ended_at"]) - float(data["started_at"]))
 
 
+def _fixed_cost(data: Journal) -> float:
+    return float(data.get("fixed_cost_seconds") or 0.0)
+
+
 def _across(
     runs: Sequence[Journal],
     items: Callable[[Journal], Sequence[Journal]],
@@ -98,6 +102,8 @@ def _suite(root: ET.Element, runs: Sequence[Journal]) -> None:
             "passes": passes,
             "pass_rate": f"{passes / total:.4g}",
             "exit_codes": ",".join(str(c) for c in codes),
+            # beyond the judged phases: stack start, ramp, readiness, checks, teardown
+            "fixed_cost_seconds": f"{sum(_fixed_cost(data) for data in runs):.3f}",
         },
     )
     classname = f"scenario.{name}.{variant}"
@@ -199,17 +205,24 @@ def _suite(root: ET.Element, runs: Sequence[Journal]) -> None:
     suite.set("time", f"{sum(_seconds(data) for data in runs):.3f}")
 
 
-def junit_tree(scenarios: Sequence[Sequence[Journal]]) -> ET.ElementTree[ET.Element]:
+def junit_tree(
+    scenarios: Sequence[Sequence[Journal]], wall_seconds: float | None = None
+) -> ET.ElementTree[ET.Element]:
     """One test suite per item of ``scenarios``: the journals of one scenario and variant,
-    one per run (one run unless repeated)."""
+    one per run (one run unless repeated); ``wall_seconds``, the command's wall time, is the
+    root's ``time`` (several scenarios may have run at once)."""
     root = ET.Element("testsuites", name="harness")
     for runs in scenarios:
         _suite(root, runs)
+    if wall_seconds is not None:
+        root.set("time", f"{wall_seconds:.3f}")
     return ET.ElementTree(root)
 
 
-def write_junit(scenarios: Sequence[Sequence[Journal]], path: Path) -> None:
+def write_junit(
+    scenarios: Sequence[Sequence[Journal]], path: Path, *, wall_seconds: float | None = None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tree = junit_tree(scenarios)
+    tree = junit_tree(scenarios, wall_seconds)
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)

@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +71,11 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def spawn_detached(argv: Sequence[str], log_path: Path) -> ProcessRecord:
-    """Start ``argv`` in its own session (it outlives the harness command), logging to a file.
+def spawn_detached(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> ProcessRecord:
+    """Start ``argv`` in its own session (it outlives the harness command), logging to a file,
+    with the harness's environment (and ``env`` over it).
 
     ``posix_spawn`` rather than ``Popen``: the harness keeps only the pid, so no ``Popen``
     object warns about a child it deliberately leaves running.
@@ -85,7 +88,11 @@ def spawn_detached(argv: Sequence[str], log_path: Path) -> ProcessRecord:
     ]
     try:
         pid = os.posix_spawnp(
-            argv[0], list(argv), dict(os.environ), file_actions=actions, setsid=True
+            argv[0],
+            list(argv),
+            {**os.environ, **(env or {})},
+            file_actions=actions,
+            setsid=True,
         )
     except OSError as exc:
         raise ComponentError(f"cannot start {argv[0]}: {exc.strerror}") from exc
@@ -106,6 +113,7 @@ def wait_gone(record: ProcessRecord, deadline: float) -> bool:
     while time.monotonic() < deadline:
         reap(record.pid)
         if not record.alive():
+            reap(record.pid)  # it may have exited since the first look: no zombie left
             return True
         time.sleep(0.02)
     reap(record.pid)
@@ -136,7 +144,10 @@ def stop(record: ProcessRecord, *, grace: float = 5.0, sig: int = signal.SIGTERM
     if wait_gone(record, time.monotonic() + grace):
         return
     try:
-        os.kill(record.pid, signal.SIGKILL)
+        # A process that leads its own group (spawned detached) takes its children with it:
+        # the app's workers must not outlive their server.
+        leads = os.getpgid(record.pid) == record.pid
+        (os.killpg if leads else os.kill)(record.pid, signal.SIGKILL)
     except ProcessLookupError:
         return
     if not wait_gone(record, time.monotonic() + 5.0):

@@ -4,9 +4,15 @@ The runner starts a throw-away stack of the scenario's variant (or reuses a runn
 the same variant), starts the load, and walks the timeline: each phase applies its faults,
 lasts its duration, and reverts them. Every applied fault is pushed on a stack of reverts that
 is unwound in ``finally`` — also on SIGINT/SIGTERM, which cancel the run — and afterwards the
-runner checks that nothing faulty remains. Server-side state is sampled every second. The
-runner only orchestrates and records (:mod:`chaos.judge.evidence`): the verdicts are the
-judge's (:func:`chaos.judge.judgement.judge`), computed from that record alone.
+runner checks that nothing faulty remains. Server-side state is sampled every second.
+
+The timeline starts once Locust has spawned every user (and the ramp the scenario plans has
+passed); when it ends, the load is told to finish (each user completes its request in hand)
+while the app's deadline to be ready again runs, and the requests still in the app give back
+their connections; then the invariants are checked. Each step's seconds are recorded
+(:data:`STEPS`): what a run costs beyond its judged phases. The runner only orchestrates
+and records (:mod:`chaos.judge.evidence`): the verdicts are the judge's
+(:func:`chaos.judge.judgement.judge`), computed from that record alone.
 """
 
 from __future__ import annotations
@@ -18,11 +24,8 @@ import logging
 import platform
 import re
 import shutil
-import signal
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg2
 
 from chaos import postgres
 from chaos.cpu import CpuReading, cpu_use, read_cpu
@@ -49,6 +53,7 @@ from chaos.faults import (
     Toxic,
     residue,
 )
+from chaos.interruption import SIGNALS, Interruption
 from chaos.invariants import (
     NO_OPERATION_LOST,
     PROVIDER_RECONCILED,
@@ -82,7 +87,19 @@ from load.seeding import random_seed
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
 SAMPLE_INTERVAL = 1.0
+#: seconds the requests still in the app when the load ends may take to give back their
+#: connections before the invariants look
 SETTLE_SECONDS = 2.0
+#: seconds Locust may take to boot and spawn its users beyond the plan's own ramp
+SPAWN_GRACE = 30.0
+#: seconds the app of a run gets to stop by itself at the end: its load has ended and its
+#: requests have settled, so what it still runs is hung (the legacy design's requests that
+#: wait for a connection forever) and judged already; then it is killed
+DRAIN_SECONDS = 1.0
+#: seconds between two looks at something awaited (readiness, spawning, settling)
+POLL_INTERVAL = 0.05
+#: the steps of a run, as :meth:`RunRecord.lap` records them
+STEPS = ("stack_up", "ramp", "phases", "load_stop", "readiness", "checks", "stack_down")
 _METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
 _LAG_MAX = re.compile(r"^event_loop_lag_max_seconds (\S+)$", re.MULTILINE)
 _LAG_BUCKET = re.compile(r"^event_loop_lag_seconds_bucket\{le=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
@@ -122,6 +139,29 @@ class RunRecord:
     outcome: Outcome = field(default_factory=Outcome)
     interrupted: bool = False
     versions: dict[str, str] = field(default_factory=dict)
+    #: seconds each step of the run took, in the order of :data:`STEPS` ("phases": the
+    #: timeline, judged; every other step is a fixed cost)
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, step: str) -> None:
+        """Close ``step``: the seconds since the previous step ended (or the run started)."""
+        now = time.time()
+        self.steps[step] = now - (self.started_at + sum(self.steps.values()))
+
+    @property
+    def wall_seconds(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def judged_seconds(self) -> float:
+        """The scenario's phases (those that ran, if the run stopped early)."""
+        ran = sum(max(0.0, phase.end - phase.start) for phase in self.phases)
+        return min(self.scenario.total_duration, ran)
+
+    @property
+    def fixed_cost(self) -> float:
+        """The run's wall time beyond its judged phases: what one more scenario costs."""
+        return self.wall_seconds - self.judged_seconds
 
 
 def fault_for(spec: FaultSpec) -> Fault:
@@ -162,11 +202,14 @@ class ScenarioRunner:
         seed: int | None = None,
         reuse: bool = False,
         report: Report = lambda _: None,
+        on_timeline_end: Callable[[], None] = lambda: None,
     ) -> None:
         self.scenario = scenario
         self.settings = settings
         self.reuse = reuse
         self.report = report
+        #: called once the last phase has ended: the run only winds down from then on
+        self.on_timeline_end = on_timeline_end
         chosen = seed if seed is not None else scenario.seed
         self.record = RunRecord(scenario, source, chosen if chosen is not None else random_seed())
 
@@ -185,6 +228,7 @@ class ScenarioRunner:
         try:
             stack, state_dir = self._stack()
             state, started = await asyncio.to_thread(stack.up)
+            record.lap("stack_up")
             self._check_variant(state)
             await self._run_on(state)
         except asyncio.CancelledError:
@@ -202,11 +246,12 @@ class ScenarioRunner:
         finally:
             if stack is not None and started:
                 try:
-                    await asyncio.shield(asyncio.to_thread(stack.down))
+                    await asyncio.shield(asyncio.to_thread(stack.down, drain=DRAIN_SECONDS))
                 except HarnessError as exc:
                     record.outcome.harness_errors.append(f"stopping the stack: {exc}")
             if state_dir is not None:
                 shutil.rmtree(state_dir, ignore_errors=True)
+            record.lap("stack_down")
             record.ended_at = time.time()
         return record
 
@@ -246,6 +291,8 @@ class ScenarioRunner:
                     "the stack already has faults in place: " + "; ".join(leftovers),
                     "`harness down` and run again",
                 )
+            # The users' spawning and a second for their sign-up: the timeline starts then, and
+            # never before Locust says every user is spawned (a busy machine boots it late).
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
             exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
             # The database's own clock: what is stored from now on is the run's.
@@ -255,7 +302,8 @@ class ScenarioRunner:
                 host=state.app.url,
                 users=scenario.load.users,
                 spawn_rate=scenario.load.spawn_rate,
-                duration=ramp + scenario.total_duration + 1.0,
+                # the run time is a safety net: the runner ends the load with the timeline
+                duration=ramp + SPAWN_GRACE + scenario.total_duration + 1.0,
                 mix=dict(scenario.load.mix),
                 admin_token=state.app.admin_token,
                 workers=scenario.load.workers,
@@ -271,28 +319,47 @@ class ScenarioRunner:
             )
             load = LoadRun(plan)
             sampler: asyncio.Task[None] | None = None
+            ready: asyncio.Task[float | None] | None = None
             result: LoadResult | None = None
             try:
-                load.start()
-                sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
-                await asyncio.sleep(ramp)
-                await self._timeline(ctx, load)
-                result = await asyncio.to_thread(load.wait)
+                try:
+                    load.start()
+                    sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
+                    await self._ramp(load, ramp)
+                    self.record.lap("ramp")
+                    try:
+                        await self._timeline(ctx, load)
+                    finally:
+                        self.record.lap("phases")  # the judged part, also if cut short
+                    self.on_timeline_end()
+                    # Every fault is reverted: the app's deadline to be ready runs from now,
+                    # while the users finish the requests in hand.
+                    ready = asyncio.create_task(_wait_ready(http, state.app.url))
+                    load.finish()
+                    result = await asyncio.to_thread(load.wait)
+                finally:
+                    if sampler is not None:
+                        sampler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await sampler
+                    await asyncio.to_thread(load.stop)
+                    load.cleanup()  # every sample is in memory by now, or the run is over
+                self.record.lap("load_stop")
+                capacity = _pool_capacity(state)
+                # the requests still in the app give back their connections meanwhile
+                await asyncio.to_thread(_settle, exchange, list(capacity))
+                self.record.recovered_after = await ready
+                self.record.lap("readiness")
             finally:
-                if sampler is not None:
-                    sampler.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sampler
-                await asyncio.to_thread(load.stop)
-                load.cleanup()  # every sample is in memory by now, or the run is over
-            self.record.recovered_after = await asyncio.to_thread(_wait_ready, state.app.url)
+                if ready is not None:
+                    ready.cancel()
             self.record.residue = await residue(ctx)
-            await asyncio.sleep(SETTLE_SECONDS)  # let requests in flight give back connections
             payments = None
             if {NO_OPERATION_LOST, PROVIDER_RECONCILED} & set(scenario.checked_invariants):
                 payments = await asyncio.to_thread(self._provider_book, payments_url)
-            invariants = await self._invariants(state, result, since, payments)
+            invariants = await self._invariants(state, result, since, payments, capacity)
         self._judge(result, invariants)
+        self.record.lap("checks")
 
     async def _timeline(self, ctx: FaultContext, load: LoadRun) -> None:
         reverts: list[tuple[Fault, FaultRecord]] = []
@@ -360,6 +427,19 @@ class ScenarioRunner:
             return await _provider_count(ctx, spec.target, "before")
         return {}
 
+    async def _ramp(self, load: LoadRun, ramp: float) -> None:
+        """Wait ``ramp`` seconds from the load's start, and until Locust has spawned every
+        user (at most :data:`SPAWN_GRACE` seconds more); fail naming why not."""
+        deadline = load.started_at + ramp + SPAWN_GRACE
+        while not load.spawned() or time.time() < load.started_at + ramp:
+            self._check_load(load)
+            if time.time() > deadline:
+                raise LoadError(
+                    f"Locust did not spawn its {load.plan.users} users within "
+                    f"{ramp + SPAWN_GRACE:g} s"
+                )
+            await asyncio.sleep(POLL_INTERVAL)
+
     @staticmethod
     def _check_load(load: LoadRun) -> None:
         """A load generator that died is a harness error now, not silence judged later."""
@@ -426,11 +506,10 @@ class ScenarioRunner:
         result: LoadResult | None,
         since: datetime,
         payments: list[ProviderPayment] | None,
+        capacity: dict[str, int],
     ) -> list[InvariantResult]:
         assert state.postgres is not None
-        assert state.app is not None
         names = list(self.scenario.checked_invariants)
-        capacity = _pool_capacity(state)
         found = await asyncio.to_thread(
             check_database,
             postgres.with_dbname(state.postgres.dsn, "exchange"),
@@ -622,18 +701,49 @@ def _pool_capacity(state: StackState) -> dict[str, int]:
     return {s: pool["max_size"] * workers for s, pool in settings["databases"].items()}
 
 
-def _wait_ready(url: str) -> float | None:
-    """Seconds until ``/health/ready`` answers 200 after the last revert, or None."""
+async def _wait_ready(http: aiohttp.ClientSession, url: str) -> float | None:
+    """Seconds until ``/health/ready`` answers 200, counted from the call (the last fault
+    reverted); None when it did not within :data:`RECOVERY_DEADLINE`."""
     started = time.monotonic()
-    while time.monotonic() - started < RECOVERY_DEADLINE:
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,  # noqa: S310
-        ):
-            if answer.status == 200:
-                return time.monotonic() - started
-        time.sleep(0.1)
+    deadline = started + RECOVERY_DEADLINE
+    while (left := deadline - time.monotonic()) > 0:
+        # No answer after the deadline counts: each probe waits only for what is left of it.
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(
+                f"{url}/health/ready", timeout=aiohttp.ClientTimeout(total=min(2.0, left))
+            ) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        await asyncio.sleep(POLL_INTERVAL)
     return None
+
+
+def _settle(admin_dsn: str, pools: list[str]) -> None:
+    """Wait until no connection of the app's pools (by ``application_name``) is busy, at
+    most :data:`SETTLE_SECONDS`: the requests still in the app when the load ended give
+    theirs back before the invariants look. A database that cannot be read is left to
+    the invariants to report."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    try:
+        conn = postgres.connect(admin_dsn, timeout=1)
+    except HarnessError:
+        return
+    try:
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY(%s) "
+                    "AND state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid()",
+                    (pools,),
+                )
+                row = cur.fetchone()
+                if row is not None and row[0] == 0:
+                    return
+                time.sleep(POLL_INTERVAL)
+    except psycopg2.Error:
+        return
+    finally:
+        conn.close()
 
 
 def _versions() -> dict[str, str]:
@@ -652,25 +762,34 @@ async def run_scenario(
     seed: int | None = None,
     reuse: bool = False,
     report: Report = lambda _: None,
+    interruption: Interruption | None = None,
+    on_timeline_end: Callable[[], None] = lambda: None,
 ) -> RunRecord:
-    """Run ``scenario``; SIGINT and SIGTERM stop it cleanly (every fault reverted)."""
+    """Run ``scenario``; SIGINT and SIGTERM stop it cleanly (every fault reverted).
+
+    The signals reach this event loop, unless ``interruption`` is given: then it stops the
+    run (a run in a thread other than the main one, whose loop gets no signal).
+    ``on_timeline_end`` is called once the last phase has ended (:class:`ScenarioRunner`).
+    """
     runner = ScenarioRunner(
-        scenario, settings, source=source, seed=seed, reuse=reuse, report=report
-    )
-    loop = asyncio.get_running_loop()
+        scenario, settings, source=source, seed=seed, reuse=reuse, report=report,
+        on_timeline_end=on_timeline_end,
+    )  # fmt: skip
     task = asyncio.current_task()
     assert task is not None
-
-    def interrupt() -> None:
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
+    loop = asyncio.get_running_loop()
+    own = interruption is None
+    stopper = Interruption() if interruption is None else interruption
+    if own:
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, stopper.interrupt)
     try:
-        return await _uncancellable(runner.run())
+        with stopper.watching(task):
+            return await _uncancellable(runner.run())
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if own:
+            for sig in SIGNALS:
+                loop.remove_signal_handler(sig)
 
 
 async def _uncancellable(work: Coroutine[Any, Any, RunRecord]) -> RunRecord:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,33 +285,67 @@ class Stack:
             f"app: starting the {settings.app_variant} design with {settings.app_workers} "
             f"workers on {url}"
         )
-        record = backend.start_app(settings_file, plan.app_port, settings.app_workers, log_path)
+        record = backend.start_app(
+            settings_file, plan.app_port, settings.app_workers, log_path, self._app_temp
+        )
         state.processes["app"] = ProcessState.of(record)
         self.store.save(state)
         backend.wait_app(url, record, log_path)
 
     # -- down ---------------------------------------------------------------------------------
 
-    def down(self) -> bool:
-        """Stop everything the state file names; False when nothing was recorded."""
+    def down(self, *, drain: float = backend.DRAIN_SECONDS) -> bool:
+        """Stop everything the state file names; False when nothing was recorded.
+
+        The app gets ``drain`` seconds to finish its requests in flight before it is killed.
+        """
         with self.store.locked():
             state = self.store.load()
             if state is None:
                 return False
-            self._down(state)
+            self._down(state, drain)
             return True
 
-    def _down(self, state: StackState) -> None:
-        errors: list[str] = []
-        if state.processes:
-            try:
-                backend.stop_all({n: p.record() for n, p in state.processes.items()})
-                if state.app is not None and not wait_closed(state.app.port, time.monotonic() + 5):
-                    errors.append(f"app port {state.app.port} still listening")
-                self.report("app and fakes: stopped")
-            except HarnessError as exc:
-                errors.append(str(exc))
+    @property
+    def _app_temp(self) -> Path:
+        """The app's temporary files (``TMPDIR``), removed with the stack."""
+        return self.state_dir / "app-tmp"
+
+    def _down(self, state: StackState, drain: float = backend.DRAIN_SECONDS) -> None:
+        """Stop the app and the fakes together, then Toxiproxy and PostgreSQL together (the
+        app drains with its links and database still there)."""
+        errors = self._stop_all([lambda: self._stop_processes(state, drain)])
+        errors += self._stop_all(
+            [lambda: self._stop_toxiproxy(state), lambda: self._stop_postgres(state)]
+        )
+        if errors:
+            raise ComponentError("; ".join(errors), f"state kept in {self.store.path}")
+        self.store.clear()
+
+    @staticmethod
+    def _stop_all(steps: list[Callable[[], list[str]]]) -> list[str]:
+        """Run the stop steps at once; the problems they met, in order."""
+        if len(steps) == 1:
+            return steps[0]()
+        with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+            return [error for errors in pool.map(lambda step: step(), steps) for error in errors]
+
+    def _stop_processes(self, state: StackState, drain: float) -> list[str]:
+        if not state.processes:
+            return []
+        try:
+            backend.stop_all({n: p.record() for n, p in state.processes.items()}, drain=drain)
+        except HarnessError as exc:
+            return [str(exc)]
+        shutil.rmtree(self._app_temp, ignore_errors=True)  # what a killed app left there
+        if state.app is not None and not wait_closed(state.app.port, time.monotonic() + 5):
+            return [f"app port {state.app.port} still listening"]
+        self.report("app and fakes: stopped")
+        return []
+
+    def _stop_toxiproxy(self, state: StackState) -> list[str]:
         tox = state.toxiproxy
+        errors: list[str] = []
         if tox is not None and tox.kind == "external" and state.links:
             try:
                 asyncio.run(_delete_proxies(tox.url, list(state.links)))
@@ -323,21 +359,23 @@ class Stack:
                 self.report("Toxiproxy: stopped")
             except HarnessError as exc:
                 errors.append(str(exc))
+        return errors
+
+    def _stop_postgres(self, state: StackState) -> list[str]:
         pg = state.postgres
-        if pg is not None and pg.kind == "local" and pg.data_dir is not None:
+        if pg is None or pg.kind != "local" or pg.data_dir is None:
+            return []
+        try:
             cluster = postgres.LocalCluster(
                 pg.bin_dir or postgres.find_bin_dir(self.settings.pg_bin), pg.data_dir, pg.port
             )
-            try:
-                cluster.destroy()
-                if not wait_closed(pg.port, time.monotonic() + 5):
-                    errors.append(f"PostgreSQL port {pg.port} still listening")
-                self.report("PostgreSQL: stopped and removed")
-            except HarnessError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise ComponentError("; ".join(errors), f"state kept in {self.store.path}")
-        self.store.clear()
+            cluster.destroy()
+        except HarnessError as exc:
+            return [str(exc)]
+        if not wait_closed(pg.port, time.monotonic() + 5):
+            return [f"PostgreSQL port {pg.port} still listening"]
+        self.report("PostgreSQL: stopped and removed")
+        return []
 
     # -- status -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -71,9 +72,46 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
         f"[bold {colour}]{data['result']}[/bold {colour}]{expected} — exit {data['exit_code']}, "
         f"seed {data['seed']}, {data['load']['samples']} requests"
     )
+    costs = cost_line(data)
+    if costs:
+        console.print(costs, markup=False, highlight=False, soft_wrap=True)
     if data.get("replay"):
         # One line, however long: a command to copy.
         console.print(f"replay: {data['replay']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def cost_line(data: dict[str, Any]) -> str | None:
+    """``time: 34.2 s = 26 s of phases + 8.2 s fixed (stack up 3.9, ramp 2.0, …)``: the
+    run's wall time, and what it spent beyond its judged phases, step by step."""
+    wall, fixed = data.get("wall_seconds"), data.get("fixed_cost_seconds")
+    if wall is None or fixed is None:
+        return None
+    judged = wall - fixed
+    steps = dict(data.get("step_seconds") or {})
+    if "phases" in steps:
+        steps["phases"] -= judged  # their overrun: the judged seconds are counted apart
+    parts = []
+    for name, seconds in steps.items():
+        label = name.replace("_", " ")
+        parts.append(f"{label} {seconds:+.1f}" if name == "phases" else f"{label} {seconds:.1f}")
+    detail = ", ".join(parts)
+    return f"time: {wall:.1f} s = {round(judged, 1):g} s of phases + {fixed:.1f} s fixed" + (
+        f" ({detail})" if detail else ""
+    )
+
+
+def wall_line(wall: float, journals: Sequence[dict[str, Any]], jobs: int = 1) -> str:
+    """``wall time: 291.4 s for 17 runs (judged phases 413 s, fixed costs 128.2 s; 2 at
+    once)``: a command's wall time, and what its runs spent in and beyond their phases."""
+    timed = [j for j in journals if j.get("wall_seconds") is not None]
+    fixed = sum(float(j["fixed_cost_seconds"]) for j in timed)
+    judged = sum(float(j["wall_seconds"]) for j in timed) - fixed
+    runs = f"{len(journals)} run{'s' if len(journals) != 1 else ''}"
+    parallel = f"; {jobs} at once" if jobs > 1 else ""
+    return (
+        f"wall time: {wall:.1f} s for {runs} (judged phases {round(judged, 1):g} s, fixed costs "
+        f"{fixed:.1f} s{parallel})"
+    )
 
 
 def print_blast_radius(rows: list[dict[str, Any]], console: Console) -> None:
@@ -114,6 +152,7 @@ def print_run_line(data: dict[str, Any], run: int, requested: int, console: Cons
     console.print(
         f"  run {run}/{requested}: [{colour}]{data['result']}[/{colour}] — exit "
         f"{data['exit_code']}, seed {data['seed']}, {data['load']['samples']} requests"
+        + (f", {data['wall_seconds']:.1f} s" if data.get("wall_seconds") is not None else "")
     )
     for reason in data.get("reasons", [])[:3]:
         console.print(f"    {reason}", markup=False, highlight=False)

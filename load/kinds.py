@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 #: kind -> Locust user class name in load/locustfile.py
 KINDS: dict[str, str] = {
     "deposits": "DepositorUser",
@@ -70,6 +72,11 @@ ENV_SEED = "HARNESS_SEED"
 #: base URL of the payment-provider fake, whose control API depositors pay through (the
 #: payer's side of a deposit); unset: depositors create deposits and never pay them
 ENV_PAYMENTS_URL = "HARNESS_PAYMENTS_URL"
+
+#: the signal that ends a Locust run (local or master) now, as its run time running out
+#: would: every user finishes its task in hand (``--stop-timeout``) and every sample is kept
+#: (the locustfile installs it; ``LoadRun.finish`` sends it)
+FINISH_SIGNAL = signal.SIGUSR1
 
 
 def parse_mix(text: str) -> dict[str, int]:

@@ -16,7 +16,13 @@ Environment:
   seed replays every user's decisions. Unset: each process draws a seed of its own.
 - ``HARNESS_SAMPLES_DIR``: write every request sample and every money-moving request
   (``load/recorder.py``, ``load/operations.py``) there, in every Locust process: local,
-  master, worker.
+  master, worker; and ``spawned.json`` once every user is spawned (``load/samples.py``).
+
+The process that runs the test (local or master) ends the run on ``SIGUSR1``
+(``load.kinds.FINISH_SIGNAL``) as its run time running out would: the users finish the task
+in hand and every sample is written. ``LoadRun.spawned`` and ``LoadRun.finish``
+(``load/runner.py``) rest on both, so that a scenario's timeline starts and ends on Locust's
+word rather than on a guess.
 
 Every Locust process collects garbage less often (:data:`GC_THRESHOLDS`): each request
 allocates hundreds of short-lived objects, and with Python's default the youngest
@@ -28,13 +34,16 @@ collections stays a few megabytes.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]  # no stubs
 from locust import User, events
 from locust.env import Environment
 from locust.event import EventHook
@@ -45,11 +54,13 @@ from load.kinds import (
     ENV_SAMPLES_DIR,
     ENV_SEED,
     ENV_THINK_TIME,
+    FINISH_SIGNAL,
     KINDS,
     parse_mix,
     parse_think_time,
 )
 from load.recorder import Recorder
+from load.samples import SPAWNED_FILE
 from load.seeding import Roster, parse_seed, random_seed
 from load.users.base import LoadContext, context_of
 from load.users.seeded import use_roster
@@ -127,6 +138,23 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_: Any) -
     folder = os.environ.get(ENV_SAMPLES_DIR, "").strip()
     if folder:
         _install_recorder(environment, context, Recorder(Path(folder)), _role(runner))
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        _install_finish(environment, runner, Path(folder) if folder else None)
+
+
+def _install_finish(environment: Environment, runner: Runner, folder: Path | None) -> None:
+    """The process running the test (local or master) says when every user is spawned
+    (``spawned.json``), and ends the run on :data:`FINISH_SIGNAL` as its run time would."""
+
+    def on_spawned(user_count: int, **_: Any) -> None:
+        if folder is not None:
+            marker, partial = folder / SPAWNED_FILE, folder / f"{SPAWNED_FILE}.tmp"
+            partial.write_text(json.dumps({"users": user_count, "at": time.time()}))
+            partial.replace(marker)  # seen whole or not at all
+
+    _listen(environment.events.spawning_complete, on_spawned)
+    # As `--run-time` does: the users stop (finishing their task), then Locust shuts down.
+    gevent.signal_handler(FINISH_SIGNAL, lambda: gevent.spawn(runner.quit))
 
 
 def _install_recorder(

@@ -7,8 +7,10 @@ request to files in a samples folder (``load/recorder.py``), and reads them back
 
     run = LoadRun(plan)
     run.start()
+    run.spawned()            # True once every user is spawned
     ...                      # the chaos runner applies faults meanwhile
-    result = run.wait()      # or run.stop() to end early
+    run.finish()             # end it now, as its run time would (or let the run time end it)
+    result = run.wait()      # or run.stop() to end early, losing the requests in flight
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, KINDS
+from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
-from load.samples import Sample, SampleCounter, read_samples, read_summaries
+from load.samples import SPAWNED_FILE, Sample, SampleCounter, read_samples, read_summaries
 from load.stats import GroupStats, Window, by_group, in_window
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -188,6 +190,17 @@ class LoadRun:
     def running(self) -> bool:
         return any(p.poll() is None for p in self._processes)
 
+    def spawned(self) -> bool:
+        """True once Locust has spawned every user of the plan (its first process says so)."""
+        return (self.samples_dir / SPAWNED_FILE).exists()
+
+    def finish(self) -> None:
+        """End the run now as its run time running out would: every user finishes its task
+        in hand and Locust writes every sample; :meth:`wait` then collects them."""
+        if self._processes and self._processes[0].poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._processes[0].send_signal(FINISH_SIGNAL)
+
     def count(self) -> int:
         """Samples written so far (for progress)."""
         return self._counter.update()
@@ -210,7 +223,8 @@ class LoadRun:
             self.stop()
 
     def stop(self) -> None:
-        """End the run now: SIGTERM (Locust writes its files), then SIGKILL."""
+        """End the run now: SIGTERM (Locust writes its files, without the requests still in
+        flight), then SIGKILL."""
         for process in self._processes:
             if process.poll() is None:
                 _signal_group(process, signal.SIGTERM)

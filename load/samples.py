@@ -15,6 +15,10 @@ One file per Locust process in the samples folder:
 - ``ops-<pid>.jsonl``: every request that creates or moves money, as the client sent it
   and as it ended (``load/operations.py``).
 - ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
+
+And once per run, from the process that runs the test (local or master):
+
+- ``spawned.json``: written when every user is spawned: ``{"users": N, "at": epoch s}``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: the file the Locust process running the test writes once every user is spawned
+SPAWNED_FILE = "spawned.json"
 #: why a request got no answer (``Sample.transport_error``)
 TIMEOUT = "timeout"
 CONNECTION = "connection"

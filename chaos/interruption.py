@@ -1,0 +1,72 @@
+"""Ctrl-C for runs in several threads at once (``harness suite --jobs N``).
+
+Each run has its own event loop in its own thread, and only the main thread receives
+signals. An :class:`Interruption` holds the runs going on; SIGINT or SIGTERM in the main
+thread cancels every one of them in its own loop, and each reverts its faults and stops its
+stack as a single run does on Ctrl-C (:func:`chaos.runner.run_scenario`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interruption:
+    """The runs to cancel on Ctrl-C; once interrupted, a run that starts is cancelled at once.
+
+    Each run is cancelled once: a second Ctrl-C must not cancel the cleanup the first one
+    started (reverting faults, stopping the stack).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[asyncio.Task[Any], asyncio.AbstractEventLoop] = {}
+        self.interrupted = False
+
+    def interrupt(self) -> None:
+        """Cancel every run going on, and any run that starts later (once)."""
+        with self._lock:  # a run leaves (and its loop closes) only after this
+            if self.interrupted:
+                return
+            self.interrupted = True
+            for task, loop in self._runs.items():
+                loop.call_soon_threadsafe(task.cancel)
+
+    @contextlib.contextmanager
+    def watching(self, task: asyncio.Task[Any]) -> Iterator[None]:
+        """Within the block, :meth:`interrupt` cancels ``task`` (in its own loop)."""
+        with self._lock:
+            self._runs[task] = task.get_loop()
+            if self.interrupted:
+                task.cancel()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._runs[task]
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        """Within the block, SIGINT and SIGTERM interrupt instead of ending the process (main
+        thread only: elsewhere nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            self.interrupt()
+
+        previous = {sig: signal.signal(sig, interrupt) for sig in SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
