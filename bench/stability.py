@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--beside", type=int, default=10, help="runs beside the test suite")
     parser.add_argument("--reports", type=Path, help="keep the reports in this folder")
     args = parser.parse_args(argv)
+    for name in ("alone", "beside"):
+        if getattr(args, name) == 1:  # a pass rate needs runs to compare (repeat.json)
+            parser.error(f"--{name}: 0 to skip, or at least 2 runs")
     files = args.files or sorted((ROOT / "scenarios").rglob("*.yaml"))
     reports = args.reports or Path(tempfile.mkdtemp(prefix="stability-"))
     rows: list[dict[str, Any]] = []
