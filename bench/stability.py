@@ -155,14 +155,22 @@ def suite_beside(log: Path) -> Iterator[None]:
     finally:
         stop.set()
         for process in current:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            _stop_suite(process)
         thread.join()
+
+
+def _stop_suite(process: subprocess.Popen[bytes]) -> None:
+    """Stop the suite as Ctrl-C would, so that its fixtures stop what they started (their
+    PostgreSQL clusters run as another user, out of reach of a signal to the group); harder
+    only if it does not end."""
+    for sig, wait in ((signal.SIGINT, 120), (signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        return
 
 
 def _env() -> dict[str, str]:

@@ -4,6 +4,7 @@ they promise. No figure is judged here: speed is the benchmarks' business, not t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -36,14 +37,21 @@ def wrk() -> None:
 
 def run_bench(script: str, folder: Path, *args: str) -> str:
     """``python bench/<script> args`` with its temporary folders in ``folder``."""
-    done = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "bench" / script), *args],
         cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(folder)},
-        capture_output=True, text=True, timeout=150,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as bench:  # fmt: skip
+        try:
+            stdout, stderr = bench.communicate(timeout=150)
+        except BaseException:
+            # Ctrl-C reached the bench too: let it stop its stack before it is killed
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                bench.wait(timeout=30)
+            raise
+    assert bench.returncode == 0, stdout + stderr
     assert_nothing_left(folder)
-    return done.stdout
+    return stdout
 
 
 def assert_nothing_left(folder: Path) -> None:
