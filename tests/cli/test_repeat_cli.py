@@ -5,13 +5,11 @@ kept, seeded and stopped), then as a user runs it, against a real stack."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ from chaos.judge.verdicts import ThresholdVerdict
 from chaos.runner import RunRecord
 from chaos.scenario import Scenario
 from chaos.settings import Settings
-from tests.plugins.pg_cluster import cluster_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -133,20 +130,6 @@ thresholds:
 invariants: none
 expect: pass
 """
-
-
-@pytest.fixture
-def stack_env() -> Iterator[dict[str, str]]:
-    folder = cluster_folder("harness-test-repeat-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
-    env.update(HARNESS_STATE_DIR=str(folder), HARNESS_APP_WORKERS="1", PYTHONUNBUFFERED="1")
-    up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
-    assert up.returncode == 0, up.stderr
-    try:
-        yield env
-    finally:
-        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_repeat_against_the_stack_prints_pass_rate_and_margins_into_json_and_junit(

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.process import ProcessRecord, children_of
 from chaos.state import StackState
-from tests.plugins.pg_cluster import cluster_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -35,20 +33,6 @@ def descendants(pid: int) -> list[ProcessRecord]:
                 continue
             queue.append(child)
     return found
-
-
-@pytest.fixture
-def stack_env() -> Iterator[dict[str, str]]:
-    folder = cluster_folder("harness-test-run-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
-    env.update(HARNESS_STATE_DIR=str(folder), HARNESS_APP_WORKERS="1", PYTHONUNBUFFERED="1")
-    up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
-    assert up.returncode == 0, up.stderr
-    try:
-        yield env
-    finally:
-        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def get_json(url: str, token: str | None = None) -> object:
