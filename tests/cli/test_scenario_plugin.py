@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = """\
 name: tiny-gate
 description: A short scenario for the plugin test.
-load: {users: 8, spawn_rate: 8, mix: {deposits: 3, p2p: 1}}
+load: {users: 12, spawn_rate: 12, mix: {deposits: 1, p2p: 1}}
 timeline:
   - {phase: baseline, duration: 3s}
   - phase: outage
-    duration: 3s
-    faults: [{type: service, service: p2p, mode: leak}]
+    duration: 4s
+    faults: [{type: service, service: p2p, mode: raise}]
 thresholds:
   "deposits.*":
     outage: ["error_rate == 0", "p99 < 1s"]
@@ -77,7 +77,7 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
 
     failed = pytest_run(str(gate), "--scenario-variant=legacy", f"--scenario-reports={reports}")
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    # deposits wait for the shared pool P2P holds (and a payment finished meanwhile may go
-    # uncredited: the old design loses money too, an invariant's failure)
+    # P2P's failures leak the shared pool and deposits wait (and a payment finished
+    # meanwhile may go uncredited: the old design loses money too, an invariant's failure)
     assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout
     assert "threshold deposits.* / outage" in failed.stdout
