@@ -165,6 +165,7 @@ class _Suite:
         )
         # Every run in a slot, and as many winding down (one thread: one run at a time).
         threads = 1 if self.jobs == 1 else 2 * self.jobs
+        self._slots.expect([(rank, 1) for rank in range(len(order))])
         with (
             self.interruption.on_signals(),
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scenario") as pool,
@@ -240,17 +241,28 @@ class _Suite:
 
 class _Slots:
     """The N places for runs that start their stack and go through their timeline; given
-    in turn: the smallest rank waiting (the scenario's place in the order, then its run)."""
+    in turn: the smallest rank waiting (the scenario's place in the order, then its run).
+
+    The first run of every scenario is expected from the start (:meth:`expect`): its thread
+    may begin later than the next one's, and a place must still go to it first.
+    """
 
     def __init__(self, places: int) -> None:
         self._free = places
         self._waiting: list[tuple[int, int]] = []
         self._changed = threading.Condition()
 
+    def expect(self, ranks: Sequence[tuple[int, int]]) -> None:
+        """Count ``ranks`` as waiting already, before their threads ask."""
+        with self._changed:
+            for rank in ranks:
+                heapq.heappush(self._waiting, rank)
+
     def take(self, rank: tuple[int, int], interruption: Interruption) -> bool:
         """Wait for a place and take it; False (and none taken) once interrupted."""
         with self._changed:
-            heapq.heappush(self._waiting, rank)
+            if rank not in self._waiting:
+                heapq.heappush(self._waiting, rank)
             try:
                 while not interruption.interrupted:
                     if self._free and self._waiting[0] == rank:
