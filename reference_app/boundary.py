@@ -6,6 +6,9 @@ one service's trouble is answered as that service's 503 and goes no further. The
 comes when the limit runs out, not when the use case has finished cleaning up: a use case
 past its limit is cancelled and left to roll back on its own (through a slow link that can
 take longer than the limit itself), so that a client never waits past the service's limit.
+A service calling another (P2P locking a seller's funds in the wallet) gives the inner call
+what is left of its own time; when that runs out, the 503 names whichever of the two used
+most of it: the caller, if more of its time went before the call than was left for it.
 The legacy design has no boundary (root cause 4 of the source document): ``isolate=False``
 runs the use case as it is, with no time limit and no error mapping, so errors escape as
 they are (see ``reference_app/legacy.py``).
@@ -32,9 +35,10 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: when the enclosing use case's time runs out (a service calling another, e.g. swap ->
-#: wallet): the inner one gets a little less, so its own 503 names the service that was slow
-_deadline: ContextVar[float | None] = ContextVar("boundary_deadline", default=None)
+#: when the enclosing use case started and when its time runs out (a service calling
+#: another, e.g. swap -> wallet): the inner one gets a little less, so that a 503 comes from
+#: the inner boundary before the outer one's, and names the service that took the time
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("boundary_deadline", default=None)
 NESTED_MARGIN = 0.1
 #: when the request's time runs out: the use cases one request runs one after the other
 #: (read the offer, then open the trade) share the service's limit, not one limit each
@@ -70,28 +74,32 @@ class Boundary:
         limit = self.timeout
         outer = _deadline.get()
         if outer is not None and limit is not None:
-            limit = max(0.01, min(limit, outer - now - NESTED_MARGIN))
+            limit = max(0.01, min(limit, outer[1] - now - NESTED_MARGIN))
         request_end = _request_deadline.get()
         if request_end is not None and limit is not None:
             limit = max(0.01, min(limit, request_end - now))
-        token = _deadline.set(now + limit if limit is not None else None)
+        token = _deadline.set((now, now + limit) if limit is not None else None)
         try:
             if limit is None:
                 return await fn(*args, **kwargs)
             return await _within(limit, self.service, fn(*args, **kwargs))
         except AppError:
             raise
+        except _Expired:
+            if outer is not None and limit is not None and now - outer[0] > limit:
+                # The caller spent more of its time before this call than was left for it
+                # (its own database was slow): the caller's time ran out, its 503 names it.
+                raise
+            raise DependencyUnavailable(
+                f"{self.service}: no answer within {limit:.2g} s", service=self.service,
+                code="timeout",
+            ) from None  # fmt: skip
         except InjectedFailure as exc:
             raise ServiceBroken(str(exc), service=self.service) from exc
         except PoolTimeout as exc:
             raise DependencyUnavailable(
                 f"{self.service}: database busy, {exc}", service=self.service, code="pool_timeout"
             ) from exc
-        except _Expired as exc:
-            raise DependencyUnavailable(
-                f"{self.service}: no answer within {limit:.2g} s", service=self.service,
-                code="timeout",
-            ) from exc  # fmt: skip
         except TimeoutError as exc:
             # A driver operation that timed out inside the limit (aiopg's per-operation
             # timeout, a network stall).

@@ -130,3 +130,37 @@ async def test_raise_fires_at_a_use_cases_first_connection_only() -> None:
         await switches.on_connection("swap")
     with pytest.raises(InjectedFailure):  # outside any use case: every connection is first
         await switches.on_connection("swap")
+
+
+async def test_a_nested_call_left_little_time_by_a_slow_caller_names_the_caller() -> None:
+    """P2P's own database is slow: by the time it asks the wallet to lock funds, most of its
+    time is gone. The 503 names P2P, not the wallet that was given the crumbs."""
+    p2p = Boundary("p2p", timeout=0.5, isolate=True)
+    wallet = Boundary("wallet", timeout=0.5, isolate=True)
+
+    async def lock_funds() -> None:
+        await asyncio.sleep(0.2)  # a wallet that answers in its usual time
+
+    async def open_trade() -> None:
+        await asyncio.sleep(0.3)  # P2P's slow statements
+        await wallet.call(lock_funds)
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        await asyncio.wait_for(p2p.call(open_trade), timeout=5)
+    assert (raised.value.service, raised.value.code) == ("p2p", "timeout"), raised.value.message
+
+
+async def test_a_nested_call_that_is_slow_itself_names_itself() -> None:
+    p2p = Boundary("p2p", timeout=0.5, isolate=True)
+    wallet = Boundary("wallet", timeout=0.5, isolate=True)
+
+    async def lock_funds() -> None:
+        await asyncio.Event().wait()  # the wallet's database does not answer
+
+    async def open_trade() -> None:
+        await asyncio.sleep(0.01)
+        await wallet.call(lock_funds)
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        await asyncio.wait_for(p2p.call(open_trade), timeout=5)
+    assert (raised.value.service, raised.value.code) == ("wallet", "timeout"), raised.value.message
