@@ -333,9 +333,25 @@ def provider_book(url: str, timeout: float = PROVIDER_TIMEOUT) -> list[ProviderP
     return book
 
 
-def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT) -> int:
+@dataclass(frozen=True)
+class Redelivery:
+    """What :func:`redeliver_ipns` did: how many IPNs it sent again, and why each had
+    failed the first time (the app's status or the transport error), so that a report can
+    say why a payment was not acknowledged."""
+
+    resent: int
+    reasons: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for reason in self.reasons:
+            counts[reason] = counts.get(reason, 0) + 1
+        return ", ".join(f"{reason} x{n}" for reason, n in sorted(counts.items()))
+
+
+def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT) -> Redelivery:
     """Resend the last IPN of each finished payment whose last delivery failed, as the real
-    provider retries them (the fake never does by itself); returns how many were resent.
+    provider retries them (the fake never does by itself).
 
     Called once the load stopped and every fault was reverted: an IPN the app could not take
     during a fault is then delivered, as it would be in production. Up to ``rounds`` passes
@@ -343,7 +359,8 @@ def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT)
     """
     base = url.rstrip("/")
     resent = 0
-    for _ in range(rounds):
+    reasons: list[str] = []
+    for round_ in range(rounds):
         statuses = {
             str(p["payment_id"]): p["payment_status"]
             for p in _get(f"{base}/_control/payments", timeout).get("payments", [])
@@ -354,6 +371,8 @@ def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT)
             for payment_id, attempt in last.items()
             if statuses.get(payment_id) == FINISHED and not attempt.get("delivered")
         ]
+        if round_ == 0:
+            reasons = [_failure(last[payment_id]) for payment_id in pending]
         delivered = []
         for payment_id in pending:
             answer = _post(f"{base}/_control/payments/{payment_id}/resend-ipn", timeout)
@@ -361,4 +380,9 @@ def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT)
         resent += len(pending)
         if all(delivered):
             break
-    return resent
+    return Redelivery(resent, tuple(reasons))
+
+
+def _failure(attempt: dict[str, Any]) -> str:
+    error, status = attempt.get("error"), attempt.get("status")
+    return str(error) if error else f"HTTP {status}"

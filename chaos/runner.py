@@ -492,9 +492,12 @@ class ScenarioRunner:
         if url is None:
             return None
         try:
-            resent = redeliver_ipns(url)
-            if resent:
-                self.report(f"payment provider: {resent} undelivered IPN(s) sent again")
+            redelivery = redeliver_ipns(url)
+            if redelivery.resent:
+                self.report(
+                    f"payment provider: {redelivery.resent} undelivered IPN(s) sent again"
+                    f" (they had failed: {redelivery.summary()})"
+                )
             return provider_book(url)
         except HarnessError as exc:
             self.record.outcome.harness_errors.append(str(exc))

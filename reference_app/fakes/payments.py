@@ -380,6 +380,7 @@ class IpnSender:
                 url, data=ipn.body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
+                answer = await response.text() if not 200 <= status < 300 else ""
         except TimeoutError:
             return IpnOutcome(False, None, f"no answer within {self._timeout:g}s")
         except (aiohttp.ClientError, ValueError) as exc:
@@ -387,7 +388,16 @@ class IpnSender:
             return IpnOutcome(False, None, reason)
         if 200 <= status < 300:
             return IpnOutcome(True, status, None)
-        return IpnOutcome(False, status, f"the app answered HTTP {status}")
+        return IpnOutcome(False, status, f"the app answered HTTP {status}{_named(answer)}")
+
+
+def _named(answer: str) -> str:
+    """`` (service: code)`` from an answer in the app's error shape, else nothing."""
+    try:
+        error = json.loads(answer).get("error")
+        return f" ({error['service']}: {error['code']})"
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return ""
 
 
 PAYMENT_BOOK = web.AppKey("payment_book", PaymentBook)

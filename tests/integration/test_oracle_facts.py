@@ -347,10 +347,12 @@ async def test_an_ipn_refused_during_a_fault_is_resent_and_then_reconciles(
     before = await client.check(app_database, since)
     assert before["provider_reconciled"].counts["uncredited"] == 1
 
-    assert await asyncio.to_thread(redeliver_ipns, client.fake.url) == 1
+    redelivery = await asyncio.to_thread(redeliver_ipns, client.fake.url)
+    assert redelivery.resent == 1
+    assert redelivery.reasons == ("the app answered HTTP 503 (deposits: service_broken)",)
     after = await client.check(app_database, since)
     for result in after.values():
         assert result.passed, (result.name, result.violations)
     assert after["provider_reconciled"].counts["credited"] == 1
     assert after["no_operation_lost"].counts["indeterminate_applied"] == 1
-    assert await asyncio.to_thread(redeliver_ipns, client.fake.url) == 0  # nothing left
+    assert (await asyncio.to_thread(redeliver_ipns, client.fake.url)).resent == 0  # none left
