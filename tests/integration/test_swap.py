@@ -68,12 +68,12 @@ async def funded_user(wallet: WalletService, **funds: str) -> uuid.UUID:
 async def system_balance(wallet: WalletService, owner: str, currency: str) -> Decimal:
     async with wallet.db.cursor() as cur:
         await cur.execute(
-            "SELECT balance FROM wallet.accounts WHERE owner = %s AND currency = %s "
+            "SELECT sum(balance) FROM wallet.accounts WHERE owner = %s AND currency = %s "
             "AND kind = 'system'",
             (owner, currency),
         )
         row = await cur.fetchone()
-    return Decimal(row[0]) if row else Decimal(0)
+    return Decimal(row[0]) if row and row[0] is not None else Decimal(0)
 
 
 async def ledger_sums(wallet: WalletService) -> dict[str, Decimal]:

@@ -6,11 +6,21 @@ import asyncio
 import uuid
 from decimal import Decimal
 
+import psycopg2
 import pytest
 
 from reference_app.app_keys import WALLET
 from reference_app.errors import Conflict, InsufficientFunds, NotFound
-from reference_app.services.wallet.domain import TREASURY, WITHDRAWALS, LockState
+from reference_app.services.wallet.domain import (
+    DEPOSITS_SOURCE,
+    SYSTEM_SLOTS,
+    TREASURY,
+    WITHDRAWALS,
+    AccountRef,
+    Leg,
+    LockState,
+    spread,
+)
 from reference_app.services.wallet.service import WalletService
 from tests.plugins.reference_app import RunningApp
 
@@ -121,3 +131,59 @@ async def test_ledger_is_append_only(wallet: WalletService) -> None:
             await cur.execute("DELETE FROM wallet.entries")
         with pytest.raises(psycopg2.Error, match="append-only"):
             await cur.execute("UPDATE wallet.transactions SET kind = 'x'")
+
+
+def slot_of(key: str) -> int:
+    (leg,) = spread([Leg(AccountRef.system(DEPOSITS_SOURCE, "BTC"), Decimal(1))], key)
+    return leg.account.slot
+
+
+async def test_credits_from_one_system_account_do_not_queue_on_one_row(
+    wallet: WalletService, app_database: str
+) -> None:
+    """Every IPN credit of a currency comes from system:deposits. A posting holding one of
+    its rows (a slow transaction) holds up no credit whose key lands on another of them."""
+    first = f"ipn-{uuid.uuid4()}"
+    other = next(k for n in range(100) if slot_of(k := f"ipn-{uuid.uuid4()}-{n}") != slot_of(first))
+    await wallet.credit(await new_user(wallet), "BTC", Decimal(1), idempotency_key=first)
+    blocker = psycopg2.connect(app_database)
+    try:
+        with blocker.cursor() as cur:  # a transaction left open on the row first took
+            cur.execute(
+                "SELECT 1 FROM wallet.accounts a JOIN wallet.entries e ON e.account_id = a.id "
+                "JOIN wallet.transactions t ON t.id = e.transaction_id "
+                "WHERE t.idempotency_key = %s AND a.owner = %s FOR UPDATE OF a",
+                (first, DEPOSITS_SOURCE),
+            )
+            assert cur.rowcount == 1
+        # one row for all: this waits for the blocker until the wallet's time limit (503)
+        user = await new_user(wallet)
+        posted = await wallet.credit(user, "BTC", Decimal("0.5"), idempotency_key=other)
+        assert not posted.replayed
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert (await wallet.balance(user, "BTC")).available == Decimal("0.5")
+    async with wallet.db.cursor() as cur:
+        await cur.execute(
+            "SELECT count(*), sum(balance) FROM wallet.accounts WHERE owner = %s "
+            "AND currency = 'BTC'",
+            (DEPOSITS_SOURCE,),
+        )
+        rows, total = await cur.fetchone()
+    assert rows >= 2  # the two credits took two rows of the account
+    assert Decimal(total) <= Decimal("-1.5")  # its balance: the sum of its rows
+
+
+def test_spread_moves_only_outside_world_accounts_to_a_slot_chosen_by_the_key() -> None:
+    user = uuid.uuid4()
+    legs = [
+        Leg(AccountRef.system(DEPOSITS_SOURCE, "BTC"), Decimal(-1)),
+        Leg(AccountRef.available(user, "BTC"), Decimal(1)),
+    ]
+    slots = {spread(legs, f"key-{n}")[0].account.slot for n in range(200)}
+    assert slots == set(range(SYSTEM_SLOTS))  # every slot gets used
+    assert spread(legs, "same") == spread(legs, "same")  # the key decides
+    assert all(spread(legs, f"key-{n}")[1] == legs[1] for n in range(20))  # users: slot 0
+    liquidity = [Leg(AccountRef.system("platform:liquidity", "BTC"), Decimal(-1)), legs[1]]
+    assert all(spread(liquidity, f"k{n}") == liquidity for n in range(20))  # one row, checked

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -34,15 +35,21 @@ PLATFORM_REVENUE = "platform:revenue"
 #: what express buy sells from: funded by the admin from the treasury, per currency, and
 #: never overdrawn (unlike the other system accounts, which stand for the outside world)
 PLATFORM_LIQUIDITY = "platform:liquidity"
+#: the accounts that stand for the outside world (they may go negative, nothing is checked
+#: against their balance): each is spread over :data:`SYSTEM_SLOTS` rows, so that postings
+#: do not queue on one row lock (the IPN credits of a currency all touch system:deposits)
+SPREAD_ACCOUNTS = frozenset({DEPOSITS_SOURCE, TREASURY, WITHDRAWALS, SWAP_DESK, PLATFORM_REVENUE})
+SYSTEM_SLOTS = 16
 
 
 @dataclass(frozen=True)
 class AccountRef:
-    """An account by its natural key."""
+    """An account by its natural key; ``slot`` is one row of a spread account."""
 
     owner: str
     currency: str
     kind: AccountKind
+    slot: int = 0
 
     @classmethod
     def available(cls, user: uuid.UUID, currency: str) -> AccountRef:
@@ -79,6 +86,18 @@ def check_balanced(legs: list[Leg]) -> None:
     unbalanced = {c: t for c, t in totals.items() if t != 0}
     if unbalanced:
         raise UnbalancedTransaction(f"legs do not balance: {unbalanced}")
+
+
+def spread(legs: list[Leg], key: str) -> list[Leg]:
+    """``legs`` with each leg on a spread account moved to one of its slots, chosen by the
+    transaction's idempotency ``key`` (the same key always lands on the same slot)."""
+    slot = zlib.crc32(key.encode()) % SYSTEM_SLOTS
+    return [
+        Leg(replace(leg.account, slot=slot), leg.amount)
+        if leg.account.kind is AccountKind.SYSTEM and leg.account.owner in SPREAD_ACCOUNTS
+        else leg
+        for leg in legs
+    ]
 
 
 def transfer(source: AccountRef, target: AccountRef, amount: Decimal) -> list[Leg]:

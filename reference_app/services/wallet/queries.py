@@ -18,14 +18,15 @@ RETURNING id
 TRANSACTION_BY_KEY = "SELECT id FROM wallet.transactions WHERE idempotency_key = %(key)s"
 
 ENSURE_ACCOUNT = """
-INSERT INTO wallet.accounts (owner, currency, kind) VALUES (%(owner)s, %(currency)s, %(kind)s)
-ON CONFLICT (owner, currency, kind) DO NOTHING
+INSERT INTO wallet.accounts (owner, currency, kind, slot)
+VALUES (%(owner)s, %(currency)s, %(kind)s, %(slot)s)
+ON CONFLICT (owner, currency, kind, slot) DO NOTHING
 """
 
 # Rows are locked in id order, so that concurrent movements never deadlock.
 LOCK_ACCOUNTS = """
-SELECT id, owner, currency, kind, balance FROM wallet.accounts
-WHERE (owner, currency, kind) IN %(keys)s
+SELECT id, owner, currency, kind, slot, balance FROM wallet.accounts
+WHERE (owner, currency, kind, slot) IN %(keys)s
 ORDER BY id
 FOR UPDATE
 """
@@ -47,9 +48,11 @@ GROUP BY currency
 ORDER BY currency
 """
 
+# the sum of the account's slots (one for the express liquidity)
 SYSTEM_BALANCES = """
-SELECT currency, balance FROM wallet.accounts
+SELECT currency, sum(balance) FROM wallet.accounts
 WHERE owner = %(owner)s AND kind = 'system'
+GROUP BY currency
 ORDER BY currency
 """
 

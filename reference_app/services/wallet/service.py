@@ -29,6 +29,7 @@ from reference_app.services.wallet.domain import (
     LockState,
     Posted,
     check_balanced,
+    spread,
     transfer,
 )
 
@@ -338,25 +339,24 @@ class WalletService(BoundedService):
             existing = await cur.fetchone()
             return Posted(existing[0], replayed=True)
         transaction_id = row[0]
+        legs = spread(legs, idempotency_key)
         accounts = {leg.account for leg in legs}
         for account in accounts:
             await cur.execute(
                 q.ENSURE_ACCOUNT,
-                {"owner": account.owner, "currency": account.currency, "kind": account.kind.value},
-            )
-        keys = tuple((a.owner, a.currency, a.kind.value) for a in accounts)
+                {"owner": account.owner, "currency": account.currency,
+                 "kind": account.kind.value, "slot": account.slot},
+            )  # fmt: skip
+        keys = tuple((a.owner, a.currency, a.kind.value, a.slot) for a in accounts)
         await cur.execute(q.LOCK_ACCOUNTS, {"keys": keys})
-        rows = await cur.fetchall()
-        by_key = {
-            (owner, ccy, AccountKind(kind)): (id_, Decimal(bal))
-            for id_, owner, ccy, kind, bal in rows
+        by_ref = {
+            AccountRef(owner, ccy, AccountKind(kind), slot): (id_, Decimal(bal))
+            for id_, owner, ccy, kind, slot, bal in await cur.fetchall()
         }
         if check is not None:
-            check({AccountRef(*key): balance for key, (_id, balance) in by_key.items()})
+            check({ref: balance for ref, (_id, balance) in by_ref.items()})
         for leg in legs:
-            account_id, balance = by_key[
-                (leg.account.owner, leg.account.currency, leg.account.kind)
-            ]
+            account_id, balance = by_ref[leg.account]
             new_balance = balance + leg.amount
             if leg.account.kind is not AccountKind.SYSTEM and new_balance < 0:
                 # No figures in the message: it may reach another user (a buyer opening a
@@ -365,10 +365,7 @@ class WalletService(BoundedService):
                     f"insufficient {leg.account.currency} {leg.account.kind.value} balance",
                     service=SERVICE,
                 )
-            by_key[(leg.account.owner, leg.account.currency, leg.account.kind)] = (
-                account_id,
-                new_balance,
-            )
+            by_ref[leg.account] = (account_id, new_balance)
             await cur.execute(q.ADD_TO_BALANCE, {"id": account_id, "amount": leg.amount})
             await cur.execute(
                 q.INSERT_ENTRY,
