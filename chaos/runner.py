@@ -61,7 +61,7 @@ from chaos.invariants import (
     check_database,
 )
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
-from chaos.judge.judgement import RECOVERY_DEADLINE, judge
+from chaos.judge.judgement import judge
 from chaos.judge.oracle import ProviderPayment
 from chaos.judge.verdicts import Outcome
 from chaos.scenario import (
@@ -334,7 +334,9 @@ class ScenarioRunner:
                     self.on_timeline_end()
                     # Every fault is reverted: the app's deadline to be ready runs from now,
                     # while the users finish the requests in hand.
-                    ready = asyncio.create_task(_wait_ready(http, state.app.url))
+                    ready = asyncio.create_task(
+                        _wait_ready(http, state.app.url, scenario.ready_within)
+                    )
                     load.finish()
                     result = await asyncio.to_thread(load.wait)
                 finally:
@@ -704,11 +706,11 @@ def _pool_capacity(state: StackState) -> dict[str, int]:
     return {s: pool["max_size"] * workers for s, pool in settings["databases"].items()}
 
 
-async def _wait_ready(http: aiohttp.ClientSession, url: str) -> float | None:
+async def _wait_ready(http: aiohttp.ClientSession, url: str, within: float) -> float | None:
     """Seconds until ``/health/ready`` answers 200, counted from the call (the last fault
-    reverted); None when it did not within :data:`RECOVERY_DEADLINE`."""
+    reverted); None when it did not within ``within`` seconds."""
     started = time.monotonic()
-    deadline = started + RECOVERY_DEADLINE
+    deadline = started + within
     while (left := deadline - time.monotonic()) > 0:
         # No answer after the deadline counts: each probe waits only for what is left of it.
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):

@@ -595,6 +595,9 @@ class Scenario(_Spec):
     app: dict[str, StrictInt | StrictFloat | str | bool] = Field(default_factory=dict)
     #: how the legacy design is shown to fail this scenario's claim (isolated scenarios)
     legacy: LegacySpec | None = None
+    #: every service answers ready within this after the last fault is reverted, or the
+    #: run breaches ``ready within``; the run waits for it at most this long
+    ready_within: Annotated[float, BeforeValidator(_duration), Field(le=600)] = 15.0
 
     @field_validator("name")
     @classmethod

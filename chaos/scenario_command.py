@@ -20,7 +20,6 @@ from rich.text import Text
 from chaos.errors import EXIT_PASS, ConfigError, worst
 from chaos.interruption import Interruption
 from chaos.journal import write_journal
-from chaos.judge.judgement import RECOVERY_DEADLINE
 from chaos.junit import write_junit
 from chaos.repetition import repetition, write_repetitions
 from chaos.runner import run_scenario
@@ -64,7 +63,7 @@ class _Scenario:
     def expected_seconds(self, repeat: int) -> float:
         """About how long its runs take: the legacy design's app is not ready again after
         its faults, so those runs wait out the recovery deadline too."""
-        waits = RECOVERY_DEADLINE if self.scenario.variant == "legacy" else 0.0
+        waits = self.scenario.ready_within if self.scenario.variant == "legacy" else 0.0
         return repeat * (self.scenario.total_duration + waits)
 
 

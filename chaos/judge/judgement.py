@@ -47,8 +47,6 @@ from load.stats import by_group
 
 #: fewer requests than this in a judged group and phase make a pass meaningless
 MIN_SAMPLES = 10
-#: seconds within which every service must be ready after the last revert
-RECOVERY_DEADLINE = 15.0
 #: server samples are taken about this often (seconds): a window's counters are read from
 #: the sample just before it to the one just after
 SERVER_INTERVAL = 1.0
@@ -78,10 +76,10 @@ def judge(evidence: Evidence) -> Outcome:
             ThresholdVerdict(
                 "*",
                 "after",
-                f"ready within {RECOVERY_DEADLINE:g}s",
+                f"ready within {scenario.ready_within:g}s",
                 False,
                 None,
-                RECOVERY_DEADLINE,
+                scenario.ready_within,
                 0,
                 "the app's services were not all ready after the last fault was reverted",
                 op="<=",

@@ -429,3 +429,15 @@ def test_under_a_database_fault_every_service_is_a_target() -> None:
     outcome = judge(evidence(story, [*samples, through_wallet, anonymous], phases))
     assert outcome.exit_code() == EXIT_THRESHOLD
     assert "http:500 (unstructured)" in isolation(outcome, "deposits", "restart")[0]
+
+
+def test_an_app_never_ready_again_breaches_the_scenarios_ready_within() -> None:
+    story = scenario(ready_within="3s")
+    outcome = judge(evidence(story, correct_run(story).samples, recovered_after=None))
+    assert outcome.exit_code() == EXIT_THRESHOLD
+    (breach,) = [t for t in outcome.thresholds if not t.passed]
+    assert (breach.phase, breach.expression, breach.expected) == ("after", "ready within 3s", 3.0)
+    assert "not all ready" in breach.reason
+    ready = judge(evidence(story, correct_run(story).samples, recovered_after=2.5))
+    assert ready.exit_code() == EXIT_PASS, ready.reasons()
+    assert scenario().ready_within == 15.0  # the default

@@ -488,3 +488,20 @@ def test_malformed_think_time(tmp_path: Path, value: str, fragment: str) -> None
     problems = validate_files([path])
     assert [(p.line, p.field) for p in problems] == [(2, "load.think_time")], problems
     assert fragment in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("0s", "must be positive"), ("-3s", "must be positive"), ("11m", "less than or equal to 600")],
+)  # fmt: skip
+def test_malformed_ready_within(tmp_path: Path, value: str, fragment: str) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        "name: s\nload: {users: 1, spawn_rate: 1, mix: {deposits: 1}}\n"
+        f"timeline: [{{phase: a, duration: 1}}]\nthresholds: none\nready_within: {value}\n"
+    )
+    problems = validate_files([path])
+    assert [(p.line, p.field) for p in problems] == [(5, "ready_within")], problems
+    assert fragment in problems[0].message
+    path.write_text(path.read_text().replace(f"ready_within: {value}", "ready_within: 4s"))
+    assert load_scenario(path).ready_within == 4.0
