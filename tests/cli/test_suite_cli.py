@@ -51,10 +51,15 @@ def test_the_longest_start_first_and_the_reports_keep_the_files_order(
         (gate / f"{name}.yaml").write_text(steady(name, seconds, '"error_rate == 0"'))
     started: list[str] = []
     lock = threading.Lock()
+    # The two longest hold their places until both have started: a place given to the
+    # shortest meanwhile would have it start before one of them.
+    both = threading.Barrier(2, timeout=30)
 
     async def stand_in(scenario: Scenario, *_: Any, **__: Any) -> RunRecord:
         with lock:
             started.append(scenario.name)
+        if scenario.name != "a-short":
+            both.wait()
         record = RunRecord(scenario, None, 1, started_at=time.time())
         record.ended_at = record.started_at + 1.0
         return record
