@@ -490,10 +490,20 @@ class ScenarioRunner:
 
     def _provider_book(self, url: str | None) -> list[ProviderPayment] | None:
         """The payment provider's book once its undelivered IPNs were sent again, as the real
-        provider retries them (None if it cannot be read: the reconciliation then fails)."""
+        provider retries them (None if it cannot be read: the reconciliation then fails).
+
+        Not sent again to an app that was not ready after the last revert (a starved legacy
+        design): each would wait for the provider's own IPN timeout and be refused all the
+        same; the payments they were for stay uncredited, and the reconciliation says so.
+        """
         if url is None:
             return None
         try:
+            if self.record.recovered_after is None:
+                self.report(
+                    "payment provider: undelivered IPNs not sent again: the app is not ready"
+                )
+                return provider_book(url)
             redelivery = redeliver_ipns(url)
             if redelivery.resent:
                 self.report(

@@ -9,9 +9,17 @@ run invalid (exit 3). The evidence depends on the kind of fault:
   :data:`MIN_SHARE_RISE` of all requests), or the target's requests got slower (Mann-Whitney
   U, one-sided, p < :data:`ALPHA`, with an effect size, Vargha-Delaney A, of at least
   :data:`MIN_SUPERIORITY`: the chance that a request under the fault is slower than one of
-  the baseline). Without a baseline phase, the signature must be at least
-  :data:`MIN_SHARE_ALONE` of the requests. (Whether those failures were the right ones,
-  structured 503s naming the target, is isolation's verdict, not the effect's.)
+  the baseline) once the machine's own slowdown is taken out, and more than the other
+  services' requests did: a machine busy with something else slows every service alike, a
+  fault slows its target. The target's latencies are divided by how much slower the others
+  answered (the ratio of their geometric means, when above 1 and at most
+  :data:`MAX_MACHINE_DRIFT`: beyond, the fault itself starved what they share), and its
+  shift in mean log latency must exceed theirs (one-sided z test, p < :data:`ALPHA`). A
+  fault that can only fail requests (a link down, a service made to raise) is not seen in
+  slowness at all.
+  Without a baseline phase, the signature must be at least :data:`MIN_SHARE_ALONE` of the
+  requests. (Whether those failures were the right ones, structured 503s naming the
+  target, is isolation's verdict, not the effect's.)
 - **database restart or crash**: the postmaster's start time changed, and the app's pools saw
   their connections dropped (their dead-connection counter rose, or a request failed with
   ``database_unavailable``). **Database stopped**: the postmaster was gone, and the same.
@@ -23,6 +31,7 @@ runs (fewer, with the effect sizes); tests/unit/test_effect.py measures both way
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +44,12 @@ from load.samples import Sample
 
 ALPHA = 0.005
 MIN_SUPERIORITY = 0.56
+#: the fewest requests of the other services, in the phase and in the baseline, to measure
+#: how much slower the machine itself answered
+MIN_OTHERS = 20
+#: the other services slower than this (geometric mean) is not the machine: the fault
+#: starved something they share (the legacy design's one pool), and is judged as it is
+MAX_MACHINE_DRIFT = 3.0
 MIN_SHARE_RISE = 0.01
 MIN_SHARE_ALONE = 0.05
 DATABASE_KINDS = frozenset({"db_restart", "db_crash", "db_stop"})
@@ -47,10 +62,15 @@ class Effect:
 
 
 def target_effect(
-    target: str, during: Sequence[Sample], baseline: Sequence[Sample] | None
+    target: str,
+    during: Sequence[Sample],
+    baseline: Sequence[Sample] | None,
+    *,
+    slows: bool = True,
 ) -> Effect:
     """Evidence that the fault hurt ``target``, from every request of the phase (``during``)
-    against every request of the baseline."""
+    against every request of the baseline; ``slows``: False for a fault that can only make
+    requests fail, whose slowness would be the machine's."""
     own = [s for s in during if service_of(s.name) == target]
     if not own:
         return Effect(False, f"no request to {target} during the fault")
@@ -66,16 +86,49 @@ def target_effect(
     table = np.array([[hits, len(during) - hits], [before, len(baseline) - before]])
     p_fail = float(stats.fisher_exact(table, alternative="greater").pvalue)
     failing = p_fail < ALPHA and share - before / len(baseline) >= MIN_SHARE_RISE
-    own_before = [s for s in baseline if service_of(s.name) == target]
-    slower, superiority, p_slow = (
-        _slower(own, own_before) if own_before else (False, float("nan"), 1.0)
-    )
     detail = (
         f"{target}: failed as its own {before}/{len(baseline)} -> {hits}/{len(during)} "
-        f"(p={p_fail:.2g}); slower than the baseline with probability {superiority:.2f} "
-        f"(p={p_slow:.2g})"
+        f"(p={p_fail:.2g})"
     )
+    if not slows:
+        return Effect(failing, detail + "; a fault that only fails requests: slowness not counted")
+    own_before = [s for s in baseline if service_of(s.name) == target]
+    if not own_before:
+        return Effect(failing, detail + "; no request to it in the baseline to compare speed")
+    others = [s for s in during if service_of(s.name) != target]
+    others_before = [s for s in baseline if service_of(s.name) != target]
+    machine = (
+        _log_shift(others, others_before)
+        if len(others) >= MIN_OTHERS and len(others_before) >= MIN_OTHERS
+        else None
+    )
+    drift = math.exp(max(0.0, machine[0])) if machine else 1.0
+    if drift > MAX_MACHINE_DRIFT:
+        # Not the machine: a shared resource the fault starved (the legacy design's pool).
+        machine, drift = None, 1.0
+    slower, superiority, p_slow = _slower(own, own_before, drift)
+    detail += f"; slower than the baseline with probability {superiority:.2f} (p={p_slow:.2g})"
+    if machine is not None:
+        # the target slowed more than the others: its shift against theirs, one-sided
+        shift, variance = _log_shift(own, own_before)
+        z = (shift - machine[0]) / math.sqrt(max(variance + machine[1], 1e-12))
+        p_apart = float(stats.norm.sf(z))
+        slower = slower and p_apart < ALPHA
+        detail += f", the machine {drift:.2g}x slower for the others (p={p_apart:.2g} apart)"
     return Effect(failing or slower, detail)
+
+
+def _log_shift(during: Sequence[Sample], baseline: Sequence[Sample]) -> tuple[float, float]:
+    """How much slower ``during`` answered than ``baseline``, as the difference of their mean
+    log latencies, and that difference's variance."""
+    now = np.log([max(s.latency_ms, 0.001) for s in during])
+    before = np.log([max(s.latency_ms, 0.001) for s in baseline])
+    variance = _var(now) / len(now) + _var(before) / len(before)
+    return float(now.mean() - before.mean()), variance
+
+
+def _var(values: np.ndarray) -> float:
+    return float(values.var(ddof=1)) if len(values) > 1 else 0.0
 
 
 def _signature(sample: Sample, target: str) -> bool:
@@ -83,8 +136,10 @@ def _signature(sample: Sample, target: str) -> bool:
     return sample.failed and (service_of(sample.name) == target or sample.error_service == target)
 
 
-def _slower(during: Sequence[Sample], baseline: Sequence[Sample]) -> tuple[bool, float, float]:
-    faulted = [s.latency_ms for s in during]
+def _slower(
+    during: Sequence[Sample], baseline: Sequence[Sample], drift: float = 1.0
+) -> tuple[bool, float, float]:
+    faulted = [s.latency_ms / drift for s in during]
     normal = [s.latency_ms for s in baseline]
     result = stats.mannwhitneyu(faulted, normal, alternative="greater")
     superiority = float(result.statistic) / (len(faulted) * len(normal))

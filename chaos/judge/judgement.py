@@ -290,7 +290,10 @@ class _Court:
             return provider_effect(fault)
         if fault.target is None:
             return Effect(False, "the fault names no target service to look at")
-        return target_effect(fault.target, samples, baseline or None)
+        only_fails = fault.kind == "link_down" or (
+            fault.kind == "service" and fault.mode == "raise"
+        )
+        return target_effect(fault.target, samples, baseline or None, slows=not only_fails)
 
     def validity(
         self,

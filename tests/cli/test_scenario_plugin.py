@@ -79,5 +79,6 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
     assert failed.returncode == 1, failed.stdout + failed.stderr
     # P2P's failures leak the shared pool and deposits wait (and a payment finished
     # meanwhile may go uncredited: the old design loses money too, an invariant's failure)
-    assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout
-    assert "threshold deposits.* / outage" in failed.stdout
+    verdict = failed.stdout[-4000:]
+    assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout, verdict
+    assert "threshold deposits.* / outage" in failed.stdout, verdict

@@ -24,10 +24,12 @@ def phase(
     fail: float = 0.0,
     slower: float = 1.0,
     latency: float = 20.0,
+    machine: float = 1.0,
 ) -> list[Sample]:
     """One phase of traffic: P2P (the target) and others, with background noise failures
-    (pool timeouts naming their own service) and, for a real fault, P2P's own failures."""
-    ms = rng.lognormal(0.0, 0.6, target_rate + others) * latency
+    (pool timeouts naming their own service) and, for a real fault, P2P's own failures;
+    ``machine``: every request that much slower (the machine busy with something else)."""
+    ms = rng.lognormal(0.0, 0.6, target_rate + others) * latency * machine
     ms[:target_rate] *= slower
     luck = rng.random(target_rate + others)
     samples = []
@@ -45,13 +47,13 @@ def phase(
     return samples
 
 
-def share_effective(**fault: float) -> float:
+def share_effective(*, slows: bool = True, **fault: float) -> float:
     hits = 0
     for draw in range(DRAWS):
         rng = np.random.default_rng(draw)
         baseline = phase(rng)
         during = phase(rng, **fault)  # type: ignore[arg-type]
-        hits += target_effect("p2p", during, baseline).effective
+        hits += target_effect("p2p", during, baseline, slows=slows).effective
     return hits / DRAWS
 
 
@@ -75,6 +77,19 @@ def test_a_fault_that_fails_its_target_is_effective_in_99_percent_of_runs() -> N
 
 def test_a_fault_that_only_slows_its_target_is_effective_in_99_percent_of_runs() -> None:
     assert share_effective(slower=1.5) >= 0.99
+
+
+def test_a_no_op_fault_on_a_machine_slower_for_everyone_is_ineffective() -> None:
+    """The test suite beside the run: every service a third slower in the faulted phase,
+    the target no more than the others."""
+    assert share_effective(machine=1.3) <= 0.01
+
+
+def test_a_fault_that_only_fails_requests_is_not_seen_in_slowness() -> None:
+    """A service made to raise (or a link down) that did nothing, while its target happened
+    to be slower: not an effect."""
+    assert share_effective(slower=1.5, slows=False) <= 0.01
+    assert share_effective(fail=0.2, slows=False) >= 0.99
 
 
 def test_a_hang_leaves_few_requests_and_is_still_seen() -> None:
@@ -153,3 +168,9 @@ def test_a_provider_fault_is_effective_only_if_the_fake_misbehaved() -> None:
     assert provider_effect(fault(3, 10)).effective
     assert not provider_effect(fault(3, 3)).effective
     assert not provider_effect(fault(None, 3)).effective
+
+
+def test_a_fault_that_starves_every_service_is_still_seen_in_slowness() -> None:
+    """The legacy design: P2P's leak takes the one pool, and every service waits; nothing has
+    failed yet. Far beyond what a busy machine does, so the others' slowdown is the fault's."""
+    assert share_effective(machine=40.0) >= 0.99
