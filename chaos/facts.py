@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -343,10 +344,8 @@ class Redelivery:
     reasons: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for reason in self.reasons:
-            counts[reason] = counts.get(reason, 0) + 1
-        return ", ".join(f"{reason} x{n}" for reason, n in sorted(counts.items()))
+        counts = sorted(Counter(self.reasons).items())
+        return ", ".join(f"{reason} x{n}" for reason, n in counts)
 
 
 def redeliver_ipns(url: str, rounds: int = 3, timeout: float = PROVIDER_TIMEOUT) -> Redelivery:

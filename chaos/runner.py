@@ -503,9 +503,7 @@ class ScenarioRunner:
                 self.report(
                     "payment provider: undelivered IPNs not sent again: the app is not ready"
                 )
-                return provider_book(url)
-            redelivery = redeliver_ipns(url)
-            if redelivery.resent:
+            elif (redelivery := redeliver_ipns(url)).resent:
                 self.report(
                     f"payment provider: {redelivery.resent} undelivered IPN(s) sent again"
                     f" (they had failed: {redelivery.summary()})"
