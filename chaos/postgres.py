@@ -9,6 +9,7 @@ what the chaos faults use.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import re
@@ -32,6 +33,14 @@ StopMode = Literal["smart", "fast", "immediate"]
 RestartMode = Literal["fast", "immediate"]
 SUPERUSER = "postgres"
 _RUN_AS = "postgres"
+INITDB_OPTIONS = (
+    "-U",
+    SUPERUSER,
+    "--auth=trust",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--no-sync",
+)
 _INSTALL_FIX = (
     "install the server (Debian: apt-get install postgresql), set HARNESS_PG_BIN to the folder "
     "holding initdb and pg_ctl, or set HARNESS_PG_DSN to an existing server"
@@ -190,8 +199,11 @@ class LocalCluster:
         *,
         fsync: bool = False,
         max_connections: int = 500,
+        templates: Path | None = None,
     ) -> None:
         self.bin_dir = bin_dir
+        #: where a fresh ``initdb`` output is kept to be copied, not made again (None: never)
+        self.templates = templates
         self.data_dir = data_dir
         self.log_path = data_dir.parent / "postgres.log"
         self._port = port
@@ -217,26 +229,23 @@ class LocalCluster:
         return (self.data_dir / "PG_VERSION").exists()
 
     def init(self) -> None:
-        """Run ``initdb`` and write the harness's settings (idempotent)."""
+        """Make the data folder (a copy of a kept ``initdb`` output, or ``initdb``) and write
+        the harness's settings (idempotent)."""
         if self.initialised():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.log_path.touch()
-        self._hand_over(self.data_dir, self.log_path)
-        self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            timeout=120,
-        )
+        template = self._template()
+        if template is not None and (template / "PG_VERSION").exists():
+            # initdb spends a CPU-second and more on what is the same for every cluster
+            shutil.copytree(template, self.data_dir, symlinks=True, dirs_exist_ok=True)
+            self.log_path.touch()
+            self._hand_over(*_tree(self.data_dir), self.log_path)
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.log_path.touch()
+            self._hand_over(self.data_dir, self.log_path)
+            self._run(["initdb", "-D", str(self.data_dir), *INITDB_OPTIONS], timeout=120)
+            if template is not None:
+                _keep(self.data_dir, template)
         fsync = "on" if self.fsync else "off"
         settings = {
             "listen_addresses": f"'{LOOPBACK}'",
@@ -368,6 +377,18 @@ class LocalCluster:
                 f"see {self.log_path}",
             )
 
+    def _template(self) -> Path | None:
+        """The kept ``initdb`` output for these binaries and options (it may not exist yet)."""
+        if self.templates is None:
+            return None
+        initdb = (self.bin_dir / "initdb").resolve()
+        try:
+            made = initdb.stat()
+        except OSError:
+            return None
+        key = f"{initdb}:{made.st_size}:{made.st_mtime_ns}:{' '.join(INITDB_OPTIONS)}"
+        return self.templates / hashlib.sha256(key.encode()).hexdigest()[:16]
+
     def _log_tail(self) -> str:
         try:
             lines = [ln for ln in self.log_path.read_text().splitlines() if ln.strip()]
@@ -401,6 +422,24 @@ class LocalCluster:
         if _running_as_root():
             user = pwd.getpwnam(_RUN_AS)
             os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _keep(data_dir: Path, template: Path) -> None:
+    """Keep a copy of a fresh ``initdb`` output as ``template``, whole or not at all (another
+    process may keep its own at the same time: the first one stays)."""
+    partial = template.with_name(f"{template.name}.{os.getpid()}.partial")
+    try:
+        shutil.copytree(data_dir, partial, symlinks=True)
+        partial.rename(template)
+    except OSError:
+        pass  # kept by another process, or no room: the next cluster runs initdb again
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _tree(folder: Path) -> list[Path]:
+    """``folder`` and everything in it."""
+    return [folder, *folder.rglob("*")]
 
 
 def _running_as_root() -> bool:

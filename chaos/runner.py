@@ -83,6 +83,7 @@ from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIM
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 from load.seeding import random_seed
+from reference_app.settings import LEGACY_POOL
 
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
@@ -109,6 +110,8 @@ _POOL_FIGURES = {
     "db_pool_in_use": "in_use",
     "db_pool_free": "free",
     "db_pool_waiting": "waiting",
+    "db_pool_max_size": "max_size",
+    "db_pool_leaked": "leaked",
     "db_pool_acquire_timeouts_total": "acquire_timeouts",
     "db_pool_dead_connections_total": "dead_connections",
 }
@@ -710,7 +713,7 @@ def _pool_capacity(state: StackState) -> dict[str, int]:
     settings = json.loads(state.app.settings_file.read_text())
     workers = state.app.workers
     if settings["architecture"] == "legacy":
-        return {"shared": settings["legacy_database"]["max_size"] * workers}
+        return {LEGACY_POOL: settings["legacy_database"]["max_size"] * workers}
     return {s: pool["max_size"] * workers for s, pool in settings["databases"].items()}
 
 

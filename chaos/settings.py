@@ -26,7 +26,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "HARNESS_TOOLS_DIR": (
         "tools_dir",
-        "folder where the Toxiproxy server is built (default .tools)",
+        "folder where the Toxiproxy server is built and initdb's output kept (default .tools)",
     ),
     "HARNESS_PG_DSN": ("pg_dsn", "use this existing PostgreSQL server instead of starting one"),
     "HARNESS_PG_BIN": (
@@ -77,6 +77,11 @@ class Settings(BaseModel):
     app_service_timeout: float = Field(default=4.0, gt=0, le=600)
     toxiproxy_url: str | None = None
     toxiproxy_server: Path | None = None
+
+    @property
+    def pg_templates(self) -> Path:
+        """Where a fresh ``initdb`` output is kept, copied into each new local cluster."""
+        return self.tools_dir / "pg-templates"
 
     @field_validator("toxiproxy_url")
     @classmethod

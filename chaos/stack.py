@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,23 @@ class _Plan:
     toxiproxy_port: int | None = None
     toxiproxy_binary: toxiproxy_server.ServerBinary | None = None
     app_port: int | None = None
+    #: what the payment fake signs its IPNs with, and the app checks them with
+    ipn_secret: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
 def _quiet(_: str) -> None:
     return None
+
+
+def _never_failing(report: Report) -> Report:
+    """``report``, which a closed output (``harness up | head -1``) cannot make fail: a
+    failed line must not stop a start half-way, or its undoing."""
+
+    def say(message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            report(message)
+
+    return say
 
 
 class Stack:
@@ -83,7 +96,7 @@ class Stack:
         self.settings = settings
         self.state_dir = settings.state_dir.resolve()
         self.store = StateStore(self.state_dir)
-        self.report = report
+        self.report = _never_failing(report)
         #: app settings this stack's app runs with instead of the defaults (a scenario's)
         self.app_overrides = dict(app_overrides or {})
 
@@ -101,10 +114,12 @@ class Stack:
             plan = self._plan()
             state = StackState()
             try:
+                # the fakes' start-up (a Python interpreter each) overlaps PostgreSQL's
+                self._start_fakes(state, plan)
                 self._start_postgres(state, plan)
                 self._start_toxiproxy(state, plan)
                 self._create_links(state)
-                self._start_backend(state, plan)
+                self._start_app(state, plan)
             except BaseException:
                 self.report("start failed: stopping what was started")
                 with contextlib.suppress(HarnessError):
@@ -162,6 +177,7 @@ class Stack:
             port,
             fsync=settings.pg_fsync == "on",
             max_connections=settings.pg_max_connections,
+            templates=settings.pg_templates,
         )
         # Recorded before it starts, so that `down` finds the cluster if `up` dies now.
         state.postgres = PostgresState(
@@ -217,7 +233,6 @@ class Stack:
         assert state.postgres is not None
         tox = state.toxiproxy
         assert tox is not None
-        state.fake_ports = {"payments": free_port(), "prices": free_port()}
         upstreams = {
             "postgres": f"{state.postgres.host}:{state.postgres.port}",
             "payments": f"{LOOPBACK}:{state.fake_ports['payments']}",
@@ -243,17 +258,20 @@ class Stack:
         asyncio.run(create())
         self.report(f"Toxiproxy: {len(state.links)} links created")
 
-    def _start_backend(self, state: StackState, plan: _Plan) -> None:
-        """The provider fakes and the app, each process recorded as soon as it exists."""
+    def _start_fakes(self, state: StackState, plan: _Plan) -> None:
+        """The provider fakes, each process recorded as soon as it exists."""
+        state.fake_ports = {"payments": free_port(), "prices": free_port()}
+        self.report("fakes: starting the payment provider and the price source")
+        for name, record in backend.start_fakes(state, self.state_dir, plan.ipn_secret).items():
+            state.processes[name] = ProcessState.of(record)
+        self.store.save(state)
+
+    def _start_app(self, state: StackState, plan: _Plan) -> None:
+        """The app, once its database exists and the fakes listen."""
         assert state.postgres is not None
         assert plan.app_port is not None
         settings = self.settings
         postgres.ensure_database(state.postgres.dsn, backend.APP_DATABASE)
-        ipn_secret = secrets.token_hex(16)
-        self.report("fakes: starting the payment provider and the price source")
-        for name, record in backend.start_fakes(state, self.state_dir, ipn_secret).items():
-            state.processes[name] = ProcessState.of(record)
-        self.store.save(state)
         backend.wait_fakes(
             state, {n: p.record() for n, p in state.processes.items()}, self.state_dir
         )
@@ -266,7 +284,7 @@ class Stack:
                 variant=settings.app_variant,
                 app_port=plan.app_port,
                 admin_token=admin_token,
-                ipn_secret=ipn_secret,
+                ipn_secret=plan.ipn_secret,
                 service_timeout=settings.app_service_timeout,
             )
             | self.app_overrides,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 
 #: kind -> Locust user class name in load/locustfile.py
@@ -44,6 +45,7 @@ def kind_of(class_name: str) -> str:
     return next((kind for kind, name in KINDS.items() if name == class_name), class_name)
 
 
+@functools.cache  # request names are few; the judge asks once per sample
 def service_of(request: str) -> str | None:
     """The app service that answers ``request`` (``deposits.create`` -> ``deposits``)."""
     prefix = request.partition(".")[0]

@@ -63,10 +63,9 @@ from reference_app.services.swap import views as swap_views
 from reference_app.services.swap.service import SwapService
 from reference_app.services.wallet import views as wallet_views
 from reference_app.services.wallet.service import WalletService
-from reference_app.settings import SERVICES, AppSettings
+from reference_app.settings import LEGACY_POOL, SERVICES, AppSettings
 
 log = logging.getLogger("reference_app")
-LEGACY_POOL = "shared"
 
 
 def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -> web.Application:

@@ -54,6 +54,7 @@ class ManagedPool:
         self._metrics = metrics
         self._pool: aiopg.Pool | None = None
         self._waiting = 0
+        self._leaked = 0  # connections a leak fault holds
         self._dsn = psycopg2.extensions.make_dsn(
             settings.dsn,
             application_name=name,
@@ -136,6 +137,7 @@ class ManagedPool:
             free=pool.freesize,
             waiting=self._waiting,
             max_size=self.settings.max_size,
+            leaked=self._leaked,
         )
 
     async def hold_all(self) -> asyncio.Task[None]:
@@ -148,14 +150,16 @@ class ManagedPool:
                 while len(held) < self.settings.max_size:
                     try:
                         held.append(await self.pool.acquire())
+                        self._leaked += 1
                     except Exception:  # keep what we have, retry soon
                         ready.set()
                         await asyncio.sleep(0.1)
                 ready.set()
                 await asyncio.Event().wait()
             finally:
-                for conn in held:
-                    self.release(conn)
+                while held:
+                    self.release(held.pop())
+                    self._leaked -= 1
 
         task = asyncio.create_task(hold(), name=f"leak-{self.name}")
         with contextlib.suppress(TimeoutError):

@@ -25,6 +25,7 @@ _POOL_HELP = {
     "free": "Idle connections",
     "waiting": "Requests waiting for a connection",
     "max_size": "Configured maximum size",
+    "leaked": "Connections held by a leak fault",
 }
 
 LATENCY_BUCKETS = (
@@ -46,6 +47,8 @@ class PoolStats:
     free: int
     waiting: int
     max_size: int
+    #: connections a leak fault holds (0 unless the service is broken with ``leak``)
+    leaked: int = 0
 
 
 class PoolCollector(Collector):

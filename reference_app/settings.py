@@ -14,6 +14,8 @@ from reference_app.money import DEFAULT_CURRENCIES
 SERVICES: tuple[str, ...] = (
     "deposits", "wallet", "p2p", "swap", "express", "admin", "background",
 )  # fmt: skip
+#: the name of the legacy design's one pool, which serves every service
+LEGACY_POOL = "shared"
 
 Architecture = Literal["isolated", "legacy"]
 

@@ -34,13 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
-from scipy import stats
 
 from chaos.judge.evidence import FaultRecord, ServerSample
 from load.kinds import service_of
 from load.samples import Sample
+from reference_app.settings import LEGACY_POOL
 
 ALPHA = 0.005
 MIN_SUPERIORITY = 0.56
@@ -52,6 +53,8 @@ MIN_OTHERS = 20
 MAX_MACHINE_DRIFT = 3.0
 MIN_SHARE_RISE = 0.01
 MIN_SHARE_ALONE = 0.05
+#: a leak is seen when it held connections in at least this share of the phase's readings
+MIN_HELD_SHARE = 0.5
 DATABASE_KINDS = frozenset({"db_restart", "db_crash", "db_stop"})
 
 
@@ -71,7 +74,7 @@ def target_effect(
     """Evidence that the fault hurt ``target``, from every request of the phase (``during``)
     against every request of the baseline; ``slows``: False for a fault that can only make
     requests fail, whose slowness would be the machine's."""
-    own = [s for s in during if service_of(s.name) == target]
+    own, others = _split(during, target)
     if not own:
         return Effect(False, f"no request to {target} during the fault")
     hits = sum(1 for s in during if _signature(s, target))
@@ -84,7 +87,7 @@ def target_effect(
         )
     before = sum(1 for s in baseline if _signature(s, target))
     table = np.array([[hits, len(during) - hits], [before, len(baseline) - before]])
-    p_fail = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p_fail = float(_scipy_stats().fisher_exact(table, alternative="greater").pvalue)
     failing = p_fail < ALPHA and share - before / len(baseline) >= MIN_SHARE_RISE
     detail = (
         f"{target}: failed as its own {before}/{len(baseline)} -> {hits}/{len(during)} "
@@ -92,11 +95,9 @@ def target_effect(
     )
     if not slows:
         return Effect(failing, detail + "; a fault that only fails requests: slowness not counted")
-    own_before = [s for s in baseline if service_of(s.name) == target]
+    own_before, others_before = _split(baseline, target)
     if not own_before:
         return Effect(failing, detail + "; no request to it in the baseline to compare speed")
-    others = [s for s in during if service_of(s.name) != target]
-    others_before = [s for s in baseline if service_of(s.name) != target]
     machine = (
         _log_shift(others, others_before)
         if len(others) >= MIN_OTHERS and len(others_before) >= MIN_OTHERS
@@ -112,10 +113,27 @@ def target_effect(
         # the target slowed more than the others: its shift against theirs, one-sided
         shift, variance = _log_shift(own, own_before)
         z = (shift - machine[0]) / math.sqrt(max(variance + machine[1], 1e-12))
-        p_apart = float(stats.norm.sf(z))
+        p_apart = 0.5 * math.erfc(z / math.sqrt(2.0))  # the normal's upper tail
         slower = slower and p_apart < ALPHA
         detail += f", the machine {drift:.2g}x slower for the others (p={p_apart:.2g} apart)"
     return Effect(failing or slower, detail)
+
+
+def _scipy_stats() -> ModuleType:
+    """scipy.stats, imported when a fault is judged: a second of start-up that every other
+    ``harness`` command (validate, up, status, down) would pay."""
+    from scipy import stats
+
+    return stats
+
+
+def _split(samples: Sequence[Sample], target: str) -> tuple[list[Sample], list[Sample]]:
+    """The requests ``target`` answered, and the others' (one pass: phases are long)."""
+    own: list[Sample] = []
+    others: list[Sample] = []
+    for sample in samples:
+        (own if service_of(sample.name) == target else others).append(sample)
+    return own, others
 
 
 def _log_shift(during: Sequence[Sample], baseline: Sequence[Sample]) -> tuple[float, float]:
@@ -141,10 +159,43 @@ def _slower(
 ) -> tuple[bool, float, float]:
     faulted = [s.latency_ms / drift for s in during]
     normal = [s.latency_ms for s in baseline]
-    result = stats.mannwhitneyu(faulted, normal, alternative="greater")
+    result = _scipy_stats().mannwhitneyu(faulted, normal, alternative="greater")
     superiority = float(result.statistic) / (len(faulted) * len(normal))
     p_value = float(result.pvalue)
     return p_value < ALPHA and superiority >= MIN_SUPERIORITY, superiority, p_value
+
+
+def held_effect(
+    target: str, during: Sequence[ServerSample], baseline: Sequence[ServerSample]
+) -> Effect:
+    """Evidence that a leak holds connections of ``target``'s pool (the one pool of the
+    legacy design), as the app counts them: in most of the phase's readings, and in none of
+    the baseline's.
+
+    What the clients see of a leak can be nothing the other checks tell from a busy machine:
+    in the legacy design every service waits for the one pool alike, and the target's own
+    requests finish no slower than before (its users are stuck in requests that never end)."""
+    now, before = _held(target, during), _held(target, baseline)
+    if not now:
+        return Effect(False, f"no reading of {target}'s pool during the fault")
+    share = sum(1 for held in now if held > 0) / len(now)
+    effective = share >= MIN_HELD_SHARE and not any(before)
+    return Effect(
+        effective,
+        f"{target}'s pool had up to {max(now):g} connection(s) held by the leak, in "
+        f"{share:.0%} of the readings ({max(before, default=0):g} in the baseline)",
+    )
+
+
+def _held(target: str, server: Sequence[ServerSample]) -> list[float]:
+    """How many connections of ``target``'s pool a leak held, reading by reading."""
+    held = []
+    for entry in server:
+        pools = entry.get("pools")
+        pool = pools.get(target) or pools.get(LEGACY_POOL) if isinstance(pools, dict) else None
+        if isinstance(pool, dict) and "leaked" in pool:
+            held.append(float(pool["leaked"]))
+    return held
 
 
 def database_effect(

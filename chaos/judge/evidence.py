@@ -16,7 +16,7 @@ from chaos.scenario import Scenario
 from load.samples import Sample
 
 #: one server sample, as the runner took it every second (see ``chaos.runner``):
-#: ``{"at": epoch s, "pools": {service: {"in_use", "waiting", "size", "free",
+#: ``{"at": epoch s, "pools": {service: {"in_use", "waiting", "size", "free", "max_size",
 #: "acquire_timeouts", "dead_connections"}}, "connections": {...}, "toxics": {...},
 #: "machine": {"seconds", "cpus", "idle", "app", "postgres"}, "loop": {"lag_max",
 #: "lag_buckets"}}``: ``machine`` is the CPU used since the previous sample (``chaos.cpu``:

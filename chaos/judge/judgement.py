@@ -29,6 +29,7 @@ from chaos.judge.effect import (
     DATABASE_KINDS,
     Effect,
     database_effect,
+    held_effect,
     provider_effect,
     target_effect,
 )
@@ -153,6 +154,9 @@ class _Court:
             for s in self.evidence.server
             if start - SERVER_INTERVAL * 1.5 <= float(s.get("at", 0)) <= end + SERVER_INTERVAL * 1.5
         ]
+
+    def server_within(self, start: float, end: float) -> list[ServerSample]:
+        return [s for s in self.evidence.server if start <= float(s.get("at", 0)) <= end]
 
     def group_window(self, glob: str, window: Window) -> GroupWindow | None:
         record = self.records.get(window.phase)
@@ -293,7 +297,17 @@ class _Court:
         only_fails = fault.kind == "link_down" or (
             fault.kind == "service" and fault.mode == "raise"
         )
-        return target_effect(fault.target, samples, baseline or None, slows=not only_fails)
+        seen = target_effect(fault.target, samples, baseline or None, slows=not only_fails)
+        if fault.kind != "service" or fault.mode != "leak":
+            return seen
+        before = self.baseline_of(phase)
+        # readings taken within each phase only: a pool's figures are of their instant
+        held = held_effect(
+            fault.target,
+            self.server_within(phase.start, phase.end),
+            [] if before is None else self.server_within(before.start, before.end),
+        )
+        return Effect(seen.effective or held.effective, f"{seen.detail}; {held.detail}")
 
     def validity(
         self,

@@ -19,6 +19,7 @@ from chaos.judge.evidence import ServerSample
 from chaos.thresholds import METRICS, SERVER_METRICS, Measured, metric_argument, metric_kind
 from load.kinds import service_of
 from load.samples import Sample
+from reference_app.settings import LEGACY_POOL
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 NAN = math.nan
@@ -148,10 +149,10 @@ class GroupWindow(Mapping[str, Measured]):
         services = self.services or frozenset(readings[0])
 
         def figure(pool_map: Mapping[str, Any], field: str) -> float | None:
-            # The legacy design has one pool, "shared": it serves every service.
+            # The legacy design has one pool: it serves every service.
             values = [
                 float(pool_map[s][field])
-                for s in (services if services & set(pool_map) else {"shared"})
+                for s in (services if services & set(pool_map) else {LEGACY_POOL})
                 if s in pool_map and field in pool_map[s]
             ]
             return sum(values) if values else None

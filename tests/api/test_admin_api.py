@@ -13,7 +13,7 @@ from reference_app.settings import SERVICES
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 DASHBOARD = "/api/admin/dashboard"
-POOL_FIELDS = {"size", "in_use", "free", "waiting", "max_size"}
+POOL_FIELDS = {"size", "in_use", "free", "waiting", "max_size", "leaked"}
 USER = "user"  # stands for a user's token in the table below
 
 

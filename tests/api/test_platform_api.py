@@ -139,6 +139,9 @@ async def test_leak_fault_exhausts_only_its_pool(api: RunningApp) -> None:
     assert (await set_fault(api, "wallet", mode="leak"))[0] == 200
     status, text = await api.call("GET", "/metrics")
     assert metric(text, "db_pool_in_use", service="wallet") == 10
+    # the app counts what the leak holds: the harness's evidence that the fault took hold
+    assert metric(text, "db_pool_leaked", service="wallet") == 10
+    assert metric(text, "db_pool_leaked", service="deposits") == 0
     status, body = await api.call("GET", "/api/wallet/balances", token=token)
     assert status == 503
     assert (body["error"]["service"], body["error"]["code"]) == ("wallet", "pool_timeout")
@@ -146,6 +149,7 @@ async def test_leak_fault_exhausts_only_its_pool(api: RunningApp) -> None:
     await api.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
     status, text = await api.call("GET", "/metrics")
     assert metric(text, "db_pool_in_use", service="wallet") == 0
+    assert metric(text, "db_pool_leaked", service="wallet") == 0
     assert (await api.call("GET", "/api/wallet/balances", token=token))[0] == 200
 
 

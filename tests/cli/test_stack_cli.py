@@ -19,6 +19,8 @@ import pytest
 
 from chaos import postgres
 from chaos.process import ProcessRecord, children_of
+from chaos.settings import Settings
+from chaos.stack import Stack
 from chaos.state import StackState
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 
@@ -104,7 +106,7 @@ def ports_of(state: StackState) -> list[int]:
     ]
 
 
-def processes_of(state: StackState) -> list[ProcessRecord]:
+def processes_of(state: StackState, app_workers: int = 2) -> list[ProcessRecord]:
     assert state.toxiproxy is not None
     assert state.toxiproxy.process is not None
     assert state.postgres is not None
@@ -113,9 +115,9 @@ def processes_of(state: StackState) -> list[ProcessRecord]:
     postmaster = ProcessRecord.of(int(pid_file.read_text().split()[0]))
     backend = [p.record() for p in state.processes.values()]
     assert {"app", "payments_fake", "prices_fake"} == set(state.processes)
-    app_workers = [ProcessRecord.of(pid) for pid in children_of(state.processes["app"].pid)]
-    assert len(app_workers) >= 2
-    return [state.toxiproxy.process.record(), postmaster, *backend, *app_workers]
+    workers = [ProcessRecord.of(pid) for pid in children_of(state.processes["app"].pid)]
+    assert len(workers) >= app_workers
+    return [state.toxiproxy.process.record(), postmaster, *backend, *workers]
 
 
 def assert_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -225,6 +227,27 @@ def test_sigterm_during_up_stops_what_it_started(harness: Harness) -> None:
     assert not state.toxiproxy.process.record().alive()
     assert not listening(state.postgres.port)
     assert harness.state() is None
+
+
+def test_a_progress_line_that_cannot_be_written_stops_nothing_half_way(harness: Harness) -> None:
+    """The caller's output gone (a closed pipe): the start goes on to the end, and stopping
+    it leaves nothing behind."""
+
+    def closed_pipe(message: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    settings = Settings.from_env({}).with_overrides(state_dir=harness.state_dir, app_workers=1)
+    stack = Stack(settings, closed_pipe)
+    state, started = stack.up()
+    assert started
+    try:
+        assert all(status.healthy for status in stack.probe(state) if status.required)
+        processes = processes_of(state, app_workers=1)
+        ports = ports_of(state)
+    finally:
+        assert stack.down()
+    assert not any(proc.alive() for proc in processes)
+    assert not any(listening(port) for port in ports)
 
 
 def test_up_refuses_an_occupied_port(harness: Harness) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from chaos import postgres
 from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
 from chaos.process import ProcessRecord, children_of
-from tests.plugins.pg_cluster import PostgresServer
+from tests.plugins.pg_cluster import PostgresServer, cluster_folder, new_cluster
 
 RECONNECT_DEADLINE = 10.0
 
@@ -177,3 +178,52 @@ def test_external_server_cannot_be_restarted() -> None:
     assert "dbname=other" in external.dsn("other")
     with pytest.raises(NotSupportedError, match="HARNESS_PG_DSN"):
         external.restart("fast")
+
+
+def test_a_new_cluster_is_a_copy_of_the_kept_initdb_output() -> None:
+    """The first cluster runs initdb and keeps its output whole; the next ones copy it, and
+    each still runs with its own port and settings, as the postgres user when root."""
+    folder = cluster_folder("harness-test-template-")
+    templates = folder / "templates"
+    first = replace_templates(new_cluster(folder / "one"), templates)
+    second = replace_templates(new_cluster(folder / "two"), templates)
+    try:
+        first.init()
+        kept = list(templates.iterdir())
+        assert len(kept) == 1, kept  # nothing partial left beside it
+        assert (kept[0] / "PG_VERSION").exists()
+        assert not (kept[0] / "harness.conf").exists(), "the copy is initdb's output only"
+        (kept[0] / "copied-from-the-template").write_text("")
+        second.start()
+        assert (second.data_dir / "copied-from-the-template").exists()
+        assert scalar(second.dsn(), "SHOW port") == str(second.port)
+        assert scalar(second.dsn(), "SHOW fsync") == "off"
+        if os.geteuid() == 0:
+            assert {owner_of_path(p) for p in [second.data_dir, *second.data_dir.rglob("*")]} == {
+                "postgres"
+            }
+    finally:
+        second.destroy()
+        first.destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_template_that_is_not_whole_is_not_used() -> None:
+    folder = cluster_folder("harness-test-template-")
+    cluster = replace_templates(new_cluster(folder / "one"), folder / "templates")
+    template = cluster._template()
+    assert template is not None
+    template.mkdir(parents=True)
+    (template / "not-a-data-folder").write_text("")
+    try:
+        cluster.start()
+        assert not (cluster.data_dir / "not-a-data-folder").exists()
+        assert scalar(cluster.dsn(), "SELECT 1") == 1
+    finally:
+        cluster.destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def replace_templates(cluster: postgres.LocalCluster, templates: Path) -> postgres.LocalCluster:
+    cluster.templates = templates
+    return cluster

@@ -45,6 +45,7 @@ def new_cluster(folder: Path) -> postgres.LocalCluster:
         free_port(),
         fsync=settings.pg_fsync == "on",
         max_connections=settings.pg_max_connections,
+        templates=settings.pg_templates,
     )
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from chaos.judge.effect import database_effect, provider_effect, target_effect
+from chaos.judge.effect import database_effect, held_effect, provider_effect, target_effect
 from chaos.judge.evidence import FaultRecord
 from load.samples import Sample
 
-DRAWS = 1000
+DRAWS = 500
+OTHER = ("deposits.create", "deposits")
 
 
 def phase(
@@ -29,20 +30,18 @@ def phase(
     """One phase of traffic: P2P (the target) and others, with background noise failures
     (pool timeouts naming their own service) and, for a real fault, P2P's own failures;
     ``machine``: every request that much slower (the machine busy with something else)."""
-    ms = rng.lognormal(0.0, 0.6, target_rate + others) * latency * machine
+    n = target_rate + others
+    ms = rng.lognormal(0.0, 0.6, n) * latency * machine
     ms[:target_rate] *= slower
-    luck = rng.random(target_rate + others)
     samples = []
-    for i in range(target_rate + others):
-        name, service = (
-            ("p2p.trade_open", "p2p") if i < target_rate else ("deposits.create", "deposits")
-        )
-        if i < target_rate and luck[i] < fail:
-            sample = Sample(i, name, ms[i], 503, True, "database_unavailable", service, True)
-        elif luck[i] > 1 - noise:
-            sample = Sample(i, name, ms[i], 503, True, "pool_timeout", service, True)
+    for i, (took, luck) in enumerate(zip(ms.tolist(), rng.random(n).tolist(), strict=True)):
+        name, service = ("p2p.trade_open", "p2p") if i < target_rate else OTHER
+        if i < target_rate and luck < fail:
+            sample = Sample(i, name, took, 503, True, "database_unavailable", service, True)
+        elif luck > 1 - noise:
+            sample = Sample(i, name, took, 503, True, "pool_timeout", service, True)
         else:
-            sample = Sample(i, name, ms[i], 201)
+            sample = Sample(i, name, took, 201)
         samples.append(sample)
     return samples
 
@@ -174,3 +173,31 @@ def test_a_fault_that_starves_every_service_is_still_seen_in_slowness() -> None:
     """The legacy design: P2P's leak takes the one pool, and every service waits; nothing has
     failed yet. Far beyond what a busy machine does, so the others' slowdown is the fault's."""
     assert share_effective(machine=40.0) >= 0.99
+
+
+def readings(leaked: list[float], pool: str = "p2p") -> list[dict[str, object]]:
+    return [
+        {"at": float(t), "pools": {pool: {"in_use": 5.0 + held, "leaked": held}}}
+        for t, held in enumerate(leaked)
+    ]
+
+
+def test_a_leak_is_seen_in_the_connections_it_holds_when_the_clients_show_nothing() -> None:
+    """The legacy design: the one pool (named for no service) is held by P2P's leak; every
+    service waits alike, and P2P's few finished requests were no slower."""
+    baseline = readings([0, 0, 0, 0], pool="shared")
+    assert held_effect("p2p", readings([0, 12, 30, 31, 31], pool="shared"), baseline).effective
+    # the isolated design: P2P's own pool, beside the others'
+    assert held_effect("p2p", readings([4, 10, 10, 10]), readings([0, 0, 0])).effective
+
+
+def test_a_leak_that_holds_nothing_is_not_seen() -> None:
+    assert not held_effect("p2p", readings([0, 0, 0, 0]), readings([0, 0, 0])).effective
+    # held for a moment only
+    assert not held_effect("p2p", readings([0, 3, 0, 0]), readings([0, 0, 0])).effective
+    # something held already in the baseline: not this fault's doing
+    assert not held_effect("p2p", readings([5, 5, 5]), readings([0, 5, 0])).effective
+    # another service's pool held is not the target's
+    others = readings([20, 20, 20], pool="deposits")
+    assert not held_effect("p2p", others, readings([0, 0], pool="deposits")).effective
+    assert not held_effect("p2p", [], []).effective
