@@ -35,7 +35,7 @@ demo: setup
 
 ## test: the whole suite, in parallel (one PostgreSQL and one Toxiproxy per worker)
 test: setup
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 ## gate: the whole scenario library (the release gate), two at once, one JUnit file in reports/
 # about 4.5 minutes on two CPUs; GATE_JOBS=1 runs one at a time (about 10 minutes)

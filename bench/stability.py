@@ -44,7 +44,7 @@ from chaos.scenario_loader import load_scenario  # noqa: E402
 HARNESS = str(ROOT / ".venv" / "bin" / "harness")
 PYTEST = str(ROOT / ".venv" / "bin" / "pytest")
 #: the rest of ``make test``: everything but the tests that run scenarios themselves
-BESIDE = [PYTEST, "-n", "2", "-q", "-p", "no:cacheprovider", "tests",
+BESIDE = [PYTEST, "-n", "2", "--dist", "worksteal", "-q", "-p", "no:cacheprovider", "tests",
           "--deselect", "tests/chaos/test_scenarios.py"]  # fmt: skip
 
 

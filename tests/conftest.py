@@ -2,6 +2,7 @@
 
 pytest_plugins = (
     "tests.plugins.preflight",
+    "tests.plugins.ordering",
     "tests.plugins.pg_cluster",
     "tests.plugins.toxiproxy_server",
     "tests.plugins.reference_app",
