@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TOXIPROXY := .tools/bin/toxiproxy-server
-PYTEST_WORKERS ?= auto
+# one worker per core and one more: the heavy tests take at most one core each at a time
+# (tests/plugins/ordering.py), and the extra worker runs the light ones beside them
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # Python keeps compiled modules (and pytest its rewritten tests) only if it may write them:
 # with PYTHONDONTWRITEBYTECODE set, every process of the stack and every test worker compiles
 # them again, which costs the suite more than a minute of CPU on two cores.

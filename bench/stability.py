@@ -6,7 +6,9 @@ beside the rest of the test suite, and how close its thresholds came to their li
 Each scenario (default: every file under ``scenarios/``, its legacy counterparts included)
 runs ``--alone`` times in a row on an idle machine (``harness run FILE --repeat N``), then
 ``--beside`` times while the rest of ``make test`` runs next to it (``pytest -n 2`` without
-the scenario tests, started again whenever it ends, stopped afterwards). A scenario whose
+the scenario tests, started again whenever it ends, stopped afterwards: two workers that may
+both run a heavy test, one more than ``make test``'s heavy slots leave beside a scenario on
+two cores). A scenario whose
 ``expect:`` names failures passes when they, and nothing else, happened.
 
 Prints per scenario and condition: the pass rate (``k/N``), the exit codes seen, the

@@ -294,8 +294,9 @@ class ScenarioRunner:
                     "the stack already has faults in place: " + "; ".join(leftovers),
                     "`harness down` and run again",
                 )
-            # The users' spawning and a second for their sign-up: the timeline starts then, and
-            # never before Locust says every user is spawned (a busy machine boots it late).
+            # The users' spawning and a second for their sign-up: the timeline starts when
+            # every user is signed up, at the latest then, and never before Locust says every
+            # user is spawned (a busy machine boots it late).
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
             exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
             # The database's own clock: what is stored from now on is the run's.
@@ -433,10 +434,14 @@ class ScenarioRunner:
         return {}
 
     async def _ramp(self, load: LoadRun, ramp: float) -> None:
-        """Wait ``ramp`` seconds from the load's start, and until Locust has spawned every
-        user (at most :data:`SPAWN_GRACE` seconds more); fail naming why not."""
+        """Wait until Locust has spawned every user (at most ``ramp`` + :data:`SPAWN_GRACE`
+        seconds from the load's start; fail naming why not) and every user is through its
+        sign-up, or ``ramp`` seconds have passed (sign-ups that keep failing)."""
         deadline = load.started_at + ramp + SPAWN_GRACE
-        while not load.spawned() or time.time() < load.started_at + ramp:
+        users = load.plan.users
+        while not load.spawned() or (
+            load.started() < users and time.time() < load.started_at + ramp
+        ):
             self._check_load(load)
             if time.time() > deadline:
                 raise LoadError(

@@ -16,7 +16,8 @@ Environment:
   seed replays every user's decisions. Unset: each process draws a seed of its own.
 - ``HARNESS_SAMPLES_DIR``: write every request sample and every money-moving request
   (``load/recorder.py``, ``load/operations.py``) there, in every Locust process: local,
-  master, worker; and ``spawned.json`` once every user is spawned (``load/samples.py``).
+  master, worker; ``started-<pid>.json`` as its users are through ``on_start``; and
+  ``spawned.json`` once every user is spawned (``load/samples.py``).
 
 The process that runs the test (local or master) ends the run on ``SIGUSR1``
 (``load.kinds.FINISH_SIGNAL``) as its run time running out would: the users finish the task
@@ -119,8 +120,22 @@ def user_classes(
         }  # fmt: skip
         if think_time is not None:
             attributes["think_time"] = think_time
+        attributes["on_start"] = _saying_when_started(base)
         selected[name] = type(name, (base,), attributes)
     return selected
+
+
+def _saying_when_started(base: type[User]) -> Callable[[User], None]:
+    """``base.on_start``, then a word to the recorder (``started-<pid>.json``): the runner
+    starts the timeline when every user is signed up, not after a guessed delay."""
+
+    def on_start(self: User) -> None:
+        base.on_start(self)
+        recorder = context_of(self.environment).recorder
+        if recorder is not None:
+            recorder.user_started()
+
+    return on_start
 
 
 # Locust runs every non-abstract User class among this module's globals: exactly the mix.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from load.operations import Outcome, complete_line, invoke_line
-from load.samples import CONNECTION, TIMEOUT, sample_line
+from load.samples import CONNECTION, STARTED_PREFIX, TIMEOUT, sample_line
 
 #: the fields of the app's error object, each a non-empty string
 ERROR_FIELDS = ("code", "message", "service", "request_id")
@@ -37,6 +37,8 @@ class Recorder:
         self._samples: IO[str] = (folder / f"samples-{pid}.jsonl").open("a", buffering=1 << 16)
         self._ops: IO[str] = (folder / f"ops-{pid}.jsonl").open("a", buffering=1)
         self._summary = folder / f"summary-{pid}.json"
+        self._started = folder / f"{STARTED_PREFIX}{pid}.json"
+        self.users_started = 0
         self._last_flush = time.monotonic()
         self.count = 0
 
@@ -71,6 +73,14 @@ class Recorder:
         if now - self._last_flush >= _FLUSH_EVERY:
             self._samples.flush()
             self._last_flush = now
+
+    def user_started(self) -> None:
+        """One more user of this process is through its ``on_start``: say so, replacing the
+        file whole (the runner may read it at any time)."""
+        self.users_started += 1
+        partial = self._started.with_suffix(".tmp")
+        partial.write_text(json.dumps({"users": self.users_started}))
+        partial.replace(self._started)
 
     def invoke(self, op: str, kind: str, sent: dict[str, Any], user: str | None = None) -> None:
         """Record a money-moving request about to be sent, with the values it carries and

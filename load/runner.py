@@ -8,6 +8,7 @@ request to files in a samples folder (``load/recorder.py``), and reads them back
     run = LoadRun(plan)
     run.start()
     run.spawned()            # True once every user is spawned
+    run.started()            # how many users are through on_start (signed up)
     ...                      # the chaos runner applies faults meanwhile
     run.finish()             # end it now, as its run time would (or let the run time end it)
     result = run.wait()      # or run.stop() to end early, losing the requests in flight
@@ -16,6 +17,7 @@ request to files in a samples folder (``load/recorder.py``), and reads them back
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -32,7 +34,14 @@ from typing import Any
 
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
-from load.samples import SPAWNED_FILE, Sample, SampleCounter, read_samples, read_summaries
+from load.samples import (
+    SPAWNED_FILE,
+    Sample,
+    SampleCounter,
+    read_samples,
+    read_summaries,
+    started_users,
+)
 from load.stats import GroupStats, Window, by_group, in_window
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -146,7 +155,11 @@ class LoadRun:
             "--only-summary", "-H", plan.host, "--exit-code-on-error", "0",
             "--stop-timeout", str(STOP_TIMEOUT), "--loglevel", "WARNING",
         ]  # fmt: skip
-        run = ["-u", str(plan.users), "-r", f"{plan.spawn_rate:g}", "-t", f"{plan.duration:g}s"]
+        # Locust takes whole seconds only: the run time is a safety net, rounded up.
+        run = [
+            "-u", str(plan.users), "-r", f"{plan.spawn_rate:g}",
+            "-t", f"{math.ceil(plan.duration)}s",
+        ]  # fmt: skip
         self.started_at = time.time()
         if plan.workers == 0:
             self._spawn([*common, *run], "locust")
@@ -193,6 +206,10 @@ class LoadRun:
     def spawned(self) -> bool:
         """True once Locust has spawned every user of the plan (its first process says so)."""
         return (self.samples_dir / SPAWNED_FILE).exists()
+
+    def started(self) -> int:
+        """How many users, in every Locust process, are through their ``on_start``."""
+        return started_users(self.samples_dir)
 
     def finish(self) -> None:
         """End the run now as its run time running out would: every user finishes its task

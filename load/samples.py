@@ -15,6 +15,9 @@ One file per Locust process in the samples folder:
 - ``ops-<pid>.jsonl``: every request that creates or moves money, as the client sent it
   and as it ended (``load/operations.py``).
 - ``summary-<pid>.json``: written when the process ends: ``{"cpu_warning": bool, ...}``.
+- ``started-<pid>.json``: ``{"users": N}``, rewritten each time one more of the process's
+  users is through its ``on_start`` (signed up and funded): the runner starts the timeline
+  once every user of the plan is, rather than after a guessed second.
 
 And once per run, from the process that runs the test (local or master):
 
@@ -23,6 +26,7 @@ And once per run, from the process that runs the test (local or master):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -33,6 +37,8 @@ from typing import Any
 
 #: the file the Locust process running the test writes once every user is spawned
 SPAWNED_FILE = "spawned.json"
+#: the file each Locust process rewrites as its users finish ``on_start`` (``started-<pid>``)
+STARTED_PREFIX = "started-"
 #: why a request got no answer (``Sample.transport_error``)
 TIMEOUT = "timeout"
 CONNECTION = "connection"
@@ -161,6 +167,15 @@ class SampleCounter:
             self.count += appended.count(b"\n")
             self._consumed[path] = offset + appended.rfind(b"\n") + 1
         return self.count
+
+
+def started_users(folder: Path) -> int:
+    """How many users of every process of the run are through their ``on_start``."""
+    total = 0
+    for path in folder.glob(f"{STARTED_PREFIX}*.json"):
+        with contextlib.suppress(OSError, ValueError):  # replaced whole, but maybe not yet
+            total += int(json.loads(path.read_text())["users"])
+    return total
 
 
 def read_summaries(folder: Path) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
-from load.runner import LOCUSTFILE, LoadPlan, LoadResult, run_load
+from load.runner import LOCUSTFILE, LoadPlan, LoadResult, LoadRun, run_load
 from tests.plugins.pg_cluster import cluster_folder
 
 #: request group -> (method, route template) as the app's metrics name it
@@ -111,6 +112,35 @@ def test_two_workers_give_the_union_of_their_samples(stack: StackState) -> None:
     )
     assert_counted_like_the_app(result, before, after)
     assert not [s for s in result.samples if s.failed]
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["local", "distributed"])
+def test_every_process_says_how_many_of_its_users_are_signed_up(
+    stack: StackState, workers: int
+) -> None:
+    """What the runner starts a scenario's timeline on; and a run time in fractions of a
+    second (a ramp of 5 users at 2 a second) is one Locust accepts."""
+    plan = dataclasses.replace(deposits_plan(stack, users=5, seconds=4.5, workers=workers),
+                               spawn_rate=2.0)  # fmt: skip
+    run = LoadRun(plan)
+    run.start()
+    try:
+        counts = []
+        while run.running and len(counts) < 200:
+            counts.append(run.started())
+            if counts[-1] == plan.users and run.spawned():
+                break
+            time.sleep(0.05)
+        assert counts[-1] == plan.users, (counts, run.running)
+        assert counts == sorted(counts)  # one by one, as each user signs up
+        assert counts[0] < plan.users  # not before: spawning 5 users takes 2 s
+        result = run.wait()
+    finally:
+        run.stop()
+        run.cleanup()
+    assert not [s for s in result.samples if s.failed]
+    signups = [s for s in result.samples if s.name == "users.create"]
+    assert len({s.user for s in signups}) == plan.users
 
 
 #: Locust takes several locustfiles as one comma-separated -f value

@@ -1,16 +1,38 @@
-"""The longest tests first, so that the workers end together.
+"""How ``make test`` spreads the suite over its workers: the heavy tests first, at most one
+per core at a time, and the light ones beside them.
 
-xdist's ``worksteal`` (the Makefile's ``make test``) gives each worker half the list and
-lets an idle one take from the other's queue; the tests left at the end must be short, or
-one worker runs the last scenarios alone while the other waits (four minutes, measured:
-seven legacy counterparts queued on one worker after the other had finished).
+A heavy test runs a whole stack and a load generator (a scenario, a benchmark, a load run):
+about two thirds of a core for twenty seconds, most of it waiting for its timeline. Two at
+once keep two cores busy without saturating them (the scenarios' verdicts, measured by
+``bench/stability.py``); a third would. So ``make test`` starts one worker more than there
+are cores, and the heavy tests share :data:`HEAVY_SLOTS` slots (file locks, across the
+workers): the extra worker runs the light tests meanwhile (API, integration, unit), which
+alone took a worker for four minutes.
+
+xdist's ``worksteal`` (``make test``) first hands each worker one contiguous share of the
+list, then lets an idle worker take the second half of the longest queue. The list is laid
+out for that: the heavy tests, longest first, dealt to the first :data:`HEAVY_SLOTS` shares
+and filled up with light tests; the last shares are light only. Tests left at the end are
+light, so the workers end together (measured before: seven legacy counterparts queued on
+one worker after the other had finished, four minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
 import pytest
 
-#: the files whose tests run a whole scenario, a stack or a load generator each
+T = TypeVar("T")
+#: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (
     "tests/chaos/test_scenarios.py",
     "tests/chaos/test_broken_builds.py",
@@ -19,16 +41,88 @@ LONGEST = (
     "tests/load/test_runner.py",
     "tests/cli/test_suite_cli.py",
     "tests/cli/test_repeat_cli.py",
+    "tests/cli/test_run_cli.py",
     "tests/cli/test_stack_cli.py",
     "tests/cli/test_load_cli.py",
-    "tests/cli/test_run_cli.py",
     "tests/load/test_users.py",
 )
+#: of those, the files whose tests each run a scenario or a load of many users for seconds
+HEAVY = LONGEST[:8]
+#: heavy tests at once: one per core
+HEAVY_SLOTS = len(os.sched_getaffinity(0))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _path(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _workers(config: pytest.Config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def deal(items: list[T], heavy: Callable[[T], bool], workers: int, slots: int) -> list[T]:
+    """``items`` laid out for worksteal's first shares: the heavy ones (in their order) dealt
+    to the first ``slots`` shares, each share filled up with light ones to the size worksteal
+    cuts (what is left divided by the workers left)."""
+    if workers <= slots:
+        return list(items)
+    light = [item for item in items if not heavy(item)]
+    shares: list[list[T]] = [[] for _ in range(workers)]
+    for n, item in enumerate(item for item in items if heavy(item)):
+        shares[n % slots].append(item)
+    left = len(items)
+    for n, share in enumerate(shares):
+        take = max(0, left // (workers - n) - len(share))
+        share.extend(light[:take])
+        del light[:take]
+        left -= len(share)
+    shares[-1].extend(light)
+    return [item for share in shares for item in share]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
+        path = _path(item)
         return LONGEST.index(path) if path in LONGEST else len(LONGEST)
 
     items.sort(key=rank)  # stable: the order within a file stays
+    items[:] = deal(items, lambda item: _path(item) in HEAVY, _workers(config), HEAVY_SLOTS)
+
+
+@contextlib.contextmanager
+def _slot(folder: Path) -> Iterator[None]:
+    """Hold one of :data:`HEAVY_SLOTS` slots (a file lock each) until the block ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for n in range(HEAVY_SLOTS):
+            handle = (folder / f"slot-{n}").open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield
+            finally:
+                handle.close()  # and the lock with it
+            return
+        time.sleep(0.1)
+
+
+def _slots_folder(controller: int) -> Path:
+    """The slots of the run whose controlling pytest process is ``controller``."""
+    return Path(tempfile.gettempdir()) / f"harness-test-slots-{controller}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if _workers(item.config) <= HEAVY_SLOTS or _path(item) not in HEAVY:
+        return (yield)
+    with _slot(_slots_folder(os.getppid())):  # an xdist worker is its controller's child
+        return (yield)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if getattr(session.config, "workerinput", None) is None:  # the controller
+        shutil.rmtree(_slots_folder(os.getpid()), ignore_errors=True)
