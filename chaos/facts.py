@@ -13,6 +13,7 @@ comparison itself is :mod:`chaos.judge.oracle`'s, pure.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -45,6 +46,8 @@ TRANSITIONS = {
     "resolved_seller": "p2p.trade_resolve",
 }
 PROVIDER_TIMEOUT = 10.0
+#: seconds between two looks at whether the provider still delivers IPNs
+QUIET_POLL = 0.05
 
 
 def database_now(cur: Any) -> datetime:
@@ -304,8 +307,16 @@ def _last_attempts(attempts: Any) -> dict[str, dict[str, Any]]:
 
 
 def provider_book(url: str, timeout: float = PROVIDER_TIMEOUT) -> list[ProviderPayment]:
-    """Every payment the provider fake at ``url`` knows, with its last IPN's fate."""
+    """Every payment the provider fake at ``url`` knows, with its last IPN's fate, read once
+    no IPN is being delivered (at most ``timeout`` seconds later): a payment is finished at
+    the provider before its last IPN reaches the app, and a request the load cut off is
+    still delivering it."""
     base = url.rstrip("/")
+    deadline = time.monotonic() + timeout
+    while _get(f"{base}/_control/ipn-log", timeout).get("delivering") and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(QUIET_POLL)
     payments = _get(f"{base}/_control/payments", timeout).get("payments", [])
     last = _last_attempts(_get(f"{base}/_control/ipn-log", timeout).get("attempts"))
     book = []

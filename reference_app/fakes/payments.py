@@ -53,9 +53,10 @@ Control API, for tests and chaos (no key; never affected by the mode):
   effect even if the client gave up); ``malformed``: handle the request (it takes effect),
   then answer 200 with the first half of the real body, which is not valid JSON.
 - ``GET /_control/payments`` -> ``{"payments": [...]}``; ``GET /_control/ipn-log`` ->
-  ``{"attempts": [{"payment_id", "payment_status", "url", "delivered", "status", "error"}]}``,
-  one per delivery tried; ``POST /_control/reset`` clears everything (ids start again) and
-  sets the mode to normal.
+  ``{"attempts": [{"payment_id", "payment_status", "url", "delivered", "status", "error"}],
+  "delivering": n}``, one per delivery tried, and how many control requests are still
+  delivering IPNs (a payment may be finished here before its last IPN is delivered);
+  ``POST /_control/reset`` clears everything (ids start again) and sets the mode to normal.
 
 Run standalone: ``python -m reference_app.fakes.payments --port N --api-key K --ipn-secret S``.
 """
@@ -64,11 +65,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_UP, Decimal, localcontext
@@ -281,6 +283,17 @@ class PaymentBook:
         self._last_ipn: dict[int, Ipn] = {}
         self._attempts: list[IpnAttempt] = []
         self._locks: dict[int, asyncio.Lock] = {}
+        #: control requests still delivering IPNs (or waiting to): the book is not final yet
+        self.delivering = 0
+
+    @contextlib.contextmanager
+    def delivering_ipns(self) -> Iterator[None]:
+        """Count a control request as delivering IPNs while the block runs."""
+        self.delivering += 1
+        try:
+            yield
+        finally:
+            self.delivering -= 1
 
     def create(self, new: NewPayment) -> Payment:
         payment_id = self._next_id
@@ -466,11 +479,12 @@ async def _progress(request: web.Request) -> web.Response:
     if not isinstance(through, bool):
         raise _invalid('"through" must be true or false')
     steps: list[dict[str, Any]] = []
-    async with book.lock(payment_id):
-        current = book.get(payment_id).status
-        for status in _walk(current, target) if through else [target]:
-            outcome = await _send(request.app, book.move(payment_id, status, actually_paid))
-            steps.append({"payment_status": status, "ipn": outcome.to_json()})
+    with book.delivering_ipns():
+        async with book.lock(payment_id):
+            current = book.get(payment_id).status
+            for status in _walk(current, target) if through else [target]:
+                outcome = await _send(request.app, book.move(payment_id, status, actually_paid))
+                steps.append({"payment_status": status, "ipn": outcome.to_json()})
     return _json_response(
         {"payment": book.get(payment_id).to_json(), "ipn": steps[-1]["ipn"], "steps": steps}
     )
@@ -480,8 +494,9 @@ async def _resend_ipn(request: web.Request) -> web.Response:
     book = request.app[PAYMENT_BOOK]
     payment_id = _payment_id(request)
     book.get(payment_id)
-    async with book.lock(payment_id):
-        outcome = await _send(request.app, book.last_ipn(payment_id))
+    with book.delivering_ipns():
+        async with book.lock(payment_id):
+            outcome = await _send(request.app, book.last_ipn(payment_id))
     return _json_response({"payment": book.get(payment_id).to_json(), "ipn": outcome.to_json()})
 
 
@@ -491,8 +506,9 @@ async def _list_payments(request: web.Request) -> web.Response:
 
 
 async def _ipn_log(request: web.Request) -> web.Response:
-    attempts = request.app[PAYMENT_BOOK].attempts()
-    return _json_response({"attempts": [attempt.to_json() for attempt in attempts]})
+    book = request.app[PAYMENT_BOOK]
+    attempts = [attempt.to_json() for attempt in book.attempts()]
+    return _json_response({"attempts": attempts, "delivering": book.delivering})
 
 
 async def _get_mode(request: web.Request) -> web.Response:

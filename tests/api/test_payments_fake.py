@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from chaos.facts import provider_book
 from chaos.ports import free_port
 from reference_app.fakes.payments import (
     HAPPY_PATH,
@@ -495,6 +496,31 @@ async def test_an_app_that_does_not_answer_in_time_is_reported(
     assert "0.2s" in answer.body["ipn"]["error"]
 
 
+async def test_the_book_is_read_once_no_ipn_is_being_delivered(
+    fake: FakeClient, receiver: Receiver
+) -> None:
+    """The payment is finished at the provider before its IPN reaches the app: a book read
+    meanwhile would show a payment never credited (a load cut off mid-request leaves one)."""
+    receiver.hold = asyncio.Event()
+    payment = await fake.create(ipn_callback_url=receiver.url)
+    progress = asyncio.create_task(fake.progress(payment["payment_id"], status="finished"))
+    for _ in range(200):
+        if receiver.received:
+            break
+        await asyncio.sleep(0.01)
+    assert (await fake.control("GET", "ipn-log")).body["delivering"] == 1
+    url = str(fake.server.make_url("/"))
+    reading = asyncio.create_task(asyncio.to_thread(provider_book, url))
+    await asyncio.sleep(0.3)
+    assert not reading.done()  # it waits for the delivery in flight
+    receiver.hold.set()
+    await progress
+    [entry] = await reading
+    assert entry.status == "finished"
+    assert entry.last_ipn == "finished, answered HTTP 200"
+    assert (await fake.control("GET", "ipn-log")).body["delivering"] == 0
+
+
 async def test_a_payment_without_callback_url_sends_nothing(fake: FakeClient) -> None:
     payment = await fake.create()
     answer = await fake.progress(payment["payment_id"], status="finished")
@@ -504,7 +530,7 @@ async def test_a_payment_without_callback_url_sends_nothing(fake: FakeClient) ->
         "error": "the payment has no ipn_callback_url",
     }
     assert answer.body["payment"]["payment_status"] == "finished"
-    assert (await fake.control("GET", "ipn-log")).body == {"attempts": []}
+    assert (await fake.control("GET", "ipn-log")).body == {"attempts": [], "delivering": 0}
 
 
 # --- modes and reset ------------------------------------------------------------------------
@@ -578,7 +604,7 @@ async def test_reset_forgets_everything(fake: FakeClient, receiver: Receiver) ->
     answer = await fake.control("POST", "reset")
     assert answer.status == 200
     assert (await fake.control("GET", "payments")).body == {"payments": []}
-    assert (await fake.control("GET", "ipn-log")).body == {"attempts": []}
+    assert (await fake.control("GET", "ipn-log")).body == {"attempts": [], "delivering": 0}
     assert (await fake.control("GET", "mode")).body["mode"] == "normal"
     assert (await fake.get(payment["payment_id"])).status == 404
     again = await fake.create(ipn_callback_url=receiver.url)
