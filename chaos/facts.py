@@ -313,12 +313,12 @@ def provider_book(url: str, timeout: float = PROVIDER_TIMEOUT) -> list[ProviderP
     still delivering it."""
     base = url.rstrip("/")
     deadline = time.monotonic() + timeout
-    while _get(f"{base}/_control/ipn-log", timeout).get("delivering") and (
-        time.monotonic() < deadline
-    ):
+    log = _get(f"{base}/_control/ipn-log", timeout)
+    while log.get("delivering") and time.monotonic() < deadline:
         time.sleep(QUIET_POLL)
+        log = _get(f"{base}/_control/ipn-log", timeout)
     payments = _get(f"{base}/_control/payments", timeout).get("payments", [])
-    last = _last_attempts(_get(f"{base}/_control/ipn-log", timeout).get("attempts"))
+    last = _last_attempts(log.get("attempts"))
     book = []
     for payment in payments:
         payment_id = str(payment["payment_id"])

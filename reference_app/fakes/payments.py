@@ -70,7 +70,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_UP, Decimal, localcontext
@@ -286,15 +286,6 @@ class PaymentBook:
         #: control requests still delivering IPNs (or waiting to): the book is not final yet
         self.delivering = 0
 
-    @contextlib.contextmanager
-    def delivering_ipns(self) -> Iterator[None]:
-        """Count a control request as delivering IPNs while the block runs."""
-        self.delivering += 1
-        try:
-            yield
-        finally:
-            self.delivering -= 1
-
     def create(self, new: NewPayment) -> Payment:
         payment_id = self._next_id
         self._next_id += 1
@@ -366,9 +357,16 @@ class PaymentBook:
     def attempts(self) -> list[IpnAttempt]:
         return list(self._attempts)
 
-    def lock(self, payment_id: int) -> asyncio.Lock:
-        """The lock that keeps one payment's changes and IPNs in order."""
-        return self._locks.setdefault(payment_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def delivering_ipns(self, payment_id: int) -> AsyncIterator[None]:
+        """Hold the lock that keeps one payment's changes and IPNs in order, counted in
+        :attr:`delivering` from the moment it is asked for until it is given back."""
+        self.delivering += 1
+        try:
+            async with self._locks.setdefault(payment_id, asyncio.Lock()):
+                yield
+        finally:
+            self.delivering -= 1
 
     def reset(self) -> None:
         self._payments.clear()
@@ -479,12 +477,11 @@ async def _progress(request: web.Request) -> web.Response:
     if not isinstance(through, bool):
         raise _invalid('"through" must be true or false')
     steps: list[dict[str, Any]] = []
-    with book.delivering_ipns():
-        async with book.lock(payment_id):
-            current = book.get(payment_id).status
-            for status in _walk(current, target) if through else [target]:
-                outcome = await _send(request.app, book.move(payment_id, status, actually_paid))
-                steps.append({"payment_status": status, "ipn": outcome.to_json()})
+    async with book.delivering_ipns(payment_id):
+        current = book.get(payment_id).status
+        for status in _walk(current, target) if through else [target]:
+            outcome = await _send(request.app, book.move(payment_id, status, actually_paid))
+            steps.append({"payment_status": status, "ipn": outcome.to_json()})
     return _json_response(
         {"payment": book.get(payment_id).to_json(), "ipn": steps[-1]["ipn"], "steps": steps}
     )
@@ -494,9 +491,8 @@ async def _resend_ipn(request: web.Request) -> web.Response:
     book = request.app[PAYMENT_BOOK]
     payment_id = _payment_id(request)
     book.get(payment_id)
-    with book.delivering_ipns():
-        async with book.lock(payment_id):
-            outcome = await _send(request.app, book.last_ipn(payment_id))
+    async with book.delivering_ipns(payment_id):
+        outcome = await _send(request.app, book.last_ipn(payment_id))
     return _json_response({"payment": book.get(payment_id).to_json(), "ipn": outcome.to_json()})
 
 

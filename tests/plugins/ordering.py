@@ -32,8 +32,8 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
-#: the files whose tests run a whole scenario, a stack or a load generator each, longest first
-LONGEST = (
+#: the files whose tests each run a scenario or a load of many users for seconds
+HEAVY = (
     "tests/chaos/test_scenarios.py",
     "tests/chaos/test_broken_builds.py",
     "tests/cli/test_scenario_plugin.py",
@@ -42,12 +42,14 @@ LONGEST = (
     "tests/cli/test_suite_cli.py",
     "tests/cli/test_repeat_cli.py",
     "tests/cli/test_run_cli.py",
+)
+#: the files whose tests run a whole scenario, a stack or a load generator each, longest first
+LONGEST = (
+    *HEAVY,
     "tests/cli/test_stack_cli.py",
     "tests/cli/test_load_cli.py",
     "tests/load/test_users.py",
 )
-#: of those, the files whose tests each run a scenario or a load of many users for seconds
-HEAVY = LONGEST[:8]
 #: heavy tests at once: one per core
 HEAVY_SLOTS = len(os.sched_getaffinity(0))
 
