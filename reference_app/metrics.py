@@ -9,16 +9,20 @@ workers'.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: bytes of a metric file's header (how much of it is used), written once it is sized
+HEADER_BYTES = 8
 _POOL_HELP = {
     "size": "Open connections",
     "in_use": "Connections checked out",
@@ -150,5 +154,23 @@ class AppMetrics:
             return generate_latest(self.registry)
         self.publish_pools()
         merged = CollectorRegistry()
-        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        merged.register(WorkerFiles(os.environ[MULTIPROC_ENV]))
         return generate_latest(merged)
+
+
+class WorkerFiles(Collector):
+    """Every worker's metric files merged, as ``MultiProcessCollector`` does, but without the
+    files too short to hold their header: a worker creates its file empty and sizes it a
+    moment later, and prometheus-client 0.26 fails the whole scrape on such a file
+    (prometheus/client_python#1199; seen as a 500 on the first scrape of a new stack)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def collect(self) -> Iterator[Metric]:
+        files = []
+        for path in sorted(self.folder.glob("*.db")):
+            with contextlib.suppress(FileNotFoundError):  # a dead worker's, removed meanwhile
+                if path.stat().st_size >= HEADER_BYTES:
+                    files.append(str(path))
+        yield from MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
