@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.ports import free_port
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
 from load.samples import (
@@ -164,7 +164,7 @@ class LoadRun:
         if plan.workers == 0:
             self._spawn([*common, *run], "locust")
             return
-        port = _free_port()
+        port = free_port()  # not from the ephemeral range the load's connections use
         self._spawn(
             [*common, *run, "--master", "--master-bind-host", "127.0.0.1",
              "--master-bind-port", str(port), "--expect-workers", str(plan.workers),
@@ -282,13 +282,6 @@ class LoadRun:
             saturated=any(s.get("cpu_warning") for s in summaries),
             summaries=summaries,
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

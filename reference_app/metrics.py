@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from reference_app.settings import MULTIPROC_ENV
+
 #: bytes of a metric file's header (how much of it is used), written once it is sized
 HEADER_BYTES = 8
 _POOL_HELP = {
@@ -77,6 +78,8 @@ class AppMetrics:
 
     def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        if self.multiprocess:
+            _count_in_worker_files()
         self.registry = CollectorRegistry()
         self._pool_stats: Callable[[], Mapping[str, PoolStats]] | None = None
         self._pool_gauges: dict[str, Gauge] = {}
@@ -156,6 +159,15 @@ class AppMetrics:
         merged = CollectorRegistry()
         merged.register(WorkerFiles(os.environ[MULTIPROC_ENV]))
         return generate_latest(merged)
+
+
+def _count_in_worker_files() -> None:
+    """Keep this process's metrics in its own file in the server's folder, even when
+    prometheus-client was imported before the server named that folder: it chooses between
+    memory and files once, at import, and a worker forked from a server that imported it early
+    (a ``sitecustomize``, an agent) would count in memory, unseen by every scrape."""
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 class WorkerFiles(Collector):

@@ -2,9 +2,11 @@
 
 ``python -m reference_app --config settings.json --port 8080 --workers 2``
 
-The parent applies the migrations once, then starts the workers in fresh interpreters
-(``spawn``: nothing of the parent's event loop or pools is inherited), restarts a worker
-that dies, and stops them all on SIGTERM or SIGINT.
+The parent applies the migrations once, loads the app's modules, then forks the workers
+(nothing else is inherited: the parent never opens an event loop or a pool, and its
+migration connection is closed), restarts a worker that dies, and stops them all on SIGTERM
+or SIGINT. Forking a loaded parent rather than starting each worker as a fresh interpreter
+saves each worker the import of the app, about 0.7 s of CPU: most of a test stack's start.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from reference_app.metrics import MULTIPROC_ENV
 from reference_app.migrate import migrate
-from reference_app.settings import SERVICES, AppSettings
+from reference_app.settings import MULTIPROC_ENV, SERVICES, AppSettings
 
 log = logging.getLogger("reference_app.server")
 RESTART_LIMIT = 20
@@ -36,7 +37,11 @@ def run_worker(settings_json: str, host: str, port: int, fault_file: str) -> Non
 
     from reference_app.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{os.getpid()} %(message)s")
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the server's handlers, until run_app's
+        signal.signal(signum, signal.SIG_DFL)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s worker-{os.getpid()} %(message)s", force=True
+    )
     settings = AppSettings.model_validate_json(settings_json)
     app = create_app(settings, fault_state_file=Path(fault_file))
     web.run_app(app, host=host, port=port, reuse_port=True, print=None, access_log=None)
@@ -51,9 +56,12 @@ def serve(settings: AppSettings, host: str, port: int, workers: int) -> int:
     runtime = Path(tempfile.mkdtemp(prefix="reference-app-"))
     metrics_dir = runtime / "metrics"
     metrics_dir.mkdir()
+    # before prometheus-client is imported: it picks its per-process files by this variable
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    import reference_app.app  # noqa: F401  -- loaded once here, for every forked worker
+
     fault_file = str(runtime / "faults.json")
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:

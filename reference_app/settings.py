@@ -18,6 +18,8 @@ SERVICES: tuple[str, ...] = (
 LEGACY_POOL = "shared"
 
 Architecture = Literal["isolated", "legacy"]
+#: where the server tells its workers to keep their metric files (prometheus-client's name)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class PoolSettings(BaseModel):

@@ -25,10 +25,22 @@ from tests.plugins.reference_app import ADMIN_TOKEN, make_settings
 WORKERS = 2
 
 
-@pytest.fixture
+#: imported by every Python process at start-up, before the server names its metrics folder
+EARLY_IMPORT = "import prometheus_client, reference_app.app\n"
+
+
+@pytest.fixture(params=["plain", "prometheus imported at start-up"])
 async def served(
-    tmp_path: Path, pg_server: PostgresServer, links: dict[str, Proxy], app_database: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_server: PostgresServer,
+    links: dict[str, Proxy],
+    app_database: str,
 ) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    env = dict(os.environ)
+    if request.param != "plain":  # as a sitecustomize or an agent may: the workers still count
+        (tmp_path / "sitecustomize.py").write_text(EARLY_IMPORT)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     port = free_port()
     settings = make_settings(pg_server, links, admin_dsn=app_database)
     config = tmp_path / "settings.json"
@@ -36,7 +48,7 @@ async def served(
     process = subprocess.Popen(
         [sys.executable, "-m", "reference_app", "--config", str(config),
          "--port", str(port), "--workers", str(WORKERS)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -66,7 +78,7 @@ async def test_workers_share_the_port_faults_and_metrics(
                 pids.add((await r.json())["worker"])
         assert len(pids) == WORKERS
 
-        async with http.post(f"{url}/api/users", json={"username": f"w_{os.getpid()}"}) as r:
+        async with http.post(f"{url}/api/users", json={"username": f"w_{time.time_ns()}"}) as r:
             token = (await r.json())["token"]
         auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
         for _ in range(40):
@@ -99,7 +111,7 @@ async def test_workers_share_the_port_faults_and_metrics(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    deadline = time.monotonic() + 10  # the resource tracker exits just after the server
+    deadline = time.monotonic() + 10
     assert all(wait_gone(worker, deadline) for worker in workers)
     port = int(url.rsplit(":", 1)[1])
     assert not is_listening(port)

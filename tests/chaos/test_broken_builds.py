@@ -3,8 +3,8 @@ with the right exit code and a reason naming that verdict.
 
 A broken build is the reference app with one patch, applied in its own process only: a
 ``sitecustomize`` module on ``PYTHONPATH`` that Python imports at start-up patches the app
-when the process is ``python -m reference_app`` or a worker it spawned (never the fakes,
-Locust or the harness).
+when the process is ``python -m reference_app`` (its workers are forked from it, patch
+included; never the fakes, Locust or the harness).
 The patches live here, in the tests, never in the product.
 """
 
@@ -24,12 +24,9 @@ from chaos.settings import Settings
 from tests.chaos.test_scenarios import ROOT, describe, short
 
 SITECUSTOMIZE = """\
-import os
 import sys
 
-# The app's own process, and the worker processes it spawns (which inherit the marker).
-if sys.orig_argv[1:3] == ["-m", "reference_app"] or os.environ.get("BROKEN_BUILD_APP"):
-    os.environ["BROKEN_BUILD_APP"] = "1"
+if sys.orig_argv[1:3] == ["-m", "reference_app"]:  # the app's server, before its workers fork
 {patch}
 """
 
