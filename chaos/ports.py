@@ -24,9 +24,9 @@ _EPHEMERAL_DEFAULT = (32768, 60999)
 _CHOSEN_LOW = 20000
 #: the ports :func:`free_port` handed out lately, to any process of this user: a port is
 #: chosen seconds before its server binds it, and another stack starting meanwhile must not
-#: choose it too (measured: a Toxiproxy found its port taken by another stack's PostgreSQL)
-#: ports are the machine's, so the file is too: not under a process's own ``TMPDIR``
-#: (opened without following a link, and used only if this user owns it)
+#: choose it too (seen: a Toxiproxy found its port taken by another stack's PostgreSQL).
+#: Ports are the machine's, so the file is too, not under a process's own ``TMPDIR``; it is
+#: opened without following a link, and used only if this user owns it.
 RESERVATIONS = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / (  # noqa: S108
     f"harness-ports-{os.getuid()}.json"
 )
