@@ -88,6 +88,17 @@ def test_a_lagging_event_loop_makes_the_run_invalid_even_with_idle_cpu() -> None
     assert "the app blocked its own event loop" in failed.detail  # idle 30% meanwhile
 
 
+def test_a_loop_lagging_on_a_machine_taken_by_others_is_not_blamed_on_the_app() -> None:
+    # seen in make gate: another scenario's run took the CPUs while this app used little
+    taken = {"idle": 0.055, "app": 0.3, "postgres": 0.3, "lag": 0.53}
+    outcome = run_with((0, 20, {}), (20, 22, taken), (22, 30, {}))
+    assert outcome.exit_code() == EXIT_INVALID
+    failed = machine_checks(outcome)["machine not saturated in recovery"]
+    assert not failed.passed
+    assert "blocked its own event loop" not in failed.detail
+    assert "other processes took it, and the app's loop waited for a CPU" in failed.detail
+
+
 def test_figures_under_the_bounds_leave_the_verdict_standing() -> None:
     # A busy machine (no idle CPU, as on two CPUs shared with the load) is not a saturated
     # one while the app and PostgreSQL leave room and the loop keeps time.
