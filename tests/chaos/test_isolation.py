@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,31 @@ async def create_deposit(api: RunningApp, token: str) -> tuple[int, Any]:
         "POST", "/api/nowpayments/create-deposit", token=token, key=secrets.token_hex(8),
         json={"currency": "BTC", "amount": "0.01"},
     )  # fmt: skip
+
+
+async def probe(api: RunningApp, services: Sequence[str]) -> dict[str, str | None]:
+    """Each service's readiness, probed together: None if ready, else the error it gave."""
+    answers = await asyncio.gather(*(api.call("GET", f"/health/ready/{s}") for s in services))
+    return {
+        service: None if status == 200 else str(body["services"][service]["error"])
+        for service, (status, body) in zip(services, answers, strict=True)
+    }
+
+
+def waited(service: str, error: str) -> bool:
+    """A probe's error says it ran out of time (the probe's or the pool's), nothing else."""
+    return error == "TimeoutError" or error.startswith(f"no {service} database connection")
+
+
+async def ready_within(api: RunningApp, services: Sequence[str], within: float) -> set[str]:
+    """The services whose probe answered 200 within ``within`` seconds of trying."""
+    ready: set[str] = set()
+    deadline = time.monotonic() + within
+    while len(ready) < len(services) and time.monotonic() < deadline:
+        found = await probe(api, [s for s in services if s not in ready])
+        ready.update(s for s, error in found.items() if error is None)
+        await asyncio.sleep(0.05)
+    return ready
 
 
 async def timed(coro: Any) -> tuple[float, Any]:
@@ -135,10 +161,11 @@ async def test_every_service_serves_again_soon_after_an_immediate_restart(
         pytest.skip("restarting PostgreSQL needs a cluster the harness controls")
     api = await start_app(pool=POOL)
     _, token = await api.new_user({"BTC": "1"})
-    # Fill every pool with idle connections, which the restart will kill.
+    # Fill every pool with idle connections, which the restart will kill. A probe has 1 s,
+    # and the first one of a pool opens its connections: on a busy machine that can take
+    # longer, which is not what this test is about.
     for _ in range(3):
-        for service in SERVICES:
-            assert (await api.call("GET", f"/health/ready/{service}"))[0] == 200
+        assert await ready_within(api, SERVICES, 10.0) == set(SERVICES)
 
     samples: list[tuple[float, float, int]] = []  # (started, duration, status)
     stop = asyncio.Event()
@@ -158,12 +185,14 @@ async def test_every_service_serves_again_soon_after_an_immediate_restart(
     await asyncio.to_thread(pg_server.restart, "immediate")
     back = time.monotonic()
     recovered: dict[str, float] = {}
+    failures: list[tuple[str, str]] = []
     while len(recovered) < len(SERVICES) and time.monotonic() - back < 10:
-        for service in SERVICES:
-            if service not in recovered:
-                status, _ = await api.call("GET", f"/health/ready/{service}")
-                if status == 200:
-                    recovered[service] = time.monotonic() - back
+        found = await probe(api, [s for s in SERVICES if s not in recovered])
+        for service, error in found.items():
+            if error is None:
+                recovered[service] = time.monotonic() - back
+            else:
+                failures.append((service, error))
         await asyncio.sleep(0.01)
     status, body = await create_deposit(api, token)
     await asyncio.sleep(0.3)
@@ -172,8 +201,15 @@ async def test_every_service_serves_again_soon_after_an_immediate_restart(
 
     assert status == 201, body
     assert set(recovered) == set(SERVICES), recovered
-    assert max(recovered.values()) <= 2.0, recovered
-    assert max(duration for _, duration, _ in samples) <= ACQUIRE_TIMEOUT + 0.5
+    # Every idle connection died with the restart (aiopg's reader marks most of them
+    # closed, the pool's liveness check the rest). A pool that handed one out would fail
+    # its service's first probe with the dead connection's error; only waiting (for a new
+    # connection, on a busy machine) may delay the answer.
+    assert all(waited(service, error) for service, error in failures), failures
+    # Soon: a pool that kept its dead connections, or waited for TCP to notice, takes far
+    # longer (or never recovers); these bounds leave room for a busy machine.
+    assert max(recovered.values()) <= 3.0, recovered
+    assert max(duration for _, duration, _ in samples) <= ACQUIRE_TIMEOUT + 1.0
     after = [status for started, _, status in samples if started >= back]
     assert after, "no request ran after the database was back"
     assert all(status == 200 for status in after), after
