@@ -46,8 +46,12 @@ def broken_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     return install
 
 
+#: a broken build breaks at once and every time: three seconds a phase show it
+PHASE_SECONDS = 3.0
+
+
 async def run(name: str, **overrides: object) -> RunRecord:
-    scenario = short(load_scenario(ROOT / "scenarios" / f"{name}.yaml"))
+    scenario = short(load_scenario(ROOT / "scenarios" / f"{name}.yaml"), PHASE_SECONDS)
     settings = Settings.from_env({}).with_overrides(app_workers=1, **overrides)
     return await run_scenario(scenario, settings)
 
@@ -202,7 +206,9 @@ def locust_of(seed: int) -> list[int]:
 
 async def test_a_load_generator_that_dies_is_a_harness_error_not_a_verdict() -> None:
     seed = 424242
-    scenario = short(load_scenario(ROOT / "scenarios" / "deposits-survive-p2p-outage.yaml"))
+    scenario = short(
+        load_scenario(ROOT / "scenarios" / "deposits-survive-p2p-outage.yaml"), PHASE_SECONDS
+    )
     settings = Settings.from_env({}).with_overrides(app_workers=1)
     running = asyncio.ensure_future(run_scenario(scenario, settings, seed=seed))
     for _ in range(600):  # until Locust is running (a stack takes a few seconds)
@@ -235,8 +241,8 @@ SharedPoolDatabase.connection = ServiceDatabase.connection
 
 async def test_a_legacy_counterpart_fails_only_by_its_mechanism(broken_build) -> None:  # type: ignore[no-untyped-def]
     broken_build(LEGACY_WITHOUT_THE_LEAK)
-    scenario = short(load_scenario(ROOT / "scenarios" / "legacy" /
-                                   "legacy-deposits-while-swap-broken.yaml"))  # fmt: skip
+    counterpart = ROOT / "scenarios" / "legacy" / "legacy-deposits-while-swap-broken.yaml"
+    scenario = short(load_scenario(counterpart), PHASE_SECONDS)
     record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
     outcome = record.outcome
     assert outcome.exit_code() == EXIT_THRESHOLD, describe(record)

@@ -32,7 +32,8 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
-#: the files whose tests each run a scenario or a load of many users for seconds
+#: the files whose tests each run a scenario or a load of many users for seconds (their
+#: quick tests, which start no stack, are marked ``light``)
 HEAVY = (
     "tests/chaos/test_scenarios.py",
     "tests/chaos/test_broken_builds.py",
@@ -56,6 +57,11 @@ HEAVY_SLOTS = len(os.sched_getaffinity(0))
 
 def _path(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
+
+
+def is_heavy(item: pytest.Item) -> bool:
+    """A test of a heavy file, unless marked ``light`` (a quick one that starts no stack)."""
+    return _path(item) in HEAVY and item.get_closest_marker("light") is None
 
 
 def _workers(config: pytest.Config) -> int:
@@ -89,7 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return LONGEST.index(path) if path in LONGEST else len(LONGEST)
 
     items.sort(key=rank)  # stable: the order within a file stays
-    items[:] = deal(items, lambda item: _path(item) in HEAVY, _workers(config), HEAVY_SLOTS)
+    items[:] = deal(items, is_heavy, _workers(config), HEAVY_SLOTS)
 
 
 @contextlib.contextmanager
@@ -119,7 +125,7 @@ def _slots_folder(controller: int) -> Path:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    if _workers(item.config) <= HEAVY_SLOTS or _path(item) not in HEAVY:
+    if _workers(item.config) <= HEAVY_SLOTS or not is_heavy(item):
         return (yield)
     with _slot(_slots_folder(os.getppid())):  # an xdist worker is its controller's child
         return (yield)

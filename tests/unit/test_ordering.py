@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.plugins.ordering import deal
+from typing import cast
+
+import pytest
+
+from tests.plugins.ordering import deal, is_heavy
 
 
 def shares(items: list[str], workers: int) -> list[list[str]]:
@@ -29,3 +33,23 @@ def test_heavy_tests_open_the_first_shares_one_per_slot_and_the_last_is_light() 
 def test_as_many_slots_as_workers_keeps_the_order() -> None:
     items = ["H0", "l0", "H1", "l1"]
     assert deal(items, lambda i: i.startswith("H"), workers=2, slots=2) == items
+
+
+class Stub:
+    """What ``is_heavy`` reads of a collected test."""
+
+    def __init__(self, nodeid: str, *markers: str) -> None:
+        self.nodeid = nodeid
+        self.markers = markers
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return name if name in self.markers else None
+
+
+def test_a_test_of_a_heavy_file_is_heavy_unless_marked_light() -> None:
+    def heavy(nodeid: str, *markers: str) -> bool:
+        return is_heavy(cast(pytest.Item, Stub(nodeid, *markers)))
+
+    assert heavy("tests/chaos/test_scenarios.py::test_isolated_design_passes[postgres-crash]")
+    assert not heavy("tests/cli/test_run_cli.py::test_a_crash_of_the_harness", "light")
+    assert not heavy("tests/unit/test_ordering.py::test_as_many_slots_as_workers_keeps_the_order")
