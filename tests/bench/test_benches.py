@@ -4,17 +4,17 @@ they promise. No figure is judged here: speed is the benchmarks' business, not t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.plugins import commands
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RATE = r"([\d.]+) req/s"
@@ -37,21 +37,13 @@ def wrk() -> None:
 
 def run_bench(script: str, folder: Path, *args: str) -> str:
     """``python bench/<script> args`` with its temporary folders in ``folder``."""
-    with subprocess.Popen(
+    done = commands.run(
         [sys.executable, str(PROJECT_ROOT / "bench" / script), *args],
-        cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(folder)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as bench:  # fmt: skip
-        try:
-            stdout, stderr = bench.communicate(timeout=150)
-        except BaseException:
-            # Ctrl-C reached the bench too: let it stop its stack before it is killed
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                bench.wait(timeout=30)
-            raise
-    assert bench.returncode == 0, stdout + stderr
+        cwd=PROJECT_ROOT, env={**os.environ, "TMPDIR": str(folder)}, timeout=150,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
     assert_nothing_left(folder)
-    return stdout
+    return done.stdout
 
 
 def assert_nothing_left(folder: Path) -> None:
@@ -116,6 +108,7 @@ def test_loadgen_efficiency_prints_wrk_and_the_runner_with_one_and_two_workers(
         assert float(found[1]) == pytest.approx(runner / reference, abs=0.006)
 
 
+@pytest.mark.light
 def test_samples_memory_prints_bytes_per_sample_in_memory_and_on_disk(bench_tmp: Path) -> None:
     output = run_bench("samples_memory.py", bench_tmp, "--samples", "2000")
     assert "2000 samples read back" in output

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.plugins import commands
 from tests.plugins.pg_cluster import cluster_folder
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -23,10 +23,10 @@ def stack_env() -> Iterator[dict[str, str]]:
     folder = cluster_folder("harness-test-cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
     env.update(HARNESS_STATE_DIR=str(folder), HARNESS_APP_WORKERS="1", PYTHONUNBUFFERED="1")
-    up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
+    up = commands.run([HARNESS, "up"], env=env, timeout=120)
     assert up.returncode == 0, up.stderr
     try:
         yield env
     finally:
-        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        commands.run([HARNESS, "down"], env=env, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)

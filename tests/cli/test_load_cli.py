@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chaos.ports import free_port
+from tests.plugins import commands
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 
@@ -17,9 +18,8 @@ HARNESS = str(Path(sys.executable).with_name("harness"))
 def run(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env["HARNESS_STATE_DIR"] = str(state_dir)
-    return subprocess.run(
-        [HARNESS, "load", *args], env=env, capture_output=True, text=True, timeout=60,
-        check=False,
+    return commands.run(
+        [HARNESS, "load", *args], env=env, timeout=60,
     )  # fmt: skip
 
 
@@ -70,12 +70,12 @@ def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env.update(HARNESS_STATE_DIR=str(state_dir), HARNESS_APP_WORKERS="1")
     try:
-        up = subprocess.run([HARNESS, "up"], env=env, capture_output=True, text=True, timeout=120)
+        up = commands.run([HARNESS, "up"], env=env, timeout=120)
         assert up.returncode == 0, up.stderr
-        result = subprocess.run(
+        result = commands.run(
             [HARNESS, "load", "--users", "6", "--duration", "3s", "--mix", "deposits=2,wallet=1",
              "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run")],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            env=env, timeout=120,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         assert "deposits.create" in result.stdout
@@ -88,7 +88,7 @@ def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> 
         assert len(samples) - 1 == data["samples"]
         assert (tmp_path / "run_stats.csv").read_text().startswith("group,count")
     finally:
-        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        commands.run([HARNESS, "down"], env=env, timeout=120)
         import shutil
 
         shutil.rmtree(state_dir, ignore_errors=True)

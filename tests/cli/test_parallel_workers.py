@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.plugins import commands
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,10 +22,10 @@ def run_probe(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
         if not k.startswith(("PYTEST_XDIST_", "HARNESS_", "TOXIPROXY_"))
     }
     child_env.update(env, WORKERS_PROBE_OUT=str(out))
-    return subprocess.run(
+    return commands.run(
         [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider",
          "tests/cli/workers_probe.py"],
-        cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, env=child_env, timeout=300,
     )  # fmt: skip
 
 

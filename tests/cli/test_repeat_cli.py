@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -22,6 +21,7 @@ from chaos.judge.verdicts import ThresholdVerdict
 from chaos.runner import RunRecord
 from chaos.scenario import Scenario
 from chaos.settings import Settings
+from tests.plugins import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -56,6 +56,7 @@ class StandInRunner:
         return record
 
 
+@pytest.mark.light
 def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
     assert properties(suite)["exit_codes"] == "0,4"
 
 
+@pytest.mark.light
 def test_suite_repeat_runs_each_scenario_n_times_with_one_repeat_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -137,10 +139,10 @@ def test_repeat_against_the_stack_prints_pass_rate_and_margins_into_json_and_jun
 ) -> None:
     scenario = tmp_path / "steady.yaml"
     scenario.write_text(STEADY)
-    result = subprocess.run(
+    result = commands.run(
         [HARNESS, "run", "--reuse", "--repeat", "2", str(scenario),
          "--reports", str(tmp_path / "reports")],
-        env=stack_env, capture_output=True, text=True, timeout=150, check=False,
+        env=stack_env, timeout=150,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 1, output  # p99 < 1ms breached: one failure fails the gate

@@ -18,6 +18,7 @@ from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.process import ProcessRecord, children_of
 from chaos.state import StackState
+from tests.plugins import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -90,6 +91,7 @@ def test_sigint_mid_fault_reverts_everything_and_stops_its_processes(
 DATA = ROOT / "tests" / "data" / "scenarios"
 
 
+@pytest.mark.light
 @pytest.mark.parametrize(
     ("name", "line", "field"),
     [
@@ -106,8 +108,8 @@ def test_malformed_scenario_is_exit_4_with_file_line_and_field(
 ) -> None:
     path = DATA / f"{name}.yaml"
     for command in (["run", str(path), "--reports", str(tmp_path)], ["validate", str(path)]):
-        result = subprocess.run(
-            [HARNESS, *command], capture_output=True, text=True, timeout=60, check=False,
+        result = commands.run(
+            [HARNESS, *command], timeout=60,
             env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")},
         )  # fmt: skip
         assert result.returncode == 4, result.stdout + result.stderr
@@ -115,21 +117,22 @@ def test_malformed_scenario_is_exit_4_with_file_line_and_field(
     assert not list(tmp_path.iterdir()), "nothing may run for a malformed file"
 
 
+@pytest.mark.light
 def test_suite_refuses_to_start_when_one_file_is_malformed(tmp_path: Path) -> None:
     folder = tmp_path / "gate"
     folder.mkdir()
     shutil.copy(ROOT / "scenarios" / "deposits-survive-p2p-outage.yaml", folder)
     shutil.copytree(ROOT / "scenarios" / "legacy", folder / "legacy")  # its counterpart
     shutil.copy(DATA / "unknown_link.yaml", folder)
-    result = subprocess.run(
-        [HARNESS, "suite", str(folder), "--reports", str(tmp_path / "reports")],
-        capture_output=True, text=True, timeout=60, check=False,
+    result = commands.run(
+        [HARNESS, "suite", str(folder), "--reports", str(tmp_path / "reports")], timeout=60,
     )  # fmt: skip
     assert result.returncode == 4
     assert "unknown_link.yaml:10" in result.stderr
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.light
 def test_a_crash_of_the_harness_is_one_line_and_exit_4(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -150,6 +153,7 @@ def test_a_crash_of_the_harness_is_one_line_and_exit_4(
     kept.unlink()
 
 
+@pytest.mark.light
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
@@ -171,6 +175,7 @@ def test_replay_takes_no_file_seed_or_variant(
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.light
 def test_replaying_what_is_not_a_journal_names_the_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -205,9 +210,9 @@ def test_a_run_replays_from_its_journal_with_its_scenario_seed_and_variant(
     reports = tmp_path / "reports"
 
     def harness(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return commands.run(
             [HARNESS, "run", *args, "--reuse", "--reports", str(reports)], env=stack_env,
-            capture_output=True, text=True, timeout=120, check=False,
+            timeout=120,
         )  # fmt: skip
 
     first = harness(str(scenario), "--seed", "1234")

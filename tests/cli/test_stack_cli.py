@@ -22,6 +22,7 @@ from chaos.process import ProcessRecord, children_of
 from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
+from tests.plugins import commands
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -36,13 +37,10 @@ class Harness:
     env: dict[str, str]
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return commands.run(
             [HARNESS, *args],
             env={**self.env, **env},
-            capture_output=True,
-            text=True,
             timeout=timeout,
-            check=False,
         )
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
@@ -80,7 +78,7 @@ def harness() -> Iterator[Harness]:
     try:
         yield h
     finally:
-        subprocess.run([HARNESS, "down"], env=env, capture_output=True, timeout=120, check=False)
+        commands.run([HARNESS, "down"], env=env, timeout=120)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.runner import RunRecord
 from chaos.scenario import Scenario
+from tests.plugins import commands
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 
@@ -42,6 +42,7 @@ def suite_names(junit: Path) -> list[str]:
     return [s.get("name", "") for s in ET.parse(junit).getroot().findall("testsuite")]
 
 
+@pytest.mark.light
 def test_the_longest_start_first_and_the_reports_keep_the_files_order(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_the_longest_start_first_and_the_reports_keep_the_files_order(
     assert "wall time: " in capsys.readouterr().out
 
 
+@pytest.mark.light
 def test_jobs_must_be_at_least_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(steady("a", 2, '"error_rate == 0"'))
     with pytest.raises(SystemExit) as exited:
@@ -94,9 +96,9 @@ def test_two_jobs_run_both_scenarios_at_once_and_exit_with_the_worst(tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
     env["HARNESS_APP_WORKERS"] = "1"
     reports = tmp_path / "reports"
-    result = subprocess.run(
+    result = commands.run(
         [HARNESS, "suite", str(gate), "--jobs", "2", "--reports", str(reports)],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
+        env=env, timeout=240,
     )  # fmt: skip
     out = result.stdout + result.stderr
     assert result.returncode == 1, out  # p99 < 1ms cannot hold: the worst is a breach
