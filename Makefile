@@ -43,7 +43,7 @@ test: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 ## gate: the whole scenario library (the release gate), two at once, one JUnit file in reports/
-# about 4.5 minutes on two CPUs; GATE_JOBS=1 runs one at a time (about 10 minutes)
+# about 4 minutes on two CPUs; GATE_JOBS=1 runs one at a time (about 8 minutes)
 GATE_JOBS ?= 2
 gate: setup
 	$(BIN)/harness suite scenarios --jobs $(GATE_JOBS) --reports reports
