@@ -20,6 +20,7 @@ from chaos import postgres
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
+from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 ACQUIRE_TIMEOUT = 1.0
@@ -47,15 +48,8 @@ def waited(service: str, error: str) -> bool:
     return error == "TimeoutError" or error.startswith(f"no {service} database connection")
 
 
-async def ready_within(api: RunningApp, services: Sequence[str], within: float) -> set[str]:
-    """The services whose probe answered 200 within ``within`` seconds of trying."""
-    ready: set[str] = set()
-    deadline = time.monotonic() + within
-    while len(ready) < len(services) and time.monotonic() < deadline:
-        found = await probe(api, [s for s in services if s not in ready])
-        ready.update(s for s, error in found.items() if error is None)
-        await asyncio.sleep(0.05)
-    return ready
+async def all_ready(api: RunningApp) -> bool:
+    return all(error is None for error in (await probe(api, SERVICES)).values())
 
 
 async def timed(coro: Any) -> tuple[float, Any]:
@@ -165,7 +159,7 @@ async def test_every_service_serves_again_soon_after_an_immediate_restart(
     # and the first one of a pool opens its connections: on a busy machine that can take
     # longer, which is not what this test is about.
     for _ in range(3):
-        assert await ready_within(api, SERVICES, 10.0) == set(SERVICES)
+        await until(lambda: all_ready(api))
 
     samples: list[tuple[float, float, int]] = []  # (started, duration, status)
     stop = asyncio.Event()
