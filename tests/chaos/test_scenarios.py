@@ -34,7 +34,6 @@ def short(scenario: Scenario, seconds: float = PHASE_SECONDS) -> Scenario:
     """The same story, in phases of ``seconds`` with fewer, slower users (CI has two shared
     cores, and the rest of the suite runs beside it; the library's files are judged at full
     length by ``make gate``)."""
-    timeline = tuple(p.model_copy(update={"duration": seconds}) for p in scenario.timeline)
     load = scenario.load.model_copy(
         update={
             "users": USERS,
@@ -42,7 +41,13 @@ def short(scenario: Scenario, seconds: float = PHASE_SECONDS) -> Scenario:
             "think_time": scenario.load.think_time or THINK_TIME,
         }
     )
-    return scenario.model_copy(update={"timeline": timeline, "load": load})
+    return in_phases_of(seconds, scenario).model_copy(update={"load": load})
+
+
+def in_phases_of(seconds: float, scenario: Scenario) -> Scenario:
+    """``scenario`` with every phase ``seconds`` long."""
+    timeline = tuple(p.model_copy(update={"duration": seconds}) for p in scenario.timeline)
+    return scenario.model_copy(update={"timeline": timeline})
 
 
 def describe(record: RunRecord) -> str:
@@ -82,8 +87,7 @@ async def test_legacy_counterpart_fails_with_the_breach_it_names(path: Path) -> 
     # The file's load (sized to outnumber the shared pool) in short phases. The starved
     # old design is never ready again, which is not what a counterpart proves: the wait for
     # it is cut to a second.
-    timeline = tuple(p.model_copy(update={"duration": PHASE_SECONDS}) for p in full.timeline)
-    scenario = full.model_copy(update={"timeline": timeline, "ready_within": 1.0})
+    scenario = in_phases_of(PHASE_SECONDS, full).model_copy(update={"ready_within": 1.0})
     assert scenario.variant == "legacy"
     record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
     outcome = record.outcome
