@@ -48,6 +48,8 @@ PYTEST = str(ROOT / ".venv" / "bin" / "pytest")
 #: the rest of ``make test``: everything but the tests that run scenarios themselves
 BESIDE = [PYTEST, "-n", "2", "--dist", "worksteal", "-q", "-p", "no:cacheprovider", "tests",
           "--deselect", "tests/chaos/test_scenarios.py"]  # fmt: skip
+#: seconds the suite runs before the first measured run: its first tests start stacks too
+SETTLE = 20.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +133,13 @@ def measure(path: Path, runs: int, reports: Path, condition: str) -> dict[str, A
 def suite_beside(log: Path) -> Iterator[None]:
     """The rest of the test suite, running (again and again) until the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background (``nohup … &``), this process ignores SIGINT, and so
+        # would the suite (an ignored signal stays ignored across exec): it would go on
+        # starting stacks after the SIGINT meant to stop it, until a harder signal killed
+        # its workers in the middle of one. A handled signal is reset to the default in a
+        # child, so the suite gets a Ctrl-C it answers.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     stop = threading.Event()
     current: list[subprocess.Popen[bytes]] = []
 
@@ -151,7 +160,7 @@ def suite_beside(log: Path) -> Iterator[None]:
 
     thread = threading.Thread(target=loop, name="suite-beside", daemon=True)
     thread.start()
-    time.sleep(20)  # let it get going: the first tests start stacks of their own
+    time.sleep(SETTLE)
     try:
         yield
     finally:

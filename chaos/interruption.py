@@ -4,6 +4,11 @@ Each run has its own event loop in its own thread, and only the main thread rece
 signals. An :class:`Interruption` holds the runs going on; SIGINT or SIGTERM in the main
 thread cancels every one of them in its own loop, and each reverts its faults and stops its
 stack as a single run does on Ctrl-C (:func:`chaos.runner.run_scenario`).
+
+A run that handles the signals itself (no :class:`Interruption` given: a script, a pytest
+worker) raises :class:`RunInterrupted` once it has cleaned up, so that its caller stops as
+Ctrl-C stops any Python program, instead of going on (a pytest worker would start the next
+test's stack, and be killed in the middle of it when the session ends).
 """
 
 from __future__ import annotations
@@ -14,9 +19,21 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaos.runner import RunRecord
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM, after it reverted its faults and stopped its stack;
+    ``record`` is the run so far (interrupted)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__("interrupted (SIGINT/SIGTERM)")
+        self.record = record
 
 
 class Interruption:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from chaos.errors import HarnessError
+from chaos.interruption import RunInterrupted
 from chaos.journal import write_journal
-from chaos.runner import run_scenario
+from chaos.runner import RunRecord, run_scenario
 from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario
 from chaos.settings import Settings
@@ -65,15 +66,23 @@ class ScenarioItem(pytest.Item):
     scenario: Scenario
 
     def runtest(self) -> None:
-        record = asyncio.run(
-            run_scenario(self.scenario, Settings.from_env(os.environ), source=self.path)
-        )
+        try:
+            record = asyncio.run(
+                run_scenario(self.scenario, Settings.from_env(os.environ), source=self.path)
+            )
+        except RunInterrupted as stopped:  # Ctrl-C: the journal says so, and the session ends
+            self._journal(stopped.record)
+            raise
+        data = self._journal(record)
+        if data["exit_code"] != 0:
+            raise ScenarioFailed(data)
+
+    def _journal(self, record: RunRecord) -> dict[str, Any]:
         reports = Path(self.config.getoption("--scenario-reports"))
         target = reports / f"{self.scenario.name}-{self.scenario.variant}" / "journal.json"
         data = write_journal(record, target)
         self.user_properties.append(("journal", str(target)))
-        if data["exit_code"] != 0:
-            raise ScenarioFailed(data)
+        return data
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed):

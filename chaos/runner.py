@@ -53,7 +53,7 @@ from chaos.faults import (
     Toxic,
     residue,
 )
-from chaos.interruption import SIGNALS, Interruption
+from chaos.interruption import SIGNALS, Interruption, RunInterrupted
 from chaos.invariants import (
     NO_OPERATION_LOST,
     PROVIDER_RECONCILED,
@@ -788,8 +788,10 @@ async def run_scenario(
 ) -> RunRecord:
     """Run ``scenario``; SIGINT and SIGTERM stop it cleanly (every fault reverted).
 
-    The signals reach this event loop, unless ``interruption`` is given: then it stops the
-    run (a run in a thread other than the main one, whose loop gets no signal).
+    The signals reach this event loop, which then raises :class:`RunInterrupted` once the run
+    is cleaned up, unless ``interruption`` is given: then it stops the run (a run in a thread
+    other than the main one, whose loop gets no signal), and the record says it was
+    interrupted.
     ``on_timeline_end`` is called once the last phase has ended (:class:`ScenarioRunner`).
     """
     runner = ScenarioRunner(
@@ -806,11 +808,14 @@ async def run_scenario(
             loop.add_signal_handler(sig, stopper.interrupt)
     try:
         with stopper.watching(task):
-            return await _uncancellable(runner.run())
+            record = await _uncancellable(runner.run())
     finally:
         if own:
             for sig in SIGNALS:
                 loop.remove_signal_handler(sig)
+    if own and stopper.interrupted:
+        raise RunInterrupted(record)
+    return record
 
 
 async def _uncancellable(work: Coroutine[Any, Any, RunRecord]) -> RunRecord:

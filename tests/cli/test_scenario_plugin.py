@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chaos.process import ProcessRecord
+from chaos.stack import Stack
+from chaos.state import STATE_FILE, StackState
+from tests.cli.test_run_cli import descendants
 from tests.plugins import commands
+from tests.plugins.polling import until
+from tests.plugins.preflight import test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """\
@@ -32,12 +44,16 @@ ready_within: 1s
 """
 
 
-def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+def pytest_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_XDIST"))}
     env["HARNESS_APP_WORKERS"] = "1"
+    return env
+
+
+def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
     return commands.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, env=env, timeout=300,
+        cwd=ROOT, env=pytest_env(), timeout=300,
     )  # fmt: skip
 
 
@@ -89,3 +105,83 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
     verdict = failed.stdout[-4000:]
     assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout, verdict
     assert "threshold deposits.* / outage" in failed.stdout, verdict
+
+
+LONG = """\
+name: {name}
+description: A long scenario, for Ctrl-C to stop in the middle.
+load: {{users: 4, spawn_rate: 4, mix: {{deposits: 1, wallet: 1}}}}
+timeline:
+  - {{phase: baseline, duration: 60s}}
+thresholds: none
+invariants: none
+"""
+
+
+@pytest.fixture
+def temp_root() -> Iterator[Path]:
+    """The runs' TMPDIR: their state folders land here (under /tmp, which the ``postgres``
+    user can enter), and whatever is still running in one afterwards is stopped."""
+    folder = Path(tempfile.mkdtemp(prefix="harness-test-ctrl-c-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for state in folder.glob(f"harness-run-*/{STATE_FILE}"):
+            Stack(test_settings().with_overrides(state_dir=state.parent)).down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def running_stack(root: Path) -> StackState | None:
+    for path in root.glob(f"harness-run-*/{STATE_FILE}"):
+        with contextlib.suppress(OSError, ValueError):
+            state = StackState.model_validate_json(path.read_text())
+            if state.app is not None:
+                return state
+    return None
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["plain", "xdist"])
+async def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
+    tmp_path: Path, temp_root: Path, xdist: list[str]
+) -> None:
+    """Ctrl-C during a scenario: the run stops its stack, its journal says it was
+    interrupted, and the session ends there. It used to go on to the next scenario's stack,
+    which an xdist worker then left running when the controller killed it."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
+    for name in ("first", "second"):
+        (gate / f"{name}.yaml").write_text(LONG.format(name=name))
+    reports, log = tmp_path / "reports", tmp_path / "pytest.log"
+    with log.open("w") as out:
+        session = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *xdist, str(gate),
+             f"--scenario-reports={reports}"],
+            cwd=ROOT, env={**pytest_env(), "TMPDIR": str(temp_root)}, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        state = await until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
+        assert state.postgres is not None
+        assert state.postgres.data_dir is not None
+        await asyncio.sleep(1)  # the load is running
+        postmaster = int((state.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        spawned = [*descendants(session.pid), ProcessRecord.of(postmaster)]
+        os.killpg(session.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
+        started = set()  # the runs' state folders, which a run deletes when it ends
+        deadline = time.monotonic() + 90
+        while session.poll() is None and time.monotonic() < deadline:
+            started |= {folder.name for folder in temp_root.glob("harness-run-*")}
+            await asyncio.sleep(0.05)
+    finally:
+        if session.poll() is None:
+            os.killpg(session.pid, signal.SIGKILL)
+            session.wait()
+    output = log.read_text()
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert not [name for name in started if "-second-" in name], "a run started after Ctrl-C"
+    assert not (reports / "second-isolated").exists(), output
+    assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
+    journal = json.loads((reports / "first-isolated" / "journal.json").read_text())
+    assert journal["interrupted"] is True, output
