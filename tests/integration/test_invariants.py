@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -208,6 +210,35 @@ def test_a_connection_stuck_in_a_transaction_is_found(
     finally:
         stuck.close()
     assert check(scratch)["connections_return_to_baseline"].passed
+
+
+def test_a_statement_that_ends_soon_is_not_a_connection_left_behind(scratch: str) -> None:
+    """The background service's periodic jobs run statements, load or not: one caught
+    running at the check is work going on (it used to fail a correct build's run)."""
+    params = psycopg2.extensions.parse_dsn(scratch)
+    busy = psycopg2.connect(**params, application_name="deposits")
+    busy.autocommit = True
+    running = threading.Thread(target=lambda: busy.cursor().execute("SELECT pg_sleep(0.8)"))
+    try:
+        running.start()
+        deadline = time.monotonic() + 5
+        while "active" not in states(scratch) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "active" in states(scratch), "the statement never ran"
+        assert check(scratch)["connections_return_to_baseline"].passed
+    finally:
+        running.join()
+        busy.close()
+
+
+def states(dsn: str) -> list[str]:
+    conn = postgres.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT state FROM pg_stat_activity WHERE application_name = 'deposits'")
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def test_more_connections_than_the_pools_hold_is_found(scratch: str) -> None:
