@@ -16,24 +16,12 @@ import pytest
 
 from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.process import ProcessRecord, children_of
 from chaos.state import StackState
 from tests.plugins import commands
+from tests.plugins.processes import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
-
-
-def descendants(pid: int) -> list[ProcessRecord]:
-    found, queue = [], [pid]
-    while queue:
-        for child in children_of(queue.pop()):
-            try:
-                found.append(ProcessRecord.of(child))
-            except Exception:
-                continue
-            queue.append(child)
-    return found
 
 
 def get_json(url: str, token: str | None = None) -> object:

@@ -21,10 +21,10 @@ import pytest
 from chaos.process import ProcessRecord
 from chaos.stack import Stack
 from chaos.state import STATE_FILE, StackState
-from tests.cli.test_run_cli import descendants
 from tests.plugins import commands
 from tests.plugins.polling import until
 from tests.plugins.preflight import test_settings
+from tests.plugins.processes import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """\
