@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -87,3 +88,32 @@ class Interruption:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def deferred(what: str) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM wait for it to end, then take effect as they would
+    have (main thread only: elsewhere nothing changes).
+
+    For stopping a stack: cut half-way, it would leave PostgreSQL and Toxiproxy running with
+    nothing running to stop them, and every step of a stop ends on its own within seconds.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if not caught:  # straight to the file: the interrupted code may be writing to stderr
+            with contextlib.suppress(OSError):
+                os.write(2, f"interrupted: {what} first\n".encode())
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            signal.raise_signal(caught[0])

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import platform
 import re
 import shutil
@@ -79,6 +80,7 @@ from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
+from chaos.warden import Warden
 from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
@@ -215,6 +217,8 @@ class ScenarioRunner:
         self.on_timeline_end = on_timeline_end
         chosen = seed if seed is not None else scenario.seed
         self.record = RunRecord(scenario, source, chosen if chosen is not None else random_seed())
+        #: stops what this run started should its process die first (started by ``run``)
+        self.warden: Warden | None = None
 
     async def run(self) -> RunRecord:
         """Run the scenario; the record's outcome holds the verdicts (and harness errors).
@@ -230,6 +234,7 @@ class ScenarioRunner:
         started = False
         try:
             stack, state_dir = self._stack()
+            self.warden = self._start_warden(stack, state_dir)
             state, started = await asyncio.to_thread(stack.up)
             record.lap("stack_up")
             self._check_variant(state)
@@ -254,9 +259,24 @@ class ScenarioRunner:
                     record.outcome.harness_errors.append(f"stopping the stack: {exc}")
             if state_dir is not None:
                 shutil.rmtree(state_dir, ignore_errors=True)
+            if self.warden is not None:
+                self.warden.release()
             record.lap("stack_down")
             record.ended_at = time.time()
         return record
+
+    @staticmethod
+    def _start_warden(stack: Stack, state_dir: Path | None) -> Warden:
+        """The warden of this run: it stops the run's own stack (and its load) should this
+        process die before it could."""
+        if state_dir is None:  # a running stack (--reuse) is not the run's to stop
+            return Warden.start(
+                Path(tempfile.gettempdir()) / f"harness-warden-{os.getpid()}-{id(stack)}.log"
+            )
+        warden = Warden.start(state_dir / "logs" / "warden.log")
+        warden.watch_stack(stack.settings.model_dump(mode="json"))
+        warden.watch_folder(state_dir)
+        return warden
 
     def _check_variant(self, state: StackState) -> None:
         if state.app is None or state.app.variant != self.scenario.variant:
@@ -327,7 +347,7 @@ class ScenarioRunner:
             result: LoadResult | None = None
             try:
                 try:
-                    load.start()
+                    load.start(self.warden)
                     sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
                     await self._ramp(load, ramp)
                     self.record.lap("ramp")

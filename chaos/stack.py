@@ -24,6 +24,7 @@ import psycopg2.extensions
 
 from chaos import backend, postgres
 from chaos.errors import ComponentError, HarnessError, ProxyNotFound
+from chaos.interruption import deferred
 from chaos.links import LINK_NAMES, LINKS
 from chaos.ports import LOOPBACK, ensure_free, free_port, is_listening, wait_closed
 from chaos.process import ProcessRecord, stop
@@ -122,7 +123,7 @@ class Stack:
                 self._start_app(state, plan)
             except BaseException:
                 self.report("start failed: stopping what was started")
-                with contextlib.suppress(HarnessError):
+                with deferred("stopping what was started"), contextlib.suppress(HarnessError):
                     self._down(state)
                 raise
             return state, True
@@ -317,7 +318,8 @@ class Stack:
 
         The app gets ``drain`` seconds to finish its requests in flight before it is killed.
         """
-        with self.store.locked():
+        # the lock is taken once a Ctrl-C can no longer cut the stop short
+        with deferred("finishing the stop"), self.store.locked():
             state = self.store.load()
             if state is None:
                 return False

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos.ports import free_port
+from chaos.process import ProcessRecord, start_ticks
+from chaos.warden import Warden
 from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
 from load.samples import (
@@ -146,13 +148,18 @@ class LoadRun:
         self._counter = SampleCounter(self.samples_dir)
         self._processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
+        self._warden: Warden | None = None
         self.started_at = 0.0
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the Locust processes (returns at once)."""
+    def start(self, warden: Warden | None = None) -> None:
+        """Start the Locust processes (returns at once); ``warden`` is told of each, and of
+        the samples folder when this run made it, to stop them if this process dies."""
         plan = self.plan
+        self._warden = warden
+        if warden is not None and self._own_dir:
+            warden.watch_folder(self.samples_dir)
         common = [
             sys.executable, "-m", "locust", "-f", str(plan.locustfile), "--headless",
             "--only-summary", "-H", plan.host, "--exit-code-on-error", "0",
@@ -192,6 +199,9 @@ class LoadRun:
                 start_new_session=True,
             )
             self._processes.append(process)
+        ticks = start_ticks(process.pid)
+        if self._warden is not None and ticks is not None:
+            self._warden.watch_process(ProcessRecord(process.pid, ticks))
 
     def _env(self) -> dict[str, str]:
         return {
@@ -311,7 +321,8 @@ def run_load(plan: LoadPlan, progress: Callable[[float, int], None] | None = Non
     is kept, with the Locust logs, for the error to be chased.
     """
     run = LoadRun(plan)
-    run.start()
-    result = run.wait(progress)
+    with Warden.start(run.samples_dir / "warden.log") as warden:
+        run.start(warden)
+        result = run.wait(progress)
     run.cleanup()
     return result

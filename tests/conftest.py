@@ -6,4 +6,5 @@ pytest_plugins = (
     "tests.plugins.pg_cluster",
     "tests.plugins.toxiproxy_server",
     "tests.plugins.reference_app",
+    "tests.plugins.run_folders",
 )

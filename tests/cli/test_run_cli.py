@@ -1,7 +1,9 @@
-"""`harness run` as a user runs it: interrupted mid-fault, it leaves nothing behind."""
+"""`harness run` as a user runs it: interrupted mid-fault or killed, it leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +20,9 @@ from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.state import StackState
 from tests.plugins import commands
+from tests.plugins.polling import until
 from tests.plugins.processes import descendants
+from tests.plugins.run_folders import litter, postmaster, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -223,3 +227,45 @@ def test_a_run_replays_from_its_journal_with_its_scenario_seed_and_variant(
     assert replayed["source"] == str(scenario)
     assert replayed["load"]["samples"] > 0
     assert json.loads(journal.read_text()) == recorded  # the original's reports are kept
+
+
+LONG_RUN = """\
+name: killed
+description: A long scenario, for the harness to be killed in the middle of.
+load: {users: 4, spawn_rate: 4, mix: {deposits: 1, wallet: 1}}
+timeline:
+  - {phase: baseline, duration: 60s}
+thresholds: none
+invariants: none
+"""
+
+
+async def test_a_killed_run_leaves_no_process_and_no_folder(
+    tmp_path: Path, temp_root: Path
+) -> None:
+    """`kill -9` of `harness run` mid-load (a CI job's time limit, the OOM killer): the run
+    cannot clean up, so its warden stops PostgreSQL, Toxiproxy, the app, the fakes and Locust,
+    and removes the run's folders."""
+    scenario = tmp_path / "killed.yaml"
+    scenario.write_text(LONG_RUN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    run = subprocess.Popen(
+        [HARNESS, "run", str(scenario), "--reports", str(tmp_path / "reports")],
+        env={**env, "HARNESS_APP_WORKERS": "1", "TMPDIR": str(temp_root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        state = await until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
+        await until(lambda: list(temp_root.glob("harness-load-*")), timeout=60, interval=0.2)
+        await asyncio.sleep(1)  # the load is running
+        spawned = [*descendants(run.pid), postmaster(state)]
+        commands_of = [Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in spawned]
+        assert any(b"locust" in c for c in commands_of)
+        assert any(b"warden" in c for c in commands_of)
+    finally:
+        run.kill()
+        run.wait()
+    with contextlib.suppress(TimeoutError):
+        await until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
+    assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
+    await until(lambda: not litter(temp_root), timeout=10, interval=0.2)

@@ -210,6 +210,45 @@ def test_down_after_up_was_killed(harness: Harness) -> None:
     assert harness.state() is None
 
 
+def holds_flock(pid: int, path: Path) -> bool:
+    """True while ``pid`` holds a ``flock`` on ``path`` (read from ``/proc/locks``, without
+    taking the lock, which would make the holder's own attempt fail)."""
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "FLOCK" and fields[4] == str(pid) and fields[5].endswith(f":{inode}"):
+            return True
+    return False
+
+
+def test_ctrl_c_during_down_finishes_the_stop(harness: Harness) -> None:
+    """Ctrl-C (also pressed again) while `down` stops the stack: the stop goes on to the end,
+    then the command ends as interrupted. It used to stop half-way, leaving PostgreSQL and
+    Toxiproxy running with the app gone (seen when a test session was interrupted)."""
+    up = harness.run("up", HARNESS_APP_WORKERS="1")
+    assert up.returncode == 0, up.stderr
+    state = harness.state()
+    assert state is not None
+    processes = processes_of(state, app_workers=1)
+    ports = ports_of(state)
+    down = harness.spawn("down")
+    lock = harness.state_dir / "lock"
+    deadline = time.monotonic() + 30
+    while not holds_flock(down.pid, lock) and down.poll() is None:
+        assert time.monotonic() < deadline, "down never took the stack's lock"
+        time.sleep(0.002)
+    for _ in range(3):
+        if down.poll() is None:
+            down.send_signal(signal.SIGINT)
+            time.sleep(0.1)
+    out, err = down.communicate(timeout=60)
+    assert not [proc.pid for proc in processes if proc.alive()], out + err
+    assert not any(listening(port) for port in ports)
+    assert harness.state() is None
+    assert "interrupted: finishing the stop first" in err, out + err
+    assert down.returncode == 130, out + err
+
+
 def test_sigterm_during_up_stops_what_it_started(harness: Harness) -> None:
     up = harness.spawn("up")
     state = harness.wait_for_toxiproxy_record()

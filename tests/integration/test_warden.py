@@ -1,0 +1,109 @@
+"""The warden: nothing when released; everything stopped and removed when its run dies."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.ports import LOOPBACK
+from chaos.process import ProcessRecord, stop
+from chaos.state import STATE_FILE, PostgresState, StackState, StateStore
+from chaos.warden import Warden
+from tests.plugins.polling import until
+
+
+@pytest.fixture
+def sleeper() -> Iterator[ProcessRecord]:
+    """A process in a session of its own, as the harness starts Locust."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    record = ProcessRecord.of(process.pid)
+    try:
+        yield record
+    finally:
+        stop(record, grace=0.1)
+        process.wait()
+
+
+def test_a_released_warden_touches_nothing(sleeper: ProcessRecord, tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    log = tmp_path / "warden.log"
+    warden = Warden.start(log)
+    warden.watch_process(sleeper)
+    warden.watch_folder(folder)
+    warden.release()
+    assert warden.released
+    assert sleeper.alive()
+    assert folder.is_dir()
+    assert not log.exists()
+
+
+OWNER = """\
+import os, signal, sys
+from pathlib import Path
+from chaos.process import ProcessRecord
+from chaos.warden import Warden
+warden = Warden.start(Path(sys.argv[1]))
+warden.watch_process(ProcessRecord(int(sys.argv[2]), int(sys.argv[3])))
+warden.watch_folder(Path(sys.argv[4]))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+async def test_the_warden_of_a_killed_run_stops_its_processes_and_removes_its_folders(
+    sleeper: ProcessRecord, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    (folder / "logs").mkdir(parents=True)
+    log = folder / "logs" / "warden.log"
+    owner = subprocess.run(
+        [sys.executable, "-c", OWNER, str(log), str(sleeper.pid),
+         str(sleeper.start_ticks), str(folder)],
+        check=False, timeout=30,
+    )  # fmt: skip
+    assert owner.returncode == -signal.SIGKILL
+    await until(lambda: not sleeper.alive() and not folder.exists(), timeout=20, interval=0.05)
+
+
+async def test_a_warden_that_cannot_stop_a_stack_keeps_its_state_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """A stack whose PostgreSQL port stays taken after the stop: its state folder, which
+    `harness down` needs, stays, and the warden's log names what is left."""
+    state_dir = tmp_path / "stack"
+    with socket.create_server((LOOPBACK, 0)) as listener:
+        port = listener.getsockname()[1]
+        cluster = PostgresState(
+            kind="local", host=LOOPBACK, port=port, dsn=f"host={LOOPBACK} port={port}",
+            data_dir=state_dir / "pg" / "data", bin_dir=tmp_path,
+        )  # fmt: skip
+        StateStore(state_dir).save(StackState(postgres=cluster))
+        log = tmp_path / "warden.log"
+        owner = subprocess.run(
+            [sys.executable, "-c", STACK_OWNER, str(log), str(state_dir)], check=False, timeout=30
+        )
+        assert owner.returncode == -signal.SIGKILL
+        said = await until(lambda: log.exists() and "harness down" in log.read_text(), 30)
+    assert said
+    text = log.read_text()
+    assert f"stack in {state_dir}: PostgreSQL port {port} still listening" in text, text
+    assert (state_dir / STATE_FILE).exists()
+
+
+STACK_OWNER = """\
+import os, signal, sys
+from pathlib import Path
+from chaos.settings import Settings
+from chaos.warden import Warden
+warden = Warden.start(Path(sys.argv[1]))
+state_dir = Path(sys.argv[2])
+warden.watch_stack(Settings(state_dir=state_dir).model_dump(mode="json"))
+warden.watch_folder(state_dir)
+os.kill(os.getpid(), signal.SIGKILL)
+"""

@@ -1,0 +1,57 @@
+"""The throw-away folders of runs started by a test, and what is still running in them."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.process import ProcessRecord
+from chaos.stack import Stack
+from chaos.state import STATE_FILE, StackState
+from tests.plugins.preflight import test_settings
+
+#: what a run leaves in its TMPDIR while it runs: its state folder, its load's samples folder
+#: and the warden's log when a run with ``--reuse`` is cut short
+RUN_LITTER = ("harness-run-*", "harness-load-*", "harness-warden-*")
+
+
+@pytest.fixture
+def temp_root() -> Iterator[Path]:
+    """The runs' TMPDIR: their state folders land here (under /tmp, which the ``postgres``
+    user can enter), and whatever is still running in one afterwards is stopped."""
+    folder = Path(tempfile.mkdtemp(prefix="harness-test-runs-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for state in folder.glob(f"harness-run-*/{STATE_FILE}"):
+            Stack(test_settings().with_overrides(state_dir=state.parent)).down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def running_stack(root: Path) -> StackState | None:
+    """The state of a run's stack under ``root`` once its app is recorded."""
+    for path in root.glob(f"harness-run-*/{STATE_FILE}"):
+        with contextlib.suppress(OSError, ValueError):
+            state = StackState.model_validate_json(path.read_text())
+            if state.app is not None:
+                return state
+    return None
+
+
+def postmaster(state: StackState) -> ProcessRecord:
+    """The stack's PostgreSQL server, which is nobody's child (``pg_ctl`` detaches it)."""
+    assert state.postgres is not None
+    assert state.postgres.data_dir is not None
+    pid = int((state.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+    return ProcessRecord.of(pid)
+
+
+def litter(root: Path) -> list[str]:
+    """What runs left in ``root``."""
+    return sorted(path.name for pattern in RUN_LITTER for path in root.glob(pattern))
