@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -81,23 +82,26 @@ def app_settings(
     }
 
 
-def start_fakes(state: StackState, state_dir: Path, ipn_secret: str) -> dict[str, ProcessRecord]:
-    """Start the payment-provider and price-source fakes on their reserved ports."""
+def start_fakes(
+    state: StackState,
+    state_dir: Path,
+    ipn_secret: str,
+    on_spawn: Callable[[str, ProcessRecord], None],
+) -> None:
+    """Start the payment-provider and price-source fakes on their reserved ports;
+    ``on_spawn(name, record)`` as soon as each exists, before the next one is started."""
     logs = state_dir / "logs"
-    started = {
-        "payments_fake": spawn_detached(
-            [sys.executable, "-m", "reference_app.fakes.payments", "--host", LOOPBACK,
-             "--port", str(state.fake_ports["payments"]), "--api-key", "harness-payments-key",
-             "--ipn-secret", ipn_secret],
-            logs / "payments-fake.log",
-        ),
-        "prices_fake": spawn_detached(
-            [sys.executable, "-m", "reference_app.fakes.prices", "--host", LOOPBACK,
-             "--port", str(state.fake_ports["prices"])],
-            logs / "prices-fake.log",
-        ),
-    }  # fmt: skip
-    return started
+    on_spawn("payments_fake", spawn_detached(
+        [sys.executable, "-m", "reference_app.fakes.payments", "--host", LOOPBACK,
+         "--port", str(state.fake_ports["payments"]), "--api-key", "harness-payments-key",
+         "--ipn-secret", ipn_secret],
+        logs / "payments-fake.log",
+    ))  # fmt: skip
+    on_spawn("prices_fake", spawn_detached(
+        [sys.executable, "-m", "reference_app.fakes.prices", "--host", LOOPBACK,
+         "--port", str(state.fake_ports["prices"])],
+        logs / "prices-fake.log",
+    ))  # fmt: skip
 
 
 def wait_fakes(state: StackState, records: dict[str, ProcessRecord], state_dir: Path) -> None:

@@ -260,12 +260,16 @@ class Stack:
         self.report(f"Toxiproxy: {len(state.links)} links created")
 
     def _start_fakes(self, state: StackState, plan: _Plan) -> None:
-        """The provider fakes, each process recorded as soon as it exists."""
+        """The provider fakes, each process recorded as soon as it exists (a process killed
+        in between would leave one that nothing names)."""
         state.fake_ports = {"payments": free_port(), "prices": free_port()}
         self.report("fakes: starting the payment provider and the price source")
-        for name, record in backend.start_fakes(state, self.state_dir, plan.ipn_secret).items():
-            state.processes[name] = ProcessState.of(record)
-        self.store.save(state)
+
+        def record(name: str, process: ProcessRecord) -> None:
+            state.processes[name] = ProcessState.of(process)
+            self.store.save(state)
+
+        backend.start_fakes(state, self.state_dir, plan.ipn_secret, record)
 
     def _start_app(self, state: StackState, plan: _Plan) -> None:
         """The app, once its database exists and the fakes listen."""

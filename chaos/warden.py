@@ -47,7 +47,7 @@ class Warden:
 
     @classmethod
     def start(cls, log_path: Path) -> Warden:
-        """Start a warden that writes what it does to ``log_path``."""
+        """Start a warden; should it have to act, it says what it did in ``log_path``."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             process = subprocess.Popen(
@@ -79,7 +79,7 @@ class Warden:
 
     def watch_stack(self, settings: dict[str, Any]) -> None:
         """Stop the stack of these :class:`~chaos.settings.Settings` (as a JSON dump) if the
-        run dies; its state folder is removed once it is stopped."""
+        run dies. One that cannot be stopped keeps its state folder, watched or not."""
         self._send({"stack": settings})
 
     def watch_folder(self, folder: Path) -> None:
@@ -91,7 +91,8 @@ class Warden:
         if self.released:
             return
         self.released = True
-        self._send({"release": True})
+        with contextlib.suppress(ComponentError):  # a warden gone has nothing left to do
+            self._send({"release": True})
         with contextlib.suppress(OSError):
             self._stdin.close()
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,7 +19,7 @@ from chaos import cli, scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.state import StackState
 from tests.plugins import commands
-from tests.plugins.polling import until
+from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants
 from tests.plugins.run_folders import litter, postmaster, running_stack
 
@@ -240,9 +239,7 @@ invariants: none
 """
 
 
-async def test_a_killed_run_leaves_no_process_and_no_folder(
-    tmp_path: Path, temp_root: Path
-) -> None:
+def test_a_killed_run_leaves_no_process_and_no_folder(tmp_path: Path, temp_root: Path) -> None:
     """`kill -9` of `harness run` mid-load (a CI job's time limit, the OOM killer): the run
     cannot clean up, so its warden stops PostgreSQL, Toxiproxy, the app, the fakes and Locust,
     and removes the run's folders."""
@@ -255,9 +252,9 @@ async def test_a_killed_run_leaves_no_process_and_no_folder(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        state = await until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
-        await until(lambda: list(temp_root.glob("harness-load-*")), timeout=60, interval=0.2)
-        await asyncio.sleep(1)  # the load is running
+        state = wait_until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
+        wait_until(lambda: list(temp_root.glob("harness-load-*")), timeout=60, interval=0.2)
+        time.sleep(1)  # the load is running
         spawned = [*descendants(run.pid), postmaster(state)]
         commands_of = [Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in spawned]
         assert any(b"locust" in c for c in commands_of)
@@ -266,6 +263,6 @@ async def test_a_killed_run_leaves_no_process_and_no_folder(
         run.kill()
         run.wait()
     with contextlib.suppress(TimeoutError):
-        await until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
+        wait_until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
     assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
-    await until(lambda: not litter(temp_root), timeout=10, interval=0.2)
+    wait_until(lambda: not litter(temp_root), timeout=10, interval=0.2)

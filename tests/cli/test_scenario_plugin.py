@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins import commands
-from tests.plugins.polling import until
+from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants
 from tests.plugins.run_folders import litter, postmaster, running_stack
 
@@ -114,7 +113,7 @@ invariants: none
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["plain", "xdist"])
-async def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
+def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
     tmp_path: Path, temp_root: Path, xdist: list[str]
 ) -> None:
     """Ctrl-C during a scenario: the run stops its stack and the session ends there, with
@@ -135,15 +134,15 @@ async def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        state = await until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
-        await asyncio.sleep(1)  # the load is running
+        state = wait_until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
+        time.sleep(1)  # the load is running
         spawned = [*descendants(session.pid), postmaster(state)]
         os.killpg(session.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
         started = set()  # the runs' state folders, which a run deletes when it ends
         deadline = time.monotonic() + 90
         while session.poll() is None and time.monotonic() < deadline:
             started |= {folder.name for folder in temp_root.glob("harness-run-*")}
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
     finally:
         if session.poll() is None:
             os.killpg(session.pid, signal.SIGKILL)
@@ -154,7 +153,7 @@ async def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
     assert not (reports / "second-isolated").exists(), output
     # the run's own cleanup, or its warden's once xdist has killed the worker
     with contextlib.suppress(TimeoutError):
-        await until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
+        wait_until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
     assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
     assert not litter(temp_root), "a run's folder was left behind"
     journal = reports / "first-isolated" / "journal.json"

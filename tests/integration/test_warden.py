@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.ports import LOOPBACK
-from chaos.process import ProcessRecord, stop
+from chaos import backend
+from chaos.ports import LOOPBACK, free_port
+from chaos.process import ProcessRecord, children_of, stop
 from chaos.state import STATE_FILE, PostgresState, StackState, StateStore
 from chaos.warden import Warden
 from tests.plugins.polling import until
@@ -107,3 +109,25 @@ warden.watch_stack(Settings(state_dir=state_dir).model_dump(mode="json"))
 warden.watch_folder(state_dir)
 os.kill(os.getpid(), signal.SIGKILL)
 """
+
+
+def test_each_fake_is_named_before_the_next_one_is_started(tmp_path: Path) -> None:
+    """What the warden (and `harness down`) stops is what the state file names: a run killed
+    between two starts must have named the first. Both fakes used to be recorded together."""
+    state = StackState(fake_ports={"payments": free_port(), "prices": free_port()})
+    named: dict[str, ProcessRecord] = {}
+    others_when_named: dict[str, set[int]] = {}
+    before = set(children_of(os.getpid()))
+
+    def on_spawn(name: str, record: ProcessRecord) -> None:
+        named[name] = record
+        started = set(children_of(os.getpid())) - before
+        others_when_named[name] = started - {r.pid for r in named.values()}
+
+    try:
+        backend.start_fakes(state, tmp_path, "secret", on_spawn)
+    finally:
+        for record in named.values():
+            stop(record, grace=1.0)
+    assert list(named) == ["payments_fake", "prices_fake"]
+    assert others_when_named == {"payments_fake": set(), "prices_fake": set()}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chaos.errors import ComponentError
 from chaos.process import ProcessRecord
 from chaos.stack import Stack
 from chaos.state import STATE_FILE, StackState
@@ -29,8 +31,17 @@ def temp_root() -> Iterator[Path]:
     try:
         yield folder
     finally:
+        deadline = time.monotonic() + 60
         for state in folder.glob(f"harness-run-*/{STATE_FILE}"):
-            Stack(test_settings().with_overrides(state_dir=state.parent)).down()
+            stack = Stack(test_settings().with_overrides(state_dir=state.parent))
+            while True:
+                try:
+                    stack.down()
+                    break
+                except ComponentError:  # the run's warden is stopping it: wait for it
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
         shutil.rmtree(folder, ignore_errors=True)
 
 
