@@ -73,6 +73,10 @@ class NotReadyError(ComponentError):
     """A component did not become ready before its deadline."""
 
 
+class StackBusy(ComponentError):
+    """Another command holds the stack's lock: it is starting or stopping that stack."""
+
+
 class NotSupportedError(HarnessError):
     """The operation is not possible with this set-up."""
 

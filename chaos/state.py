@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from chaos.errors import ComponentError, ConfigError
+from chaos.errors import ConfigError, StackBusy
 from chaos.process import ProcessRecord
 
 STATE_FILE = "stack.json"
@@ -134,7 +134,7 @@ class StateStore:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ComponentError(
+                raise StackBusy(
                     f"another harness command is changing the stack in {self.state_dir}",
                     "wait for it to finish",
                 ) from None

@@ -24,17 +24,23 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from chaos.errors import ComponentError
+from chaos.errors import ComponentError, StackBusy
 from chaos.process import ProcessRecord, stop
+
+if TYPE_CHECKING:
+    from chaos.stack import Stack
 
 #: seconds the warden gets to exit once released (it only reads the release and exits)
 RELEASE_WAIT = 10.0
+#: seconds the warden waits for another command stopping the same stack to end
+BUSY_WAIT = 60.0
 
 
 class Warden:
@@ -149,17 +155,19 @@ class Orders:
         from chaos.settings import Settings
         from chaos.stack import Stack
 
-        kept: set[Path] = set()
+        stopped_all = True
         for record in self.processes:
             try:
                 stop(record)
                 say(f"stopped process {record.pid}")
             except HarnessError as exc:
+                stopped_all = False
                 say(f"process {record.pid}: {exc}")
+        kept: set[Path] = set()
         for dump in self.stacks:
             settings = Settings.model_validate(dump)
             try:
-                stopped = Stack(settings, say).down(drain=0.0)
+                stopped = _down(Stack(settings, say))
                 say(f"stack in {settings.state_dir}: {'stopped' if stopped else 'not running'}")
             except HarnessError as exc:
                 kept.add(settings.state_dir.resolve())
@@ -169,7 +177,20 @@ class Orders:
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             say(f"removed {folder}")
-        return not kept
+        return stopped_all and not kept
+
+
+def _down(stack: Stack) -> bool:
+    """``stack.down()``, without the app's drain (nobody waits for its answers), after any
+    other command stopping it meanwhile (``harness down``) has ended."""
+    deadline = time.monotonic() + BUSY_WAIT
+    while True:
+        try:
+            return stack.down(drain=0.0)
+        except StackBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def main(argv: list[str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -131,3 +132,25 @@ def test_each_fake_is_named_before_the_next_one_is_started(tmp_path: Path) -> No
             stop(record, grace=1.0)
     assert list(named) == ["payments_fake", "prices_fake"]
     assert others_when_named == {"payments_fake": set(), "prices_fake": set()}
+
+
+async def test_the_warden_waits_for_another_command_stopping_the_same_stack(
+    tmp_path: Path,
+) -> None:
+    """`harness down` (or a test's teardown) stopping the stack when the run dies: the warden
+    waits for it to end instead of giving up and leaving the folder."""
+    state_dir = tmp_path / "stack"
+    store = StateStore(state_dir)
+    store.save(StackState())
+    log = tmp_path / "warden.log"
+    with store.locked():
+        owner = subprocess.run(
+            [sys.executable, "-c", STACK_OWNER, str(log), str(state_dir)], check=False, timeout=30
+        )
+        assert owner.returncode == -signal.SIGKILL
+        await until(log.exists, timeout=20)
+        await asyncio.sleep(1.0)  # the warden would have given up by now
+        assert state_dir.exists(), log.read_text()
+        store.clear()  # the other command stopped the stack
+    await until(lambda: not state_dir.exists(), timeout=20)
+    assert not log.exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import ComponentError
+from chaos.errors import StackBusy
 from chaos.process import ProcessRecord
 from chaos.stack import Stack
 from chaos.state import STATE_FILE, StackState
@@ -38,7 +38,7 @@ def temp_root() -> Iterator[Path]:
                 try:
                     stack.down()
                     break
-                except ComponentError:  # the run's warden is stopping it: wait for it
+                except StackBusy:  # the run's warden is stopping it: wait for it
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
