@@ -232,10 +232,14 @@ class ScenarioRunner:
         state_dir: Path | None = None
         stack: Stack | None = None
         started = False
+        up: asyncio.Task[tuple[StackState, bool]] | None = None
         try:
             stack, state_dir = self._stack()
             self.warden = self._start_warden(stack, state_dir)
-            state, started = await asyncio.to_thread(stack.up)
+            # Shielded: a thread cannot be cancelled, so a start cut short by Ctrl-C goes on,
+            # and what it started is stopped once it ends (below).
+            up = asyncio.ensure_future(asyncio.to_thread(stack.up))
+            state, started = await asyncio.shield(up)
             record.lap("stack_up")
             self._check_variant(state)
             await self._run_on(state)
@@ -252,6 +256,7 @@ class ScenarioRunner:
                 f"the harness crashed: {type(exc).__name__}: {exc}".strip()
             )
         finally:
+            started = started or await _started_meanwhile(up)
             if stack is not None and started:
                 try:
                     await asyncio.shield(asyncio.to_thread(stack.down, drain=DRAIN_SECONDS))
@@ -836,6 +841,17 @@ async def run_scenario(
     if own and stopper.interrupted:
         raise RunInterrupted(record)
     return record
+
+
+async def _started_meanwhile(up: asyncio.Task[tuple[StackState, bool]] | None) -> bool:
+    """Whether a stack's start that the run stopped waiting for (Ctrl-C) started it in the
+    end. Its thread goes on regardless: it is waited for (each step has its own deadline),
+    or what it starts after the run has cleaned up would be left running."""
+    if up is None:
+        return False
+    if not up.done():
+        await asyncio.wait([up])
+    return not up.cancelled() and up.exception() is None and up.result()[1]
 
 
 async def _uncancellable(work: Coroutine[Any, Any, RunRecord]) -> RunRecord:

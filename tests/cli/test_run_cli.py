@@ -20,7 +20,7 @@ from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.state import StackState
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
-from tests.plugins.processes import descendants
+from tests.plugins.processes import descendants, with_folder_in_environment
 from tests.plugins.run_folders import litter, postmaster, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,3 +266,33 @@ def test_a_killed_run_leaves_no_process_and_no_folder(tmp_path: Path, temp_root:
         wait_until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
     assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
     wait_until(lambda: not litter(temp_root), timeout=10, interval=0.2)
+
+
+def test_ctrl_c_while_the_stack_starts_leaves_nothing_running(
+    tmp_path: Path, temp_root: Path
+) -> None:
+    """Ctrl-C while the run's stack waits for its app to be ready: the start, which runs in a
+    thread and cannot be cut, goes on, and what it started is stopped once it ends. The run
+    used to stop waiting for it at once, and leave the app, the fakes and Toxiproxy running
+    (seen under xdist on a busy machine, where an app takes seconds to be ready)."""
+    scenario = tmp_path / "killed.yaml"
+    scenario.write_text(LONG_RUN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    run = subprocess.Popen(
+        [HARNESS, "run", str(scenario), "--reports", str(tmp_path / "reports")],
+        env={**env, "HARNESS_APP_WORKERS": "1", "TMPDIR": str(temp_root)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        # the app is started, and the start waits for it to be ready
+        wait_until(lambda: running_stack(temp_root), timeout=90, interval=0.005)
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == EXIT_HARNESS_ERROR, out
+    assert "interrupted" in out
+    assert not with_folder_in_environment("TMPDIR", temp_root), out
+    assert not litter(temp_root)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from chaos.errors import HarnessError
 from chaos.process import ProcessRecord, children_of
 
 
@@ -15,4 +19,23 @@ def descendants(pid: int) -> list[ProcessRecord]:
             except Exception:
                 continue
             queue.append(child)
+    return found
+
+
+def with_folder_in_environment(name: str, folder: Path) -> list[int]:
+    """Live processes whose environment sets ``name`` to ``folder`` or a folder in it: all
+    that a run started, for a run given its own ``TMPDIR`` (the app's is a folder in it),
+    recorded anywhere or not."""
+    exact, below = f"{name}={folder}".encode(), f"{name}={folder}/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            record = ProcessRecord.of(int(entry.name))
+        except (OSError, HarnessError):
+            continue
+        if any(v == exact or v.startswith(below) for v in environ) and record.alive():
+            found.append(record.pid)
     return found
