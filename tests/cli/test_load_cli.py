@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from chaos.ports import free_port
 from tests.plugins import commands
+from tests.plugins.polling import wait_until
+from tests.plugins.processes import with_folder_in_environment
+from tests.plugins.run_folders import litter
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 
@@ -92,3 +97,33 @@ def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> 
         import shutil
 
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_a_killed_load_run_leaves_no_locust_and_no_folder(
+    stack_env: dict[str, str], temp_root: Path
+) -> None:
+    """`kill -9` of `harness load` mid-run: its warden stops the Locust processes and removes
+    the samples folder (Locust would run out its 60 s, the folder stay)."""
+    run = subprocess.Popen(
+        [HARNESS, "load", "--users", "4", "--duration", "60s", "--mix", "wallet=1"],
+        env={**stack_env, "TMPDIR": str(temp_root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def locusts() -> list[int]:
+        return [
+            pid
+            for pid in with_folder_in_environment("TMPDIR", temp_root)
+            if b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+
+    try:
+        wait_until(locusts, timeout=60, interval=0.1)
+        time.sleep(1)  # the users are at work
+    finally:
+        run.kill()
+        run.wait()
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not with_folder_in_environment("TMPDIR", temp_root), timeout=30)
+    assert not with_folder_in_environment("TMPDIR", temp_root), "a process of the load survived"
+    assert not litter(temp_root)
