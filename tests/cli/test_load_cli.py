@@ -15,7 +15,7 @@ from chaos.ports import free_port
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import with_folder_in_environment
-from tests.plugins.run_folders import litter
+from tests.plugins.run_folders import assert_no_litter
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 
@@ -126,4 +126,4 @@ def test_a_killed_load_run_leaves_no_locust_and_no_folder(
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not with_folder_in_environment("TMPDIR", temp_root), timeout=30)
     assert not with_folder_in_environment("TMPDIR", temp_root), "a process of the load survived"
-    assert not litter(temp_root)
+    assert_no_litter(temp_root)

@@ -21,7 +21,7 @@ from chaos.state import StackState
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants, with_folder_in_environment
-from tests.plugins.run_folders import litter, postmaster, running_stack
+from tests.plugins.run_folders import assert_no_litter, postmaster, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -265,7 +265,7 @@ def test_a_killed_run_leaves_no_process_and_no_folder(tmp_path: Path, temp_root:
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
     assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
-    wait_until(lambda: not litter(temp_root), timeout=10, interval=0.2)
+    assert_no_litter(temp_root)
 
 
 def test_ctrl_c_while_the_stack_starts_leaves_nothing_running(
@@ -298,4 +298,4 @@ def test_ctrl_c_while_the_stack_starts_leaves_nothing_running(
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not with_folder_in_environment("TMPDIR", temp_root), timeout=10)
     assert not with_folder_in_environment("TMPDIR", temp_root), out
-    assert not litter(temp_root)
+    assert_no_litter(temp_root)

@@ -18,7 +18,7 @@ import pytest
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants
-from tests.plugins.run_folders import litter, postmaster, running_stack
+from tests.plugins.run_folders import assert_no_litter, postmaster, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """\
@@ -155,7 +155,7 @@ def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not [p for p in spawned if p.alive()], timeout=60, interval=0.2)
     assert not [p.pid for p in spawned if p.alive()], "a process of the run survived"
-    assert not litter(temp_root), "a run's folder was left behind"
+    assert_no_litter(temp_root)
     journal = reports / "first-isolated" / "journal.json"
     if not xdist:  # a killed worker writes no journal
         assert json.loads(journal.read_text())["interrupted"] is True, output

@@ -66,3 +66,12 @@ def postmaster(state: StackState) -> ProcessRecord:
 def litter(root: Path) -> list[str]:
     """What runs left in ``root``."""
     return sorted(path.name for pattern in RUN_LITTER for path in root.glob(pattern))
+
+
+def assert_no_litter(root: Path, timeout: float = 10.0) -> None:
+    """Nothing of a run is left in ``root`` within ``timeout`` seconds (a warden removes the
+    folders after it has stopped the processes)."""
+    deadline = time.monotonic() + timeout
+    while litter(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not litter(root), f"left behind: {litter(root)}"
