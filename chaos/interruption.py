@@ -18,7 +18,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -75,19 +75,12 @@ class Interruption:
     def on_signals(self) -> Iterator[None]:
         """Within the block, SIGINT and SIGTERM interrupt instead of ending the process (main
         thread only: elsewhere nothing changes)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
 
         def interrupt(signum: int, frame: FrameType | None) -> None:
             self.interrupt()
 
-        previous = {sig: signal.signal(sig, interrupt) for sig in SIGNALS}
-        try:
+        with _handled(interrupt):
             yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -98,9 +91,6 @@ def deferred(what: str) -> Iterator[None]:
     For stopping a stack: cut half-way, it would leave PostgreSQL and Toxiproxy running with
     nothing running to stop them, and every step of a stop ends on its own within seconds.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
@@ -109,11 +99,24 @@ def deferred(what: str) -> Iterator[None]:
                 os.write(2, f"interrupted: {what} first\n".encode())
         caught.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in SIGNALS}
+    try:
+        with _handled(hold):
+            yield
+    finally:
+        if caught:  # delivered again, to the handlers of before
+            signal.raise_signal(caught[0])
+
+
+@contextlib.contextmanager
+def _handled(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Within the block, ``handler`` answers SIGINT and SIGTERM; the handlers of before are
+    put back after it. Only the main thread can set handlers: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if caught:
-            signal.raise_signal(caught[0])
+        for sig, before in previous.items():
+            signal.signal(sig, before if before is not None else signal.SIG_DFL)

@@ -239,18 +239,23 @@ invariants: none
 """
 
 
+def start_long_run(tmp_path: Path, temp_root: Path, stdout: int) -> subprocess.Popen[str]:
+    """`harness run` of :data:`LONG_RUN` on its own stack, its folders in ``temp_root``."""
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(LONG_RUN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    return subprocess.Popen(
+        [HARNESS, "run", str(scenario), "--reports", str(tmp_path / "reports")],
+        env={**env, "HARNESS_APP_WORKERS": "1", "TMPDIR": str(temp_root)},
+        stdout=stdout, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
 def test_a_killed_run_leaves_no_process_and_no_folder(tmp_path: Path, temp_root: Path) -> None:
     """`kill -9` of `harness run` mid-load (a CI job's time limit, the OOM killer): the run
     cannot clean up, so its warden stops PostgreSQL, Toxiproxy, the app, the fakes and Locust,
     and removes the run's folders."""
-    scenario = tmp_path / "killed.yaml"
-    scenario.write_text(LONG_RUN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    run = subprocess.Popen(
-        [HARNESS, "run", str(scenario), "--reports", str(tmp_path / "reports")],
-        env={**env, "HARNESS_APP_WORKERS": "1", "TMPDIR": str(temp_root)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = start_long_run(tmp_path, temp_root, stdout=subprocess.DEVNULL)
     try:
         state = wait_until(lambda: running_stack(temp_root), timeout=90, interval=0.2)
         wait_until(lambda: list(temp_root.glob("harness-load-*")), timeout=60, interval=0.2)
@@ -275,14 +280,7 @@ def test_ctrl_c_while_the_stack_starts_leaves_nothing_running(
     thread and cannot be cut, goes on, and what it started is stopped once it ends. The run
     used to stop waiting for it at once, and leave the app, the fakes and Toxiproxy running
     (seen under xdist on a busy machine, where an app takes seconds to be ready)."""
-    scenario = tmp_path / "killed.yaml"
-    scenario.write_text(LONG_RUN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    run = subprocess.Popen(
-        [HARNESS, "run", str(scenario), "--reports", str(tmp_path / "reports")],
-        env={**env, "HARNESS_APP_WORKERS": "1", "TMPDIR": str(temp_root)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    run = start_long_run(tmp_path, temp_root, stdout=subprocess.PIPE)
     try:
         # the app is started, and the start waits for it to be ready
         wait_until(lambda: running_stack(temp_root), timeout=90, interval=0.005)
