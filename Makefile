@@ -18,7 +18,7 @@ unexport PYTHONDONTWRITEBYTECODE
 setup: $(INSTALLED) $(TOXIPROXY)
 	@# Compiled once here, not by the many processes of the first stacks at once (measured
 	@# once: 364 s for `make test` without __pycache__, 354 s with); then only what changed.
-	$(BIN)/python -m compileall -q -j 0 chaos load reference_app bench
+	$(BIN)/python -m compileall -q -j 0 chaos load reference_app topology bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

@@ -38,11 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chaos import postgres  # noqa: E402
-from chaos.ports import LOOPBACK, free_port, is_listening  # noqa: E402
+from chaos import backend, postgres  # noqa: E402
 from chaos.settings import Settings  # noqa: E402
 from chaos.stack import Stack  # noqa: E402
 from chaos.toxiproxy.client import ToxiproxyClient  # noqa: E402
+from topology.ports import LOOPBACK, free_port, is_listening  # noqa: E402
+from topology.services import APP_DATABASE  # noqa: E402
 
 LUA = """
 local counter = 0
@@ -143,14 +144,14 @@ def main() -> int:
         token = new_token(app_url)
         bare_port = free_port()
         link_port = asyncio.run(bare_link(state.toxiproxy.url, state.postgres.port))
-        dsn = postgres.with_dbname(state.postgres.dsn, "exchange")
+        dsn = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
         dsn = dsn.replace(f"port={state.postgres.port}", f"port={link_port}")
-        app_settings = json.loads(Path(state.app.settings_file).read_text())
+        app_settings = backend.read_settings(Path(state.app.settings_file))
         bare = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "bare_insert.py"), "--dsn", dsn,
              "--port", str(bare_port), "--workers", str(args.workers),
-             "--provider", app_settings["payments_url"],
-             "--api-key", app_settings["payments_api_key"]],
+             "--provider", app_settings.payments_url,
+             "--api-key", app_settings.payments_api_key],
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while not is_listening(bare_port):

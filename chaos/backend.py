@@ -7,29 +7,27 @@ through ``payments`` and the price source through ``prices``.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from chaos import postgres
 from chaos.errors import ComponentError, NotReadyError
-from chaos.ports import LOOPBACK, is_listening
 from chaos.process import ProcessRecord, spawn_detached, stop
 from chaos.state import StackState
-from reference_app.settings import SERVICES
+from reference_app.settings import AppSettings, PoolSettings
+from topology.links import SHARED_LINK, database_link
+from topology.ports import LOOPBACK, is_listening
+from topology.services import APP_DATABASE, LEGACY_ROLE, SERVICES, Variant, role_of
 
-Variant = Literal["isolated", "legacy"]
-APP_DATABASE = "exchange"
-LEGACY_ROLE = "app_legacy"
 #: pool sizes per worker: the source document's 10..50 for the busiest service
-POOLS: dict[str, dict[str, Any]] = {
+POOLS: dict[str, dict[str, int]] = {
     "deposits": {"min_size": 10, "max_size": 50},
     "wallet": {"min_size": 2, "max_size": 20},
     "p2p": {"min_size": 2, "max_size": 10},
@@ -39,6 +37,10 @@ POOLS: dict[str, dict[str, Any]] = {
     "background": {"min_size": 1, "max_size": 5},
 }
 ACQUIRE_TIMEOUT = 2.0
+#: the key the app calls the payment-provider fake with
+PAYMENTS_API_KEY = "harness-payments-key"
+#: each payment fake's ids: a block of 2**20 (a million payments) at a random place
+PAYMENT_ID_BLOCK_BITS = 20
 READY_TIMEOUT = 60.0
 #: seconds a process of the backend gets to stop by itself before it is killed
 DRAIN_SECONDS = 15.0
@@ -52,34 +54,50 @@ def app_settings(
     admin_token: str,
     ipn_secret: str,
     service_timeout: float,
-) -> dict[str, Any]:
-    """The app's settings file for this stack (validated by the app when it starts)."""
+    overrides: Mapping[str, Any] | None = None,
+) -> AppSettings:
+    """The app's settings for this stack, with a scenario's ``overrides`` (validated here, as
+    the app will validate them when it starts)."""
     assert state.postgres is not None
     admin_dsn = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
 
-    def through(link: str, role: str, pool: dict[str, Any]) -> dict[str, Any]:
+    def through(link: str, role: str, pool: dict[str, int]) -> PoolSettings:
         port = state.links[link].listen_port
-        return {
-            "dsn": f"host={LOOPBACK} port={port} user={role} dbname={APP_DATABASE}",
-            "acquire_timeout": ACQUIRE_TIMEOUT,
+        return PoolSettings(
+            dsn=f"host={LOOPBACK} port={port} user={role} dbname={APP_DATABASE}",
+            acquire_timeout=ACQUIRE_TIMEOUT,
             **pool,
-        }
+        )
 
-    return {
-        "architecture": variant,
-        "databases": {s: through(f"pg_{s}", f"svc_{s}", POOLS[s]) for s in SERVICES},
-        "legacy_database": through("pg_shared", LEGACY_ROLE, POOLS["deposits"]),
-        "admin_dsn": admin_dsn,
-        "service_timeout": service_timeout,
-        "admin_token": admin_token,
-        "token_secret": secrets.token_hex(16),
-        "fault_api": True,
-        "payments_url": f"http://{LOOPBACK}:{state.links['payments'].listen_port}",
-        "payments_api_key": "harness-payments-key",
-        "ipn_secret": ipn_secret,
-        "public_url": f"http://{LOOPBACK}:{app_port}",
-        "prices_url": f"http://{LOOPBACK}:{state.links['prices'].listen_port}",
-    }
+    wired = AppSettings(
+        architecture=variant,
+        databases={s: through(database_link(s), role_of(s), POOLS[s]) for s in SERVICES},
+        legacy_database=through(SHARED_LINK, LEGACY_ROLE, POOLS["deposits"]),
+        admin_dsn=admin_dsn,
+        service_timeout=service_timeout,
+        admin_token=admin_token,
+        token_secret=secrets.token_hex(16),
+        fault_api=True,
+        payments_url=f"http://{LOOPBACK}:{state.links['payments'].listen_port}",
+        payments_api_key=PAYMENTS_API_KEY,
+        ipn_secret=ipn_secret,
+        public_url=f"http://{LOOPBACK}:{app_port}",
+        prices_url=f"http://{LOOPBACK}:{state.links['prices'].listen_port}",
+    )
+    if not overrides:
+        return wired
+    return AppSettings.model_validate({**wired.model_dump(), **overrides})
+
+
+def first_payment_id() -> int:
+    """Where a new payment fake starts counting its payment ids: a random block of its own.
+
+    Each fake counts from where it starts, and on an existing server (``HARNESS_PG_DSN``)
+    the app's database outlives the stack: a second stack's fake counting from the same
+    number would hand out ids the deposits already hold (seen: every deposit of the second
+    stack refused with a 500 on the unique provider id).
+    """
+    return (secrets.randbelow(1 << 27) + 1) << PAYMENT_ID_BLOCK_BITS
 
 
 def start_fakes(
@@ -93,8 +111,8 @@ def start_fakes(
     logs = state_dir / "logs"
     on_spawn("payments_fake", spawn_detached(
         [sys.executable, "-m", "reference_app.fakes.payments", "--host", LOOPBACK,
-         "--port", str(state.fake_ports["payments"]), "--api-key", "harness-payments-key",
-         "--ipn-secret", ipn_secret],
+         "--port", str(state.fake_ports["payments"]), "--api-key", PAYMENTS_API_KEY,
+         "--ipn-secret", ipn_secret, "--first-payment-id", str(first_payment_id())],
         logs / "payments-fake.log",
     ))  # fmt: skip
     on_spawn("prices_fake", spawn_detached(
@@ -155,10 +173,15 @@ def wait_app(url: str, record: ProcessRecord, log_path: Path) -> None:
     raise NotReadyError(f"the app at {url} was not ready after {READY_TIMEOUT:g} s ({last})")
 
 
-def write_settings(path: Path, settings: dict[str, Any]) -> None:
+def write_settings(path: Path, settings: AppSettings) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2))
+    path.write_text(settings.model_dump_json(indent=2))
     path.chmod(0o600)  # it holds the admin token
+
+
+def read_settings(path: Path) -> AppSettings:
+    """The settings file a stack's app was started with."""
+    return AppSettings.model_validate_json(path.read_text())
 
 
 def stop_all(records: dict[str, ProcessRecord], *, drain: float = DRAIN_SECONDS) -> None:

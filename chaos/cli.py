@@ -26,6 +26,8 @@ from chaos.settings import Settings
 from chaos.stack import ComponentStatus, Stack
 from chaos.state import StackState
 from chaos.toxiproxy import server as toxiproxy_server
+from topology.environment import ENV_ADMIN_TOKEN, ENV_MIX
+from topology.services import VARIANTS
 
 # Wider than rich's 80 columns when not on a terminal, so that logs stay readable.
 _out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -60,7 +62,7 @@ def cli(ctx: click.Context, state_dir: Path | None) -> None:
 @click.option("--workers", type=int, help="Worker processes of the app (default 2).")
 @click.option(
     "--variant",
-    type=click.Choice(["isolated", "legacy"]),
+    type=click.Choice(VARIANTS),
     help="The app's design: isolated (default) or legacy (one shared pool).",
 )
 @click.pass_context
@@ -166,6 +168,8 @@ def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
 @click.option(
     "--mix",
     default="deposits=6,wallet=2,p2p=1,swap=1",
+    envvar=ENV_MIX,
+    show_envvar=True,
     show_default=True,
     help="User kinds and weights: deposits, wallet, p2p, swap, express, admin, health.",
 )
@@ -177,7 +181,12 @@ def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     help="Locust worker processes under one master (0: one local process).",
 )
 @click.option("--host", help="The app's URL (default: the running stack's).")
-@click.option("--admin-token", help="The app's admin token (default: the running stack's).")
+@click.option(
+    "--admin-token",
+    envvar=ENV_ADMIN_TOKEN,
+    show_envvar=True,
+    help="The app's admin token (default: the running stack's).",
+)
 @click.option(
     "--json",
     "json_path",
@@ -207,7 +216,7 @@ def load(
     run_load_command(Stack(_settings(ctx)), _out, options)
 
 
-_VARIANT = click.Choice(["isolated", "legacy"])
+_VARIANT = click.Choice(VARIANTS)
 _REPEAT = click.option(
     "--repeat",
     metavar="N",

@@ -17,11 +17,11 @@ from rich.table import Table
 
 from chaos import postgres
 from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD, ConfigError, HarnessError
-from chaos.links import link_named
-from chaos.ports import LOOPBACK
 from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
+from topology.links import link_named
+from topology.ports import LOOPBACK
 
 INTERVAL = 0.1
 BASELINE_SECONDS = 1.0

@@ -48,7 +48,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from uuid import uuid4
 
 import aiohttp
@@ -64,11 +64,13 @@ from chaos.errors import (
     ToxicNotFound,
     ToxiproxyError,
 )
-from chaos.links import LINK_NAMES, SHARED_LINK, legacy_refusal, link_named
-from chaos.ports import LOOPBACK
+from chaos.links import legacy_refusal
 from chaos.postgres import LocalCluster, RestartMode
 from chaos.state import StackState
 from chaos.toxiproxy.client import STREAMS, TOXIC_ATTRIBUTES, TOXIC_TYPES, ToxiproxyClient
+from topology.links import LINK_NAMES, SHARED_LINK, link_named
+from topology.ports import LOOPBACK
+from topology.services import Variant
 
 __all__ = [
     "DB_TIMEOUT",
@@ -87,12 +89,10 @@ __all__ = [
     "Recycle",
     "ServiceFault",
     "Toxic",
-    "Variant",
     "checked_link",
     "residue",
 ]
 
-Variant = Literal["isolated", "legacy"]
 
 #: seconds a database control (stop, start, restart) may take
 DB_TIMEOUT = 30.0

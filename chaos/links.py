@@ -1,48 +1,9 @@
-"""The network links of the topology (DESIGN §2), each cut-able through its own proxy."""
+"""What a fault on a link means in each design: the legacy design refuses a service's own
+database link (the topology's links are in :mod:`topology.links`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-Target = Literal["postgres", "payments", "prices"]
-
-
-@dataclass(frozen=True)
-class Link:
-    """One Toxiproxy proxy: the traffic of ``service`` to ``target``."""
-
-    name: str
-    service: str
-    target: Target
-
-
-LINKS: tuple[Link, ...] = (
-    Link("pg_deposits", "deposits", "postgres"),
-    Link("pg_wallet", "wallet", "postgres"),
-    Link("pg_p2p", "p2p", "postgres"),
-    Link("pg_swap", "swap", "postgres"),
-    Link("pg_express", "express", "postgres"),
-    Link("pg_admin", "admin", "postgres"),
-    Link("pg_background", "background", "postgres"),
-    # The legacy design's one shared pool: every service's database traffic in one link.
-    Link("pg_shared", "legacy", "postgres"),
-    Link("payments", "deposits", "payments"),
-    Link("prices", "background", "prices"),
-)
-LINK_NAMES = frozenset(link.name for link in LINKS)
-
-
-def link_named(name: str) -> Link:
-    """The link called ``name``; KeyError names the known ones."""
-    for link in LINKS:
-        if link.name == name:
-            return link
-    raise KeyError(f"unknown link {name!r}; known: {', '.join(sorted(LINK_NAMES))}")
-
-
-#: the legacy design's one link to the database
-SHARED_LINK = "pg_shared"
+from topology.links import SHARED_LINK, link_named
 
 
 def legacy_refusal(name: str) -> tuple[str, str] | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +15,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from chaos.errors import ConfigError
 from chaos.load_report import stats_table, write_csv, write_json
 from chaos.stack import Stack
-from load.kinds import parse_mix
+from load.kinds import parse_mix, parse_think_time
 from load.operations import outcome_counts
-from load.runner import LoadError, LoadPlan, LoadResult, parse_duration, run_load
+from load.runner import LoadError, LoadPlan, LoadResult, run_load
+from load.seeding import parse_seed
+from topology.durations import parse_duration
+from topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
+
+#: the load's variables `harness load` hands on to Locust as they are set in its environment,
+#: checked first (its options take the admin token and the mix, and the samples are its own)
+_HANDED_ON: dict[str, Callable[[str], object]] = {
+    ENV_SEED: parse_seed,
+    ENV_THINK_TIME: parse_think_time,
+    ENV_PAYMENTS_URL: str,
+}
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,14 @@ class LoadOptions:
     csv_prefix: str | None
 
 
-def run_load_command(stack: Stack, console: Console, options: LoadOptions) -> LoadResult:
+def run_load_command(
+    stack: Stack,
+    console: Console,
+    options: LoadOptions,
+    environ: Mapping[str, str] = os.environ,
+) -> LoadResult:
     """Validate everything first (bad input: exit 4, nothing started), then run."""
-    plan = _plan(stack, options)
+    plan = _plan(stack, options, _handed_on(environ))
     json_path, csv_prefix = options.json_path, options.csv_prefix
     _probe(plan.host)
     console.print(
@@ -82,7 +100,21 @@ def run_load_command(stack: Stack, console: Console, options: LoadOptions) -> Lo
     return result
 
 
-def _plan(stack: Stack, options: LoadOptions) -> LoadPlan:
+def _handed_on(environ: Mapping[str, str]) -> dict[str, str]:
+    handed: dict[str, str] = {}
+    for name, parse in _HANDED_ON.items():
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={text!r}: {exc}", f"fix or unset {name}") from None
+        handed[name] = text
+    return handed
+
+
+def _plan(stack: Stack, options: LoadOptions, extra_env: Mapping[str, str]) -> LoadPlan:
     host, admin_token = options.host, options.admin_token
     if host is None or admin_token is None:
         state = stack.load()
@@ -104,6 +136,7 @@ def _plan(stack: Stack, options: LoadOptions) -> LoadPlan:
             mix=parse_mix(options.mix),
             admin_token=admin_token,
             workers=options.workers,
+            extra_env=extra_env,
         )
     except (LoadError, ValueError) as exc:
         raise ConfigError(str(exc), "see `harness load --help`") from None

@@ -26,8 +26,8 @@ import psycopg2
 from psycopg2 import sql
 
 from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
-from chaos.ports import LOOPBACK
 from chaos.process import ProcessRecord, children_of, start_ticks, wait_gone, wait_reaped
+from topology.ports import LOOPBACK
 
 StopMode = Literal["smart", "fast", "immediate"]
 RestartMode = Literal["fast", "immediate"]

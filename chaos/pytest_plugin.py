@@ -22,11 +22,12 @@ from chaos.runner import RunRecord, run_scenario
 from chaos.scenario import Scenario
 from chaos.scenario_loader import load_scenario
 from chaos.settings import Settings
+from topology.services import VARIANTS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness scenarios")
-    group.addoption("--scenario-variant", choices=["isolated", "legacy"], default=None,
+    group.addoption("--scenario-variant", choices=VARIANTS, default=None,
                     help="run every scenario against this design")  # fmt: skip
     group.addoption("--scenario-reports", default="reports", help="folder for journals")
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -37,7 +36,7 @@ from typing import Any
 import aiohttp
 import psycopg2
 
-from chaos import postgres
+from chaos import backend, postgres
 from chaos.cpu import CpuReading, cpu_use, read_cpu
 from chaos.errors import ConfigError, HarnessError
 from chaos.facts import database_now_at, provider_book, redeliver_ipns
@@ -81,11 +80,13 @@ from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
 from chaos.warden import Warden
-from load.kinds import CLIENT_TIMEOUT, ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
+from load.kinds import CLIENT_TIMEOUT
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 from load.seeding import random_seed
-from reference_app.settings import LEGACY_POOL
+from reference_app.settings import AppSettings
+from topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
+from topology.services import APP_DATABASE
 
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
@@ -310,7 +311,7 @@ class ScenarioRunner:
         assert state.toxiproxy is not None
         assert state.postgres is not None
         scenario = self.scenario
-        self.record.limits = limits_of(json.loads(state.app.settings_file.read_text()))
+        self.record.limits = limits_of(backend.read_settings(state.app.settings_file))
         async with ToxiproxyClient(state.toxiproxy.url) as tox, aiohttp.ClientSession() as http:
             ctx = FaultContext.from_stack(state, tox, http)
             leftovers = await residue(ctx)
@@ -323,7 +324,7 @@ class ScenarioRunner:
             # every user is signed up, at the latest then, and never before Locust says every
             # user is spawned (a busy machine boots it late).
             ramp = scenario.load.users / scenario.load.spawn_rate + 1.0
-            exchange = postgres.with_dbname(state.postgres.dsn, "exchange")
+            exchange = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
             # The database's own clock: what is stored from now on is the run's.
             since = await asyncio.to_thread(database_now_at, exchange)
             payments_url = ctx.fake_urls.get("payments")
@@ -494,7 +495,7 @@ class ScenarioRunner:
         toxics present."""
         assert state.app is not None
         assert state.postgres is not None
-        admin = postgres.with_dbname(state.postgres.dsn, "exchange")
+        admin = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
         previous: CpuReading | None = None
         while True:
             entry: dict[str, Any] = {"at": time.time()}
@@ -558,7 +559,7 @@ class ScenarioRunner:
         names = list(self.scenario.checked_invariants)
         found = await asyncio.to_thread(
             check_database,
-            postgres.with_dbname(state.postgres.dsn, "exchange"),
+            postgres.with_dbname(state.postgres.dsn, APP_DATABASE),
             names,
             operations=result.operations if result is not None else [],
             capacity=capacity,
@@ -608,19 +609,15 @@ class ScenarioRunner:
         record.outcome = outcome
 
 
-def limits_of(app_settings: dict[str, Any]) -> Limits:
+def limits_of(app_settings: AppSettings) -> Limits:
     """The time limits of a stack's app (its settings file), checked against the client's.
 
     A hang must surface as the app's own answer (a 503 naming the service), so the app's
     time limit must end before the load generator's client timeout does.
     """
-    pools = (
-        [app_settings.get("legacy_database") or {}]
-        if app_settings.get("architecture") == "legacy"
-        else list((app_settings.get("databases") or {}).values())
-    )
-    acquire = max((float(p.get("acquire_timeout") or 0.0) for p in pools), default=0.0)
-    service_timeout = float(app_settings.get("service_timeout", 10.0))
+    pools = list(app_settings.pools().values())
+    acquire = max((p.acquire_timeout or 0.0 for p in pools), default=0.0)
+    service_timeout = app_settings.service_timeout
     if service_timeout + ANSWER_MARGIN > CLIENT_TIMEOUT:
         raise ConfigError(
             f"the app's service time limit ({service_timeout:g} s) is not below the load "
@@ -740,11 +737,8 @@ def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:
 def _pool_capacity(state: StackState) -> dict[str, int]:
     """How many connections each pool name may hold, over all the app's workers."""
     assert state.app is not None
-    settings = json.loads(state.app.settings_file.read_text())
-    workers = state.app.workers
-    if settings["architecture"] == "legacy":
-        return {LEGACY_POOL: settings["legacy_database"]["max_size"] * workers}
-    return {s: pool["max_size"] * workers for s, pool in settings["databases"].items()}
+    pools = backend.read_settings(state.app.settings_file).pools()
+    return {name: pool.max_size * state.app.workers for name, pool in pools.items()}
 
 
 async def _wait_ready(http: aiohttp.ClientSession, url: str, within: float) -> float | None:

@@ -34,12 +34,14 @@ from pydantic import (
 
 from chaos.errors import ConfigError
 from chaos.judge.windows import Window
-from chaos.links import LINK_NAMES, SHARED_LINK, legacy_refusal, link_named
+from chaos.links import legacy_refusal
 from chaos.thresholds import Reference, Threshold, parse_threshold
 from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from load.kinds import KINDS, parse_mix, requests_of
-from load.runner import LoadError, parse_duration
-from reference_app.settings import SERVICES, AppSettings, Architecture
+from reference_app.settings import AppSettings
+from topology.durations import parse_duration
+from topology.links import LINK_NAMES, SHARED_LINK, link_named
+from topology.services import DEFAULT_VARIANT, SERVICES, VARIANTS, Variant
 
 __all__ = [
     "FAULT_TYPES",
@@ -94,7 +96,6 @@ HARNESS_APP_SETTINGS = frozenset(
     {"architecture", "databases", "legacy_database", "admin_dsn", "admin_token", "token_secret",
      "fault_api", "payments_url", "payments_api_key", "ipn_secret", "public_url", "prices_url"}
 )  # fmt: skip
-VARIANTS: tuple[Architecture, ...] = get_args(Architecture)
 
 #: the service a provider's fault hurts: payments back deposits, prices back swap
 PROVIDER_SERVICE: Mapping[str, str] = {"payments": "deposits", "prices": "swap"}
@@ -131,10 +132,7 @@ def _duration(value: object) -> float:
     if isinstance(value, str):
         if value.strip().startswith("-"):
             raise ValueError(f"duration {value!r} must be positive")
-        try:
-            return parse_duration(value)
-        except LoadError as error:
-            raise ValueError(str(error)) from None
+        return parse_duration(value)  # a DurationError is the ValueError pydantic reports
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"duration {value!r} must be a positive number of seconds")
@@ -572,7 +570,7 @@ class Scenario(_Spec):
 
     name: str
     description: str = ""
-    variant: Architecture = "isolated"
+    variant: Variant = DEFAULT_VARIANT
     seed: StrictInt | None = None
     load: LoadSpec
     timeline: tuple[Phase, ...] = Field(min_length=1)

@@ -1,7 +1,8 @@
 """Configuration of the local stack, read from environment variables and validated.
 
-Every variable the harness reads is listed in :data:`VARIABLES`; any other ``HARNESS_*``
-variable is a typo and stops the harness with a suggestion.
+Every variable of the project is listed in :data:`topology.environment.VARIABLES`; the
+harness reads its own, leaves the load's alone, and stops at any other ``HARNESS_*``
+variable (a typo) with a suggestion.
 """
 
 from __future__ import annotations
@@ -15,47 +16,15 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chaos.errors import ConfigError
+from topology.environment import PREFIX, VARIABLES
+from topology.services import DEFAULT_VARIANT, Variant
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: variable -> (field, help). The README's table is written from this.
-VARIABLES: dict[str, tuple[str, str]] = {
-    "HARNESS_STATE_DIR": (
-        "state_dir",
-        "folder for the stack's state, logs and cluster (default .harness)",
-    ),
-    "HARNESS_TOOLS_DIR": (
-        "tools_dir",
-        "folder where the Toxiproxy server is built and initdb's output kept (default .tools)",
-    ),
-    "HARNESS_PG_DSN": ("pg_dsn", "use this existing PostgreSQL server instead of starting one"),
-    "HARNESS_PG_BIN": (
-        "pg_bin",
-        "folder with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin)",
-    ),
-    "HARNESS_PG_PORT": ("pg_port", "port of the local PostgreSQL cluster (default: a free one)"),
-    "HARNESS_PG_FSYNC": ("pg_fsync", "on|off: fsync of the throw-away cluster (default off)"),
-    "HARNESS_PG_MAX_CONNECTIONS": (
-        "pg_max_connections",
-        "max_connections of the cluster (default 500)",
-    ),
-    "HARNESS_TOXIPROXY_PORT": (
-        "toxiproxy_port",
-        "API port of the Toxiproxy server the harness starts",
-    ),
-    "HARNESS_APP_PORT": ("app_port", "port of the reference app (default: a free one)"),
-    "HARNESS_APP_WORKERS": ("app_workers", "worker processes of the reference app (default 2)"),
-    "HARNESS_APP_VARIANT": ("app_variant", "isolated|legacy: the app's design (default isolated)"),
-    "HARNESS_APP_SERVICE_TIMEOUT": (
-        "app_service_timeout",
-        "seconds a service call may take before the app answers its 503 (default 4; must stay "
-        "below the load generator's 5 s client timeout)",
-    ),
-    "TOXIPROXY_URL": ("toxiproxy_url", "use this running Toxiproxy server; never start or stop it"),
-    "TOXIPROXY_SERVER": ("toxiproxy_server", "path of a toxiproxy-server binary to start"),
-}
-_PREFIX = "HARNESS_"
-_FIELD_TO_VARIABLE = {field: variable for variable, (field, _) in VARIABLES.items()}
+#: the variables the stack's settings are read from, by name
+_OWN = {v.name: v for v in VARIABLES if v.reader == "harness"}
+_FIELD_TO_VARIABLE = {v.field: v for v in _OWN.values()}
+_KNOWN = frozenset(v.name for v in VARIABLES)
 
 
 class Settings(BaseModel):
@@ -73,7 +42,7 @@ class Settings(BaseModel):
     toxiproxy_port: int | None = Field(default=None, ge=1, le=65535)
     app_port: int | None = Field(default=None, ge=1, le=65535)
     app_workers: int = Field(default=2, ge=1, le=64)
-    app_variant: Literal["isolated", "legacy"] = "isolated"
+    app_variant: Variant = DEFAULT_VARIANT
     app_service_timeout: float = Field(default=4.0, gt=0, le=600)
     toxiproxy_url: str | None = None
     toxiproxy_server: Path | None = None
@@ -107,13 +76,13 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read the harness's variables from ``environ``; unknown or invalid ones raise."""
-        unknown = sorted(k for k in environ if k.startswith(_PREFIX) and k not in VARIABLES)
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in _KNOWN)
         if unknown:
             name = unknown[0]
-            close = difflib.get_close_matches(name, VARIABLES, n=1)
-            hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(VARIABLES)
+            close = difflib.get_close_matches(name, _KNOWN, n=1)
+            hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(sorted(_KNOWN))
             raise ConfigError(f"unknown variable {name}", f"{hint} (unset it otherwise)")
-        values = {VARIABLES[k][0]: v for k, v in environ.items() if k in VARIABLES and v != ""}
+        values = {_OWN[k].field: v for k, v in environ.items() if k in _OWN and v != ""}
         return cls.validated(**values)
 
     @classmethod
@@ -124,10 +93,11 @@ class Settings(BaseModel):
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
-            name = _FIELD_TO_VARIABLE.get(field, field)
+            variable = _FIELD_TO_VARIABLE.get(field)
+            name = variable.name if variable is not None else field
             raise ConfigError(
                 f"{name}={values.get(field)!r}: {error['msg']}",
-                f"fix or unset {name}: {VARIABLES[name][1]}" if name in VARIABLES else "",
+                f"fix or unset {name}: {variable.help}" if variable is not None else "",
             ) from None
 
     def with_overrides(self, **values: object) -> Settings:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,10 +24,8 @@ from typing import Any
 import psycopg2.extensions
 
 from chaos import backend, postgres
-from chaos.errors import ComponentError, HarnessError, ProxyNotFound
+from chaos.errors import ComponentError, HarnessError, PortInUseError, ProxyNotFound
 from chaos.interruption import deferred
-from chaos.links import LINK_NAMES, LINKS
-from chaos.ports import LOOPBACK, ensure_free, free_port, is_listening, wait_closed
 from chaos.process import ProcessRecord, stop
 from chaos.settings import Settings
 from chaos.state import (
@@ -40,6 +39,9 @@ from chaos.state import (
 )
 from chaos.toxiproxy import server as toxiproxy_server
 from chaos.toxiproxy.client import ProxySpec, ToxiproxyClient
+from topology.links import LINK_NAMES, LINKS
+from topology.ports import LOOPBACK, free_port, is_listening, wait_closed
+from topology.services import APP_DATABASE
 
 Report = Callable[[str], None]
 
@@ -135,12 +137,12 @@ class Stack:
         if settings.pg_dsn is None:
             plan.pg_bin = postgres.find_bin_dir(settings.pg_bin)
             plan.pg_port = (
-                ensure_free(settings.pg_port, "PostgreSQL", "HARNESS_PG_PORT")
+                _ensure_free(settings.pg_port, "PostgreSQL", "HARNESS_PG_PORT")
                 if settings.pg_port
                 else free_port()
             )
         plan.app_port = (
-            ensure_free(settings.app_port, "the reference app", "HARNESS_APP_PORT")
+            _ensure_free(settings.app_port, "the reference app", "HARNESS_APP_PORT")
             if settings.app_port
             else free_port()
         )
@@ -148,7 +150,7 @@ class Stack:
             _check_no_clash(settings.toxiproxy_url)
         else:
             if settings.toxiproxy_port:
-                plan.toxiproxy_port = ensure_free(
+                plan.toxiproxy_port = _ensure_free(
                     settings.toxiproxy_port, "the Toxiproxy API", "HARNESS_TOXIPROXY_PORT"
                 )
             else:
@@ -276,7 +278,7 @@ class Stack:
         assert state.postgres is not None
         assert plan.app_port is not None
         settings = self.settings
-        postgres.ensure_database(state.postgres.dsn, backend.APP_DATABASE)
+        postgres.ensure_database(state.postgres.dsn, APP_DATABASE)
         backend.wait_fakes(
             state, {n: p.record() for n, p in state.processes.items()}, self.state_dir
         )
@@ -291,8 +293,8 @@ class Stack:
                 admin_token=admin_token,
                 ipn_secret=plan.ipn_secret,
                 service_timeout=settings.app_service_timeout,
-            )
-            | self.app_overrides,
+                overrides=self.app_overrides,
+            ),
         )
         url = f"http://{LOOPBACK}:{plan.app_port}"
         state.app = AppState(
@@ -520,3 +522,19 @@ async def _delete_proxies(url: str, names: list[str]) -> None:
         for name in names:
             with contextlib.suppress(ProxyNotFound):
                 await client.delete_proxy(name)
+
+
+def _ensure_free(port: int, what: str, variable: str) -> int:
+    """Return ``port`` if a server can listen on it on loopback, else raise
+    :class:`PortInUseError`. As PostgreSQL, Toxiproxy and the app do, with ``SO_REUSEADDR``:
+    the connections a stack just stopped left in TIME_WAIT on it do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"port {port} for {what} is already in use ({exc.strerror})",
+                f"choose another port in {variable} or leave it unset to pick a free one",
+            ) from exc
+    return port

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chaos.errors import ConfigError, StackBusy
 from chaos.process import ProcessRecord
-
-STATE_FILE = "stack.json"
+from topology.services import Variant
+from topology.state_file import STATE_FILE
 
 
 class ProcessState(BaseModel):
@@ -74,7 +74,7 @@ class AppState(BaseModel):
 
     url: str
     port: int
-    variant: Literal["isolated", "legacy"]
+    variant: Variant
     workers: int
     admin_token: str
     settings_file: Path

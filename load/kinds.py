@@ -62,19 +62,6 @@ def requests_of(mix: dict[str, int] | list[str] | tuple[str, ...]) -> tuple[str,
 #: as the app's structured 503 and not as a client timeout (the runner checks)
 CLIENT_TIMEOUT = 5.0
 
-#: environment variables the locustfile reads (set by load/runner.py, or by hand)
-ENV_ADMIN_TOKEN = "HARNESS_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
-ENV_MIX = "HARNESS_MIX"
-ENV_SAMPLES_DIR = "HARNESS_SAMPLES_DIR"
-#: every user's pause between two tasks, ``"min,max"`` seconds (default: each kind's own)
-ENV_THINK_TIME = "HARNESS_THINK_TIME"
-#: the run's seed, from which every user's random decisions derive (``load/seeding.py``);
-#: unset: each Locust process draws one of its own
-ENV_SEED = "HARNESS_SEED"
-#: base URL of the payment-provider fake, whose control API depositors pay through (the
-#: payer's side of a deposit); unset: depositors create deposits and never pay them
-ENV_PAYMENTS_URL = "HARNESS_PAYMENTS_URL"
-
 #: the signal that ends a Locust run (local or master) now, as its run time running out
 #: would: every user finishes its task in hand (``--stop-timeout``) and every sample is kept
 #: (the locustfile installs it; ``LoadRun.finish`` sends it)

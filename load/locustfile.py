@@ -50,22 +50,14 @@ from locust.env import Environment
 from locust.event import EventHook
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from load.kinds import (
-    ENV_MIX,
-    ENV_SAMPLES_DIR,
-    ENV_SEED,
-    ENV_THINK_TIME,
-    FINISH_SIGNAL,
-    KINDS,
-    parse_mix,
-    parse_think_time,
-)
+from load.kinds import FINISH_SIGNAL, KINDS, parse_mix, parse_think_time
 from load.recorder import Recorder
 from load.samples import SPAWNED_FILE
 from load.seeding import Roster, parse_seed, random_seed
 from load.users.base import LoadContext, context_of
 from load.users.seeded import use_roster
 from load.users.stack import stack_app
+from topology.environment import ENV_MIX, ENV_SAMPLES_DIR, ENV_SEED, ENV_THINK_TIME
 
 DEFAULT_MIX = "deposits=4,wallet=3,p2p=2,swap=2"
 #: ``gc.set_threshold`` of every Locust process (Python's default: 700, 10, 10)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.ports import free_port
 from chaos.process import ProcessRecord, start_ticks
 from chaos.warden import Warden
-from load.kinds import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, FINISH_SIGNAL, KINDS
+from load.kinds import FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
 from load.samples import (
     SPAWNED_FILE,
@@ -45,40 +43,18 @@ from load.samples import (
     started_users,
 )
 from load.stats import GroupStats, Window, by_group, in_window
+from topology.environment import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, load_variables
+from topology.ports import free_port
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 STOP_TIMEOUT = 5  # seconds Locust lets users finish their task when the run ends
 #: how often :meth:`LoadRun.wait` looks whether Locust has exited: every scenario waits for
 #: it once, and a half-second poll cost each a quarter of a second on average
 EXIT_POLL = 0.05
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?")
 
 
 class LoadError(Exception):
     """The load could not be run as asked (bad plan, Locust failed to start)."""
-
-
-def parse_duration(text: str) -> float:
-    """``"30s"``, ``"2m"``, ``"1m30s"``, ``"1h"``, ``"500ms"`` or plain seconds -> seconds."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        match = _DURATION.fullmatch(text)
-        if not text or match is None or not any(match.groups()):
-            raise LoadError(
-                f"malformed duration {text!r}: use e.g. 30s, 2m, 1m30s, 500ms"
-            ) from None
-        hours, minutes, seconds, millis = match.groups()
-        value = (
-            int(hours or 0) * 3600
-            + int(minutes or 0) * 60
-            + float(seconds or 0)
-            + int(millis or 0) / 1000
-        )
-    if value <= 0:
-        raise LoadError(f"duration {text!r} must be positive")
-    return value
 
 
 @dataclass(frozen=True)
@@ -204,8 +180,11 @@ class LoadRun:
             self._warden.watch_process(ProcessRecord(process.pid, ticks))
 
     def _env(self) -> dict[str, str]:
+        # The plan says everything about the load: a variable of the load's own left in this
+        # process's environment (a shell where Locust was run by hand) must not change it.
+        inherited = {k: v for k, v in os.environ.items() if k not in load_variables()}
         return {
-            **os.environ,
+            **inherited,
             **self.plan.extra_env,
             ENV_ADMIN_TOKEN: self.plan.admin_token,
             ENV_MIX: ",".join(f"{k}={w}" for k, w in self.plan.mix.items()),

@@ -19,15 +19,11 @@ from importlib import resources
 import psycopg2
 from psycopg2 import sql
 
-LEGACY_ROLE = "app_legacy"
+from topology.services import LEGACY_ROLE, role_of
+
 #: the service whose role may read (only read) the other services' schemas
 READER_SERVICE = "admin"
 _LOCK_KEY = 715_304_221  # pg_advisory_lock key serialising concurrent migrations
-
-
-def role_of(service: str) -> str:
-    """The database role of ``service``."""
-    return f"svc_{service}"
 
 
 def migrations_of(service: str) -> list[tuple[str, str]]:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.money import DEFAULT_CURRENCIES
+from topology.services import LEGACY_POOL, SERVICES, Variant
 
-#: The services of the isolated design; each has its own pool, link, schema and role.
-SERVICES: tuple[str, ...] = (
-    "deposits", "wallet", "p2p", "swap", "express", "admin", "background",
-)  # fmt: skip
-#: the name of the legacy design's one pool, which serves every service
-LEGACY_POOL = "shared"
+__all__ = ["LEGACY_POOL", "MULTIPROC_ENV", "SERVICES", "AppSettings", "PoolSettings", "Variant"]
 
-Architecture = Literal["isolated", "legacy"]
 #: where the server tells its workers to keep their metric files (prometheus-client's name)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -47,7 +41,7 @@ class AppSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    architecture: Architecture = "isolated"
+    architecture: Variant = "isolated"
     #: per service (isolated design): its pool through its own link, as its own role
     databases: dict[str, PoolSettings] = Field(default_factory=dict)
     #: the one shared pool of the legacy design
@@ -96,6 +90,13 @@ class AppSettings(BaseModel):
     express_quote_ttl_seconds: float = Field(default=30.0, gt=0)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    def pools(self) -> dict[str, PoolSettings]:
+        """The pools this design opens, by name: one per service, or the legacy one."""
+        if self.architecture == "legacy":
+            assert self.legacy_database is not None  # checked by the validator
+            return {LEGACY_POOL: self.legacy_database}
+        return dict(self.databases)
 
     @model_validator(mode="after")
     def _databases(self) -> AppSettings:

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from load.runner import LoadError, parse_duration
 from load.samples import Sample
+from topology.durations import parse_duration
 
 if TYPE_CHECKING:  # the scenario model parses windows, and the evidence holds a scenario
     from chaos.judge.evidence import PhaseRecord
@@ -70,10 +70,7 @@ class Window:
         if offset_text is not None:
             if anchor != "restored":
                 raise ValueError("only @restored takes an offset, e.g. outage@restored+2s")
-            try:
-                offset = parse_duration(offset_text)
-            except LoadError as exc:
-                raise ValueError(str(exc)) from None
+            offset = parse_duration(offset_text)  # a DurationError is a ValueError
         return cls(match["phase"], anchor, offset, text)
 
 

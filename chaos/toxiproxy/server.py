@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.errors import ComponentError, ConfigError, MissingToolError, NotReadyError
-from chaos.ports import LOOPBACK, wait_closed
 from chaos.process import ProcessRecord, spawn_detached, stop
 from chaos.settings import Settings
+from topology.ports import LOOPBACK, wait_closed
 
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 VERSION = "v2.12.0"

@@ -9,17 +9,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from load.kinds import ENV_ADMIN_TOKEN, ENV_PAYMENTS_URL
-
-ENV_STATE_DIR = "HARNESS_STATE_DIR"
-DEFAULT_STATE_DIR = ".harness"
-STATE_FILE = "stack.json"
-
-
-#: the host every process of the local stack listens on
-LOOPBACK = "127.0.0.1"
+from topology.environment import ENV_ADMIN_TOKEN, ENV_PAYMENTS_URL
+from topology.ports import LOOPBACK
+from topology.state_file import state_path
 
 
 @dataclass(frozen=True)
@@ -31,9 +24,8 @@ class StackApp:
 
 
 def _state(environ: Mapping[str, str]) -> dict[str, object]:
-    path = Path(environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR) / STATE_FILE
     try:
-        state = json.loads(path.read_text())
+        state = json.loads(state_path(environ).read_text())
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}

@@ -16,7 +16,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaos.facts import provider_book
-from chaos.ports import free_port
 from reference_app.fakes.payments import (
     HAPPY_PATH,
     PaymentsFakeConfig,
@@ -24,6 +23,7 @@ from reference_app.fakes.payments import (
     create_payments_app,
 )
 from reference_app.payments_signature import SIGNATURE_HEADER, canonical_body, verify
+from topology.ports import free_port
 
 API_KEY = "test-api-key"
 IPN_SECRET = "test-ipn-secret"

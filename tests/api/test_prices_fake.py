@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaos.ports import free_port
 from reference_app.errors import DependencyUnavailable
 from reference_app.fakes.prices import DEFAULT_PRICES, PricesFakeConfig, create_prices_app
 from reference_app.prices_client import PriceSource
+from topology.ports import free_port
 
 TABLE = {
     "BTC-USDT": "64000.00",

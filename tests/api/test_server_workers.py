@@ -15,12 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from chaos.ports import free_port, is_listening
 from chaos.process import ProcessRecord, children_of, wait_gone
 from chaos.toxiproxy.client import Proxy
 from tests.plugins.api_helpers import metric
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import ADMIN_TOKEN, make_settings
+from topology.ports import free_port, is_listening
 
 WORKERS = 2
 

@@ -37,7 +37,6 @@ from chaos.faults import (
     checked_link,
     residue,
 )
-from chaos.ports import free_port
 from chaos.process import ProcessRecord
 from chaos.state import AppState, LinkState, PostgresState, StackState
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
@@ -45,6 +44,7 @@ from reference_app.app_keys import DATABASES
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
+from topology.ports import free_port
 
 LATENCY_MS = 300
 BACKEND_PID = "SELECT pg_backend_pid()"

@@ -20,7 +20,7 @@ from psycopg2 import sql
 
 from chaos import postgres
 from reference_app.app_keys import WALLET
-from reference_app.migrate import migrate, role_of
+from reference_app.migrate import migrate
 from reference_app.services.admin.domain import UNATTRIBUTED, attribute
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
@@ -32,6 +32,7 @@ from tests.plugins.reference_app import (
     RunningApp,
     StartApp,
 )
+from topology.services import role_of
 
 OTHER_SCHEMAS = [s for s in SERVICES if s != "admin"]
 REVENUE = "platform:revenue"

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chaos.ports import free_port
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DEPOSITS, P2P, SETTINGS, SWAP, WALLET
 from reference_app.services.background.domain import JobName, JobOutcome, JobStatus
@@ -36,6 +35,7 @@ from tests.plugins.reference_app import (
     RunningApp,
     StartApp,
 )
+from topology.ports import free_port
 
 D = Decimal
 QUOTES = "/api/swap/quotes"

@@ -6,10 +6,11 @@ import psycopg2
 import pytest
 
 from chaos import postgres
-from reference_app.migrate import LEGACY_ROLE, migrate, migrations_of, role_of
+from reference_app.migrate import migrate, migrations_of
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import APP_DATABASE
+from topology.services import LEGACY_ROLE, role_of
 
 TABLES = {"deposits": "deposits", "wallet": "accounts", "p2p": "trades", "swap": "quotes"}
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from chaos import backend
-from chaos.ports import LOOPBACK, free_port
 from chaos.process import ProcessRecord, children_of, stop
 from chaos.state import STATE_FILE, PostgresState, StackState, StateStore
 from chaos.warden import Warden
 from tests.plugins.polling import until
+from topology.ports import LOOPBACK, free_port
 
 
 @pytest.fixture

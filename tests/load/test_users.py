@@ -27,21 +27,10 @@ from aiohttp import web
 
 from chaos.facts import database_now_at, provider_book
 from chaos.invariants import check_database
-from chaos.ports import free_port
-from load.kinds import (
-    CLIENT_TIMEOUT,
-    ENV_ADMIN_TOKEN,
-    ENV_MIX,
-    ENV_PAYMENTS_URL,
-    ENV_SAMPLES_DIR,
-    ENV_SEED,
-    ENV_THINK_TIME,
-    KINDS,
-    requests_of,
-)
+from load.kinds import CLIENT_TIMEOUT, KINDS, requests_of
 from load.operations import ACKNOWLEDGED, INDETERMINATE, OPERATION_KINDS, read_operations
 from load.samples import Sample, read_samples, read_summaries
-from load.users.stack import ENV_STATE_DIR, admin_token, stack_app
+from load.users.stack import admin_token, stack_app
 from tests.plugins.polling import until
 from tests.plugins.reference_app import (
     ADMIN_TOKEN,
@@ -50,6 +39,16 @@ from tests.plugins.reference_app import (
     RunningApp,
     StartApp,
 )
+from topology.environment import (
+    ENV_ADMIN_TOKEN,
+    ENV_MIX,
+    ENV_PAYMENTS_URL,
+    ENV_SAMPLES_DIR,
+    ENV_SEED,
+    ENV_STATE_DIR,
+    ENV_THINK_TIME,
+)
+from topology.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"

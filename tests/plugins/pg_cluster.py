@@ -17,8 +17,8 @@ import pytest
 
 from chaos import postgres
 from chaos.errors import HarnessError
-from chaos.ports import free_port
 from tests.plugins.preflight import stop_run, test_settings
+from topology.ports import free_port
 
 PostgresServer = postgres.LocalCluster | postgres.ExternalPostgres
 

@@ -21,11 +21,11 @@ from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app import create_app
 from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
 from reference_app.fakes.prices import PRICE_BOOK, PriceBook, PricesFakeConfig, create_prices_app
-from reference_app.migrate import LEGACY_ROLE, migrate, role_of
+from reference_app.migrate import migrate
 from reference_app.settings import SERVICES, AppSettings, PoolSettings
 from tests.plugins.pg_cluster import PostgresServer
+from topology.services import APP_DATABASE, LEGACY_ROLE, role_of
 
-APP_DATABASE = "exchange"
 ADMIN_TOKEN = "admin-" + "t" * 24
 TOKEN_SECRET = "secret-" + "s" * 24
 

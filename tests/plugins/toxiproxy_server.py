@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import HarnessError
-from chaos.ports import free_port
 from chaos.toxiproxy import server
 from chaos.toxiproxy.client import ToxiproxyClient
 from tests.plugins.preflight import stop_run, test_settings
+from topology.ports import free_port
 
 
 @pytest.fixture(scope="session")

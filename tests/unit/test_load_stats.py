@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from load.kinds import parse_mix, parse_think_time
-from load.runner import LoadError, LoadPlan, parse_duration
+from load.runner import LoadError, LoadPlan
 from load.samples import Sample, SampleCounter, read_samples
 from load.stats import Window, by_group, group_stats, in_window, matching
 
@@ -113,21 +113,6 @@ def test_sample_line_round_trip() -> None:
                                             "pool_timeout", "deposits", 0, None, None]  # fmt: skip
     made = Sample(2.0, "wallet.balances", 3.0, 200, user="wallet#0.2")
     assert Sample.from_line(made.to_line()) == made
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("30s", 30), ("2m", 120), ("1m30s", 90), ("1h", 3600), ("500ms", 0.5), ("15", 15),
-     ("2.5s", 2.5)],
-)  # fmt: skip
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "abc", "10x", "-5", "0", "m", "5 s"])
-def test_malformed_durations(text: str) -> None:
-    with pytest.raises(LoadError):
-        parse_duration(text)
 
 
 def test_mix_parsing() -> None:

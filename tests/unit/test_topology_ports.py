@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import ports
+from topology import ports
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_again(
 def test_another_process_does_not_get_a_port_this_one_reserved(own_reservations: Path) -> None:
     mine = ports.free_port()
     script = (
-        "from pathlib import Path; from chaos import ports\n"
+        "from pathlib import Path; from topology import ports\n"
         f"ports.RESERVATIONS = Path({str(own_reservations)!r})\n"
         f"draws = iter([{mine}, 24680])\n"
         "ports.random.randint = lambda low, high: next(draws)\n"

@@ -1,4 +1,4 @@
-"""Loopback ports: find free ones, check that explicitly requested ones are free."""
+"""Loopback ports: pick free ones for servers started later, see whether one listens."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from chaos.errors import PortInUseError
-
+#: the host every process of the local stack listens on
 LOOPBACK = "127.0.0.1"
 
 
@@ -111,19 +110,6 @@ def is_listening(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def ensure_free(port: int, what: str, variable: str) -> int:
-    """Return ``port`` if it can be bound on loopback, else raise :class:`PortInUseError`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            raise PortInUseError(
-                f"port {port} for {what} is already in use ({exc.strerror})",
-                f"choose another port in {variable} or leave it unset to pick a free one",
-            ) from exc
-    return port
 
 
 def wait_closed(port: int, deadline: float, host: str = LOOPBACK) -> bool:

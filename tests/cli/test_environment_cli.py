@@ -1,0 +1,125 @@
+"""Every variable the docs tell a user to set, set at once: every `harness` command works.
+
+The README's distributed-load recipe sets ``HARNESS_ADMIN_TOKEN`` and ``HARNESS_MIX`` for
+Locust; every `harness` command in that shell used to stop at them as unknown variables.
+The load's variables set by hand must not change a scenario's run either: a scenario says
+everything about its load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from chaos import postgres
+from chaos.state import StateStore
+from chaos.toxiproxy import server as toxiproxy_server
+from tests.cli.conftest import HARNESS
+from tests.plugins import commands
+from tests.plugins.pg_cluster import cluster_folder
+from tests.plugins.preflight import test_settings
+from topology.environment import VARIABLES
+from topology.ports import LOOPBACK, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SHORT = """\
+name: short
+description: A short run with every variable of the docs set.
+load: {users: 4, spawn_rate: 4, mix: {deposits: 1, wallet: 1}}
+timeline:
+  - {phase: baseline, duration: 2s}
+thresholds: none
+invariants: none
+"""
+
+
+def readme_variables() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    return set(re.findall(r"\b(?:HARNESS_[A-Z_]*[A-Z]|TOXIPROXY_(?:URL|SERVER))\b", text))
+
+
+def test_every_command_runs_with_every_variable_of_the_readme_set(
+    fresh_cluster: postgres.LocalCluster, toxiproxy_url: str, tmp_path: Path
+) -> None:
+    settings = test_settings()
+    binary = toxiproxy_server.find_binary(settings)
+    assert binary is not None
+    state_dir = cluster_folder("harness-test-env-")
+    user_samples = tmp_path / "samples-by-hand"
+    mentioned = {
+        "HARNESS_STATE_DIR": str(state_dir),
+        "HARNESS_TOOLS_DIR": str(settings.tools_dir),
+        "HARNESS_PG_DSN": fresh_cluster.dsn(),
+        "HARNESS_PG_BIN": str(postgres.find_bin_dir(settings.pg_bin)),
+        "HARNESS_PG_PORT": str(free_port()),
+        "HARNESS_PG_FSYNC": "off",
+        "HARNESS_PG_MAX_CONNECTIONS": "500",
+        "HARNESS_TOXIPROXY_PORT": str(free_port()),
+        "HARNESS_APP_PORT": str(free_port()),
+        "HARNESS_APP_WORKERS": "1",
+        "HARNESS_APP_VARIANT": "isolated",
+        "HARNESS_APP_SERVICE_TIMEOUT": "4",
+        "TOXIPROXY_URL": toxiproxy_url,
+        "TOXIPROXY_SERVER": str(binary.path),
+        # the load's: as a user who ran Locust by hand in this shell left them
+        "HARNESS_ADMIN_TOKEN": "a-token-of-another-app",
+        "HARNESS_MIX": "swap=1",
+        "HARNESS_SEED": "7",
+        "HARNESS_THINK_TIME": "0.1,0.3",
+        "HARNESS_PAYMENTS_URL": f"http://{LOOPBACK}:1",
+        "HARNESS_SAMPLES_DIR": str(user_samples),
+    }
+    assert set(mentioned) == readme_variables() == {v.name for v in VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
+    env = {**clean, **mentioned, "PYTHONUNBUFFERED": "1"}
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT)
+    reports = tmp_path / "reports"
+
+    def harness(*args: str) -> str:
+        result = commands.run([HARNESS, *args], env=env, timeout=180)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"harness {' '.join(args)}:\n{output}"
+        assert "unknown variable" not in output
+        return output
+
+    try:
+        harness("validate", str(scenario))
+        harness("install-toxiproxy")
+        harness("up")
+        state = StateStore(state_dir).load()
+        assert state is not None
+        assert state.app is not None
+        assert state.postgres is not None
+        assert state.toxiproxy is not None
+        assert (state.postgres.kind, state.toxiproxy.kind) == ("external", "external")
+        # the user now points the load's variables at this stack, as the README says
+        env["HARNESS_ADMIN_TOKEN"] = state.app.admin_token
+        env["HARNESS_PAYMENTS_URL"] = f"http://{LOOPBACK}:{state.links['payments'].listen_port}"
+        harness("status")
+
+        loaded = harness(
+            "load", "--users", "2", "--duration", "3s", "--json", str(tmp_path / "l.json")
+        )
+        assert "(swap=1)" in loaded  # HARNESS_MIX is the default of --mix
+        groups = set(json.loads((tmp_path / "l.json").read_text())["groups"])
+        assert groups & {"swap.quote", "swap.execute"}, groups
+
+        harness("run", str(scenario), "--reuse", "--reports", str(reports))
+        journal = json.loads((reports / "short-isolated" / "journal.json").read_text())
+        ran = {group for phase in journal["stats"].values() for group in phase}
+        assert not any(g.startswith("swap.") for g in ran), ran  # HARNESS_MIX left out
+        harness("down")
+
+        demo = harness("demo", "--link", "pg_wallet", "--cut", "1")
+        assert "PASS" in demo
+        suite = tmp_path / "suite"
+        suite.mkdir()
+        (suite / "short.yaml").write_text(SHORT)
+        harness("suite", str(suite), "--reports", str(tmp_path / "suite-reports"))
+        assert not user_samples.exists()  # every run keeps its samples in its own folder
+    finally:
+        commands.run([HARNESS, "down"], env=env, timeout=120)
