@@ -1,22 +1,32 @@
 """`harness demo`: a client through one link fails while the link is cut and recovers after.
 
-Until the scenarios exist this is the headline demonstration: it starts the stack (unless
-it runs already), cuts one PostgreSQL link with Toxiproxy, and shows a client that keeps
-querying through it. The link is restored in ``finally``, also on Ctrl-C.
+The small show beside the scenarios: it starts the stack (unless it runs already), cuts one
+PostgreSQL link with the runner's own :class:`~chaos.faults.LinkDown`, and shows a client
+that keeps querying through it. The fault is reverted in ``finally``, also on Ctrl-C, and
+the stack is checked for anything left behind (:func:`~chaos.faults.residue`) as after a run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import aiohttp
 import psycopg2
 from rich.console import Console
 from rich.table import Table
 
 from chaos import postgres
-from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD, ConfigError, HarnessError
+from chaos.errors import (
+    EXIT_INVALID,
+    EXIT_INVARIANT,
+    EXIT_PASS,
+    EXIT_THRESHOLD,
+    ConfigError,
+    HarnessError,
+)
+from chaos.faults import FaultContext, LinkDown, residue
 from chaos.stack import Stack
 from chaos.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
@@ -94,9 +104,16 @@ def run_demo(stack: Stack, *, link: str, cut_seconds: float, console: Console) -
 
 
 def _show(state: StackState, link: str, cut_seconds: float, console: Console) -> int:
+    return asyncio.run(_show_with_fault(state, link, cut_seconds, console))
+
+
+async def _show_with_fault(
+    state: StackState, link: str, cut_seconds: float, console: Console
+) -> int:
+    """The show, with the link cut by the runner's own :class:`LinkDown`: reverted in
+    ``finally`` (Ctrl-C too), and the stack checked for anything left behind after it."""
     assert state.postgres is not None
     assert state.toxiproxy is not None
-    url = state.toxiproxy.url
     port = state.links[link].listen_port
     user = psycopg2.extensions.parse_dsn(state.postgres.dsn).get("user", postgres.SUPERUSER)
     client = LinkClient(f"host={LOOPBACK} port={port} user={user} dbname=postgres")
@@ -104,17 +121,40 @@ def _show(state: StackState, link: str, cut_seconds: float, console: Console) ->
         f"\nA client queries PostgreSQL through link [bold]{link}[/bold] "
         f"({LOOPBACK}:{port}) every {INTERVAL * 1000:.0f} ms.\n"
     )
-    started = time.monotonic()
-    recovered_after: float | None = None
-    try:
-        _run_phase(client, "baseline", BASELINE_SECONDS, started, console)
-        console.print(f"[bold red]>>> cutting link {link} (Toxiproxy: disable proxy)[/bold red]")
-        asyncio.run(_set_enabled(url, link, enabled=False))
-        _run_phase(client, "cut", cut_seconds, started, console)
-    finally:
-        asyncio.run(_set_enabled(url, link, enabled=True))
-    restored = time.monotonic()
+    async with ToxiproxyClient(state.toxiproxy.url) as toxiproxy, aiohttp.ClientSession() as http:
+        # The client is the demo's own and goes through the link itself, whatever the app's
+        # design: a legacy app does not make this link carry nothing.
+        ctx = replace(FaultContext.from_stack(state, toxiproxy, http), variant="isolated")
+        cut = LinkDown(link=link)
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(
+                _run_phase, client, "baseline", BASELINE_SECONDS, started, console
+            )
+            console.print(
+                f"[bold red]>>> {cut.describe(ctx)} (Toxiproxy: proxy disabled)[/bold red]"
+            )
+            await cut.apply(ctx)
+            await asyncio.to_thread(_run_phase, client, "cut", cut_seconds, started, console)
+        finally:
+            await asyncio.shield(cut.revert(ctx))
+        restored = time.monotonic()
+        left = await residue(ctx)
+        if left:
+            for line in left:
+                console.print(f"[red]left behind[/red]: {line}")
+            console.print("[red]FAIL[/red]: the stack was not as before once the link was restored")
+            return EXIT_INVARIANT
     console.print(f"[bold green]>>> link {link} restored[/bold green]")
+    recovered_after = await asyncio.to_thread(_recover, client, started, restored, console)
+    client.close()
+    return _summarise(client.attempts, recovered_after, console)
+
+
+def _recover(client: LinkClient, started: float, restored: float, console: Console) -> float | None:
+    """Seconds from the link's restoring to the client's first success (None: none within
+    :data:`RECOVERY_DEADLINE`), then a last phase of queries."""
+    recovered_after: float | None = None
     deadline = restored + RECOVERY_DEADLINE
     while time.monotonic() < deadline:
         attempt = _tick(client, "recovery", started, console)
@@ -122,8 +162,7 @@ def _show(state: StackState, link: str, cut_seconds: float, console: Console) ->
             recovered_after = started + attempt.at + attempt.latency_ms / 1000 - restored
             break
     _run_phase(client, "recovered", AFTER_RECOVERY_SECONDS, started, console)
-    client.close()
-    return _summarise(client.attempts, recovered_after, console)
+    return recovered_after
 
 
 def _run_phase(
@@ -145,14 +184,6 @@ def _tick(client: LinkClient, phase: str, started: float, console: Console) -> A
     console.print(f"  +{attempt.at:5.2f}s  {phase:<9}  {result}")
     time.sleep(max(0.0, INTERVAL - (time.monotonic() - t0)))
     return attempt
-
-
-async def _set_enabled(url: str, link: str, *, enabled: bool) -> None:
-    async with ToxiproxyClient(url) as client:
-        if enabled:
-            await client.enable(link)
-        else:
-            await client.disable(link)
 
 
 def _summarise(attempts: list[Attempt], recovered_after: float | None, console: Console) -> int:

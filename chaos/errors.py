@@ -99,3 +99,12 @@ class ToxicNotFound(ToxiproxyError):
 
 class AlreadyExists(ToxiproxyError):
     """A proxy or toxic of that name already exists."""
+
+
+class FieldProblem(ValueError):
+    """A validation problem at ``loc``, a path below the field or model being validated
+    (the scenario loader adds it to the path it reports)."""
+
+    def __init__(self, message: str, *loc: str | int) -> None:
+        super().__init__(message)
+        self.loc = loc

@@ -40,19 +40,7 @@ from chaos import backend, postgres
 from chaos.cpu import CpuReading, cpu_use, read_cpu
 from chaos.errors import ConfigError, HarnessError
 from chaos.facts import database_now_at, provider_book, redeliver_ipns
-from chaos.faults import (
-    DbCrash,
-    DbRestart,
-    DbStopped,
-    Fault,
-    FaultContext,
-    LinkDown,
-    ProviderFault,
-    Recycle,
-    ServiceFault,
-    Toxic,
-    residue,
-)
+from chaos.faults import Fault, FaultContext, Recycle, residue
 from chaos.interruption import SIGNALS, Interruption, RunInterrupted
 from chaos.invariants import (
     NO_OPERATION_LOST,
@@ -64,17 +52,7 @@ from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
 from chaos.judge.judgement import judge
 from chaos.judge.oracle import ProviderPayment
 from chaos.judge.verdicts import Outcome
-from chaos.scenario import (
-    DbCrashSpec,
-    DbRestartSpec,
-    DbStopSpec,
-    FaultSpec,
-    LinkDownSpec,
-    ProviderFaultSpec,
-    Scenario,
-    ServiceFaultSpec,
-    ToxicSpec,
-)
+from chaos.scenario import Scenario
 from chaos.settings import Settings
 from chaos.stack import Stack
 from chaos.state import StackState
@@ -168,32 +146,6 @@ class RunRecord:
     def fixed_cost(self) -> float:
         """The run's wall time beyond its judged phases: what one more scenario costs."""
         return self.wall_seconds - self.judged_seconds
-
-
-def fault_for(spec: FaultSpec) -> Fault:
-    """The runtime fault object of a scenario's fault entry."""
-    if isinstance(spec, LinkDownSpec):
-        return LinkDown(spec.link)
-    if isinstance(spec, ToxicSpec):
-        return Toxic(spec.link, spec.toxic, dict(spec.attributes), spec.stream, spec.toxicity)
-    if isinstance(spec, ServiceFaultSpec):
-        return ServiceFault(spec.service, spec.mode, spec.slow_ms or 0)
-    if isinstance(spec, DbRestartSpec):
-        return DbRestart(spec.mode)
-    if isinstance(spec, DbCrashSpec):
-        return DbCrash()
-    if isinstance(spec, DbStopSpec):
-        return DbStopped()
-    if isinstance(spec, ProviderFaultSpec):
-        kwargs: dict[str, Any] = {}
-        if spec.status is not None:
-            kwargs["status"] = spec.status
-        if spec.delay_ms is not None:
-            kwargs["delay_ms"] = spec.delay_ms
-        if spec.stale_seconds is not None:
-            kwargs["stale_seconds"] = spec.stale_seconds
-        return ProviderFault(spec.target, spec.mode, **kwargs)
-    raise TypeError(f"no fault for {type(spec).__name__}")
 
 
 class ScenarioRunner:
@@ -401,27 +353,30 @@ class ScenarioRunner:
                 record = PhaseRecord(phase.name, start=time.time())
                 self.record.phases.append(record)
                 self.report(f"phase {phase.name} ({phase.duration:g} s)")
-                for spec in phase.faults:
-                    fault = fault_for(spec)
-                    fault_record = FaultRecord(
-                        spec.type, fault.describe(ctx), spec.target_service,
-                        mode=getattr(spec, "mode", None),
-                    )  # fmt: skip
+                for entry in phase.faults:
+                    fault = entry.fresh()
+                    fault_record = FaultRecord.of(fault, ctx)
                     record.faults.append(fault_record)
                     # pushed first: a half-applied fault is reverted too
                     reverts.append((fault, fault_record))
-                    fault_record.evidence.update(await self._observe(ctx, spec, "before"))
+                    fault_record.evidence.update(await fault.observe(ctx, "before"))
                     fault_record.applied_at = time.time()
                     await fault.apply(ctx)
-                    if isinstance(spec, DbRestartSpec | DbCrashSpec):
+                    if fault.restored_by_apply:
                         fault_record.restored_at = time.time()  # back up when apply() returns
-                    fault_record.evidence.update(await self._observe(ctx, spec, "after"))
+                    fault_record.evidence.update(await fault.observe(ctx, "after"))
                     record.events.append({"at": time.time(), "applied": fault_record.description})
                     self.report(f"  applied: {fault_record.description}")
                 for service in phase.recycle:
                     await Recycle(service).apply(ctx)
                     record.events.append({"at": time.time(), "recycled": service})
-                await asyncio.sleep(max(0.0, record.start + phase.duration - time.time()))
+                # A phase lasts its duration under its faults: a fault slow to take hold (a
+                # leak opening every connection of a pool on a busy machine) must not eat the
+                # time it is judged in. A restart or crash is over when applied: its phase
+                # counts from its start.
+                acting = any(not fault.restored_by_apply for fault, _ in reverts)
+                since = time.time() if acting else record.start
+                await asyncio.sleep(max(0.0, since + phase.duration - time.time()))
                 while reverts:
                     await self._revert(ctx, *reverts.pop())
                 record.end = time.time()
@@ -444,20 +399,8 @@ class ScenarioRunner:
         record.reverted_at = time.time()
         if record.restored_at is None:
             record.restored_at = record.reverted_at
-        if record.kind == "provider":
-            record.evidence.update(await _provider_count(ctx, record, "after"))
+        record.evidence.update(await fault.observe(ctx, "reverted"))
         self.record.phases[-1].events.append({"at": time.time(), "reverted": record.description})
-
-    async def _observe(self, ctx: FaultContext, spec: FaultSpec, when: str) -> dict[str, Any]:
-        """What the fault's own effect is later judged on (:mod:`chaos.judge.effect`)."""
-        if isinstance(spec, DbRestartSpec | DbCrashSpec) and ctx.cluster is not None:
-            started = await asyncio.to_thread(_postmaster_start, ctx)
-            return {f"postmaster_start_{when}": started}
-        if isinstance(spec, DbStopSpec) and when == "after" and ctx.cluster is not None:
-            return {"postmaster_down": ctx.cluster.postmaster() is None}
-        if isinstance(spec, ProviderFaultSpec) and when == "before":
-            return await _provider_count(ctx, spec.target, "before")
-        return {}
 
     async def _ramp(self, load: LoadRun, ramp: float) -> None:
         """Wait until Locust has spawned every user (at most ``ramp`` + :data:`SPAWN_GRACE`
@@ -628,47 +571,6 @@ def limits_of(app_settings: AppSettings) -> Limits:
             "start the stack again",
         )
     return Limits(acquire, service_timeout, CLIENT_TIMEOUT)
-
-
-async def _provider_count(
-    ctx: FaultContext, target: str | FaultRecord, when: str
-) -> dict[str, Any]:
-    """How many misbehaving answers the fake gave so far (``misbehaved_<when>``)."""
-    name = target if isinstance(target, str) else _provider_target(target)
-    try:
-        answer = await _call_fake(ctx, name)
-    except (HarnessError, aiohttp.ClientError, TimeoutError, ValueError):
-        return {}
-    count = answer.get("misbehaved")
-    return {f"misbehaved_{when}": count} if isinstance(count, int) else {}
-
-
-def _provider_target(record: FaultRecord) -> str:
-    return "payments" if record.target == "deposits" else "prices"
-
-
-async def _call_fake(ctx: FaultContext, target: str) -> dict[str, Any]:
-    async with ctx.http.get(
-        f"{ctx.fake_urls[target]}/_control/mode", timeout=aiohttp.ClientTimeout(total=2)
-    ) as answer:
-        body = await answer.json()
-    return body if isinstance(body, dict) else {}
-
-
-def _postmaster_start(ctx: FaultContext) -> str | None:
-    conn = None
-    try:
-        assert ctx.cluster is not None
-        conn = postgres.connect(ctx.cluster.dsn(), timeout=2)
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_postmaster_start_time()::text")
-            row = cur.fetchone()
-            return None if row is None else str(row[0])
-    except Exception:
-        return None
-    finally:
-        if conn is not None:
-            conn.close()
 
 
 def _plain(stats: dict[str, object]) -> dict[str, object]:

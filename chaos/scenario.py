@@ -1,9 +1,9 @@
 """A scenario, as written in a YAML file: load, a timeline of faults, thresholds, invariants.
 
 This module holds the validated model only (pydantic, frozen, unknown fields refused); reading
-a file and reporting problems with their line is :mod:`chaos.scenario_loader`'s job. The
-fault classes here are *specifications*: the runner turns each into an object that applies
-and reverts it.
+a file and reporting problems with their line is :mod:`chaos.scenario_loader`'s job. Each
+fault entry is validated as the kind its ``type`` names (:mod:`chaos.faults`): the same
+object is then applied and reverted by the runner.
 
 Checks that span several fields (a threshold naming a phase of the timeline, a toxic's
 attributes against its type…) raise :class:`FieldProblem`, a ``ValueError`` that also says
@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,38 +31,27 @@ from pydantic import (
     model_validator,
 )
 
-from chaos.errors import ConfigError
+from chaos.errors import ConfigError, FieldProblem
+from chaos.faults import FaultEntry, ServiceName
 from chaos.judge.windows import Window
-from chaos.links import legacy_refusal
 from chaos.thresholds import Reference, Threshold, parse_threshold
-from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from load.kinds import KINDS, parse_mix, requests_of
 from reference_app.settings import AppSettings
 from topology.durations import parse_duration
-from topology.links import LINK_NAMES, SHARED_LINK, link_named
-from topology.services import DEFAULT_VARIANT, SERVICES, VARIANTS, Variant
+from topology.services import DEFAULT_VARIANT, VARIANTS, Variant
 
 __all__ = [
-    "FAULT_TYPES",
     "INVARIANTS",
     "INVARIANT_ALIASES",
-    "DbCrashSpec",
-    "DbRestartSpec",
-    "DbStopSpec",
+    "NO_THRESHOLDS_HINT",
     "Expectation",
     "ExpectedFailure",
-    "FaultSpec",
-    "FieldProblem",
     "Invariant",
     "IsolationSpec",
     "LegacySpec",
-    "LinkDownSpec",
     "LoadSpec",
     "Phase",
-    "ProviderFaultSpec",
     "Scenario",
-    "ServiceFaultSpec",
-    "ToxicSpec",
 ]
 
 Invariant = Literal[
@@ -97,34 +85,11 @@ HARNESS_APP_SETTINGS = frozenset(
      "fault_api", "payments_url", "payments_api_key", "ipn_secret", "public_url", "prices_url"}
 )  # fmt: skip
 
-#: the service a provider's fault hurts: payments back deposits, prices back swap
-PROVIDER_SERVICE: Mapping[str, str] = {"payments": "deposits", "prices": "swap"}
-
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class FieldProblem(ValueError):
-    """A validation problem at ``loc``, a path below the field or model being validated."""
-
-    def __init__(self, message: str, *loc: str | int) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
 # -- field types -----------------------------------------------------------------------------
-
-
-def _known_service(name: str) -> str:
-    if name not in SERVICES:
-        raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")
-    return name
-
-
-def _known_link(name: str) -> str:
-    if name not in LINK_NAMES:
-        raise ValueError(f"unknown link {name!r} (known: {', '.join(sorted(LINK_NAMES))})")
-    return name
 
 
 def _duration(value: object) -> float:
@@ -169,8 +134,6 @@ def _threshold(value: object) -> Threshold:
     return parse_threshold(value)
 
 
-ServiceName = Annotated[str, AfterValidator(_known_service)]
-LinkName = Annotated[str, AfterValidator(_known_link)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
 ThresholdExpr = Annotated[Threshold, PlainValidator(_threshold), PlainSerializer(str)]
 StrictInt = Annotated[int, Field(strict=True)]
@@ -187,192 +150,6 @@ def _unique(values: tuple[Any, ...], what: str) -> None:
         if value in seen:
             raise FieldProblem(f"{what} {value!r} given twice", index)
         seen.add(value)
-
-
-# -- faults ----------------------------------------------------------------------------------
-
-
-def _link_target(name: str) -> str | None:
-    link = link_named(name)
-    if link.target != "postgres":
-        return PROVIDER_SERVICE[link.target]
-    # The legacy design's shared link carries every service's traffic.
-    return None if link.name == SHARED_LINK else link.service
-
-
-class LinkDownSpec(_Spec):
-    """Cut a link: its proxy is disabled, its connections dropped, until the phase ends."""
-
-    type: Literal["link_down"]
-    link: LinkName
-
-    @property
-    def target_service(self) -> str | None:
-        """The service this fault is expected to hurt (None: all of them)."""
-        return _link_target(self.link)
-
-
-class ToxicSpec(_Spec):
-    """A Toxiproxy toxic on a link for the phase (any built-in type, stream, toxicity)."""
-
-    type: Literal["toxic"]
-    link: LinkName
-    toxic: str
-    attributes: dict[str, Annotated[int, Field(strict=True, ge=0)]] = Field(default_factory=dict)
-    stream: Literal["upstream", "downstream"] = "downstream"
-    toxicity: StrictFloat = Field(default=1.0, ge=0.0, le=1.0)
-
-    @field_validator("toxic")
-    @classmethod
-    def _known_toxic(cls, toxic: str) -> str:
-        if toxic not in TOXIC_TYPES:
-            raise ValueError(
-                f"unknown toxic type {toxic!r} (known: {', '.join(sorted(TOXIC_TYPES))})"
-            )
-        return toxic
-
-    @field_validator("attributes")
-    @classmethod
-    def _attributes_of_type(
-        cls, attributes: dict[str, int], info: ValidationInfo
-    ) -> dict[str, int]:
-        toxic = info.data.get("toxic")
-        if toxic is None:  # the type itself is wrong: reported on its own
-            return attributes
-        known = TOXIC_ATTRIBUTES[toxic]
-        for name in attributes:
-            if name not in known:
-                raise FieldProblem(
-                    f"unknown attribute {name!r} of toxic type {toxic!r} "
-                    f"(known: {', '.join(sorted(known))})",
-                    name,
-                )
-        return attributes
-
-    @property
-    def target_service(self) -> str | None:
-        """The service this fault is expected to hurt (None: all of them)."""
-        return _link_target(self.link)
-
-
-class ServiceFaultSpec(_Spec):
-    """Break one service through the app's fault API (``slow`` needs ``slow_ms``)."""
-
-    type: Literal["service"]
-    service: ServiceName
-    mode: Literal["raise", "hang", "slow", "leak"]
-    slow_ms: Annotated[int, Field(strict=True, ge=1, le=600_000)] | None = None
-
-    @model_validator(mode="after")
-    def _slow_ms_with_slow(self) -> ServiceFaultSpec:
-        if self.mode == "slow" and self.slow_ms is None:
-            raise FieldProblem("mode 'slow' needs slow_ms (milliseconds)", "slow_ms")
-        if self.mode != "slow" and self.slow_ms is not None:
-            raise FieldProblem(f"slow_ms applies to mode 'slow' only, not {self.mode!r}", "slow_ms")
-        return self
-
-    @property
-    def target_service(self) -> str | None:
-        """The service this fault is expected to hurt (None: all of them)."""
-        return self.service
-
-
-class DbRestartSpec(_Spec):
-    """Restart PostgreSQL at the start of the phase (``pg_ctl restart -m <mode>``)."""
-
-    type: Literal["db_restart"]
-    mode: Literal["fast", "immediate"] = "fast"
-
-    @property
-    def target_service(self) -> str | None:
-        """None: a database fault hurts every service."""
-        return None
-
-
-class DbCrashSpec(_Spec):
-    """Kill PostgreSQL (SIGKILL) at the start of the phase, then start it again."""
-
-    type: Literal["db_crash"]
-
-    @property
-    def target_service(self) -> str | None:
-        """None: a database fault hurts every service."""
-        return None
-
-
-class DbStopSpec(_Spec):
-    """Stop PostgreSQL for the whole phase; start it again when the phase ends."""
-
-    type: Literal["db_stop"]
-
-    @property
-    def target_service(self) -> str | None:
-        """None: a database fault hurts every service."""
-        return None
-
-
-class ProviderFaultSpec(_Spec):
-    """Make an external provider's fake misbehave for the phase.
-
-    ``error`` answers ``status`` (None: the fake's default, 503); ``slow`` waits ``delay_ms``;
-    ``malformed`` answers half a body; ``stale`` (prices only) answers prices
-    ``stale_seconds`` old (None: the fake's default).
-    """
-
-    type: Literal["provider"]
-    target: Literal["payments", "prices"]
-    mode: Literal["error", "slow", "malformed", "stale"]
-    status: Annotated[int, Field(strict=True, ge=400, le=599)] | None = None
-    delay_ms: Annotated[int, Field(strict=True, ge=1, le=600_000)] | None = None
-    stale_seconds: Annotated[int, Field(strict=True, ge=1)] | None = None
-
-    @model_validator(mode="after")
-    def _settings_of_mode(self) -> ProviderFaultSpec:
-        if self.mode == "stale" and self.target != "prices":
-            raise FieldProblem("mode 'stale' is offered by the prices provider only", "mode")
-        if self.mode == "slow" and self.delay_ms is None:
-            raise FieldProblem("mode 'slow' needs delay_ms (milliseconds)", "delay_ms")
-        for setting, mode in (
-            ("status", "error"),
-            ("delay_ms", "slow"),
-            ("stale_seconds", "stale"),
-        ):
-            if getattr(self, setting) is not None and self.mode != mode:
-                raise FieldProblem(
-                    f"{setting} applies to mode {mode!r} only, not {self.mode!r}", setting
-                )
-        return self
-
-    @property
-    def target_service(self) -> str | None:
-        """The service this fault is expected to hurt: deposits for payments, swap for prices."""
-        return PROVIDER_SERVICE[self.target]
-
-
-FaultSpec = Annotated[
-    LinkDownSpec
-    | ToxicSpec
-    | ServiceFaultSpec
-    | DbRestartSpec
-    | DbCrashSpec
-    | DbStopSpec
-    | ProviderFaultSpec,
-    Field(discriminator="type"),
-]
-
-#: fault ``type`` -> its class
-FAULT_TYPES: Mapping[str, type[_Spec]] = {
-    get_args(cls.model_fields["type"].annotation)[0]: cls
-    for cls in (
-        LinkDownSpec,
-        ToxicSpec,
-        ServiceFaultSpec,
-        DbRestartSpec,
-        DbCrashSpec,
-        DbStopSpec,
-        ProviderFaultSpec,
-    )
-}
 
 
 # -- load, timeline, scenario ----------------------------------------------------------------
@@ -414,7 +191,7 @@ class Phase(_Spec):
 
     phase: str
     duration: Seconds
-    faults: tuple[FaultSpec, ...] = ()
+    faults: tuple[FaultEntry, ...] = ()
     #: services whose idle connections the app closes once the faults are applied, so that
     #: a link fault bites pooled connections at once
     recycle: tuple[ServiceName, ...] = ()
@@ -771,10 +548,10 @@ class Scenario(_Spec):
         found: list[tuple[tuple[str | int, ...], str, str]] = []
         for p, phase in enumerate(self.timeline):
             for f, fault in enumerate(phase.faults):
-                if isinstance(fault, LinkDownSpec | ToxicSpec):
-                    refusal = legacy_refusal(fault.link)
-                    if refusal is not None:
-                        found.append((("timeline", p, "faults", f, "link"), *refusal))
+                refusal = fault.legacy_refusal()
+                if refusal is not None:
+                    field, message, hint = refusal
+                    found.append((("timeline", p, "faults", f, field), message, hint))
         return found
 
     @property

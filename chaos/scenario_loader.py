@@ -27,7 +27,8 @@ from pydantic_core import ErrorDetails
 
 from chaos.counterparts import counterpart_problems
 from chaos.errors import ConfigError
-from chaos.scenario import FAULT_TYPES, NO_THRESHOLDS_HINT, Scenario
+from chaos.faults import KINDS, Fault
+from chaos.scenario import NO_THRESHOLDS_HINT, Scenario
 
 __all__ = ["Problem", "ScenarioFileError", "load_scenario", "validate_files"]
 
@@ -226,14 +227,11 @@ def _duplicate_keys(file: str, root: yaml.Node) -> list[Problem]:
 
 def _validation_problem(file: str, root: yaml.Node, detail: ErrorDetails) -> Problem:
     raw: Loc = tuple(detail["loc"])
-    kind = detail["type"]
     ctx = detail.get("ctx") or {}
     cause = ctx.get("error")
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        raw = (*raw, "type")
     extra: Loc = getattr(cause, "loc", ())
     loc = _without_tags((*raw, *extra))
-    return Problem(file, _line_of(root, loc), _field_path(loc), _message(detail, raw))
+    return Problem(file, _line_of(root, loc), _field_path(loc), _message(detail, raw, root))
 
 
 def _said_by_an_item(detail: ErrorDetails, details: Sequence[ErrorDetails]) -> bool:
@@ -261,20 +259,12 @@ def _other_form(detail: ErrorDetails, details: Sequence[ErrorDetails]) -> bool:
 
 
 def _without_tags(loc: Loc) -> Loc:
-    """``loc`` without the tags pydantic adds after a fault's index (``faults, 0, toxic``)
-    and after ``expect`` (which of its forms)."""
-    kept: list[str | int] = []
-    for index, part in enumerate(loc):
-        is_tag = (
-            index >= 2
-            and loc[index - 2] == "faults"
-            and isinstance(loc[index - 1], int)
-            and isinstance(part, str)
-            and part in FAULT_TYPES
-        ) or (index == 1 and loc[0] == "expect" and part in _EXPECT_FORMS)
-        if not is_tag:
-            kept.append(part)
-    return tuple(kept)
+    """``loc`` without the tag pydantic adds after ``expect`` (which of its forms)."""
+    return tuple(
+        part
+        for index, part in enumerate(loc)
+        if not (index == 1 and loc[0] == "expect" and part in _EXPECT_FORMS)
+    )
 
 
 def _line_of(root: yaml.Node, loc: Loc) -> int:
@@ -323,19 +313,15 @@ def _field_path(loc: Loc) -> str:
     return path
 
 
-def _message(detail: ErrorDetails, raw: Loc) -> str:
+def _message(detail: ErrorDetails, raw: Loc, root: yaml.Node) -> str:
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
     value = detail.get("input")
     if kind == "missing":
         return NO_THRESHOLDS_HINT if raw == ("thresholds",) else "required field is missing"
     if kind == "extra_forbidden":
-        allowed = _fields_of(raw[:-1])
+        allowed = _fields_of(raw[:-1], root)
         return f"unknown field (allowed: {', '.join(allowed)})" if allowed else "unknown field"
-    if kind == "union_tag_invalid":
-        return f"unknown fault type {ctx.get('tag')!r} (known: {', '.join(FAULT_TYPES)})"
-    if kind == "union_tag_not_found":
-        return f"required field is missing: the fault type, one of {', '.join(FAULT_TYPES)}"
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
     if kind == "too_short":
@@ -361,11 +347,14 @@ def _kind_of(value: object) -> str:
     return repr(value)
 
 
-def _fields_of(loc: Loc) -> list[str]:
-    """The field names of the model at ``loc`` (a raw pydantic path), if it is a model."""
+def _fields_of(loc: Loc, root: yaml.Node) -> list[str]:
+    """The field names of the model at ``loc`` (a raw pydantic path), if it is a model; a
+    fault's are those of the kind its ``type`` in the file names."""
     annotation: Any = Scenario
-    for part in loc:
+    for index, part in enumerate(loc):
         annotation = _unwrap(annotation)
+        if annotation is Fault:
+            annotation = _fault_kind(root, loc[:index])
         origin = get_origin(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(str(part))
@@ -376,14 +365,32 @@ def _fields_of(loc: Loc) -> list[str]:
             annotation = get_args(annotation)[0]
         elif origin in (dict, Mapping):
             annotation = get_args(annotation)[1]
-        elif origin in (typing.Union, types.UnionType) and part in FAULT_TYPES:
-            annotation = FAULT_TYPES[str(part)]
         else:
             return []
     annotation = _unwrap(annotation)
+    if annotation is Fault:
+        annotation = _fault_kind(root, loc)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []
+
+
+def _fault_kind(root: yaml.Node, loc: Loc) -> type[Fault] | None:
+    """The fault kind the entry at ``loc`` names with its ``type``, if it names one."""
+    node: yaml.Node | None = root
+    for part in loc:
+        node = _child(node, part)
+    kind = _child(node, "type")
+    return KINDS.get(kind.value) if isinstance(kind, yaml.ScalarNode) else None
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        values = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
+        return values[-1] if values else None
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -55,7 +55,6 @@ MIN_SHARE_RISE = 0.01
 MIN_SHARE_ALONE = 0.05
 #: a leak is seen when it held connections in at least this share of the phase's readings
 MIN_HELD_SHARE = 0.5
-DATABASE_KINDS = frozenset({"db_restart", "db_crash", "db_stop"})
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ def database_effect(
 ) -> Effect:
     """Evidence that the database really went down, and that the app's pools noticed."""
     evidence = fault.evidence
-    if fault.kind == "db_stop":
+    if "postmaster_down" in evidence:  # stopped (a restart or crash: its start times)
         happened = bool(evidence.get("postmaster_down"))
         what = "the postmaster was gone" if happened else "the postmaster was still running"
     else:

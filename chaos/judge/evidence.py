@@ -8,9 +8,10 @@ tested on made-up evidence.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chaos.faults import Fault, FaultContext, Signature
 from chaos.invariants import InvariantResult
 from chaos.scenario import Scenario
 from load.samples import Sample
@@ -42,10 +43,23 @@ class FaultRecord:
     target: str | None
     #: how a service or provider fault misbehaves (raise, hang, error, slow…), else None
     mode: str | None = None
+    #: what the fault's effect is judged on (its kind says: :class:`chaos.faults.Signature`)
+    signature: Signature = field(kw_only=True)
     applied_at: float = 0.0
     restored_at: float | None = None
     reverted_at: float | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, fault: Fault, ctx: FaultContext | None = None) -> FaultRecord:
+        """The record of ``fault`` as it acts on the stack of ``ctx``, before it is applied."""
+        return cls(
+            fault.type,
+            fault.describe(ctx),
+            fault.target_service,
+            mode=getattr(fault, "mode", None),
+            signature=fault.signature,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +67,7 @@ class FaultRecord:
             "description": self.description,
             "target": self.target,
             "mode": self.mode,
+            "signature": asdict(self.signature),
             "applied_at": self.applied_at,
             "restored_at": self.restored_at,
             "reverted_at": self.reverted_at,

@@ -45,10 +45,6 @@ from reference_app.settings import SERVICES
 MIN_EXPECTED = 10.0
 #: seconds added to the acquire timeout or service time limit for the answer to come back
 MARGIN = 1.0
-#: faults whose failures come within the pools' acquire timeout (the others: within the
-#: service time limit, as they slow or hang what they break)
-_FAST = {"link_down", "db_restart", "db_crash", "db_stop"}
-_FAST_MODES = {"raise", "leak", "error"}
 
 
 def by_service(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
@@ -72,7 +68,9 @@ def fail_fast_bound(scenario: Scenario, faults: Sequence[FaultRecord], limits: L
     """Seconds within which a target's failure must come back (see the module docstring)."""
     if scenario.isolation.fail_fast is not None:
         return scenario.isolation.fail_fast
-    slow = any(f.kind not in _FAST and f.mode not in _FAST_MODES for f in faults)
+    # a fault that slows or hangs what it breaks fails it within the service time limit; the
+    # others (a cut, a raise, a leak, a stopped database) within the pools' acquire timeout
+    slow = any(not f.signature.fails_fast for f in faults)
     return (limits.service_timeout if slow else limits.acquire_timeout) + MARGIN
 
 
@@ -102,7 +100,7 @@ def judge_isolation(
     busy = {name for name, count in expected.items() if count >= MIN_EXPECTED}
     seen = sorted(set(here) | busy)
     bound = fail_fast_bound(scenario, phase.faults, limits)
-    provider = any(f.kind == "provider" for f in phase.faults)
+    provider = any(f.signature.evidence == "provider" for f in phase.faults)
     statuses = frozenset({502, 503} if provider else {503})
     dependencies = scenario.isolation.dependencies
     verdicts = []

@@ -26,7 +26,6 @@ import numpy as np
 
 from chaos.judge.delivery import pace_check, users_check
 from chaos.judge.effect import (
-    DATABASE_KINDS,
     Effect,
     database_effect,
     held_effect,
@@ -288,17 +287,15 @@ class _Court:
     def effect(
         self, fault: FaultRecord, phase: PhaseRecord, samples: list[Sample], baseline: list[Sample]
     ) -> Effect:
-        if fault.kind in DATABASE_KINDS:
+        signature = fault.signature
+        if signature.evidence == "database":
             return database_effect(fault, samples, self.server_between(phase.start, phase.end))
-        if fault.kind == "provider":
+        if signature.evidence == "provider":
             return provider_effect(fault)
         if fault.target is None:
             return Effect(False, "the fault names no target service to look at")
-        only_fails = fault.kind == "link_down" or (
-            fault.kind == "service" and fault.mode == "raise"
-        )
-        seen = target_effect(fault.target, samples, baseline or None, slows=not only_fails)
-        if fault.kind != "service" or fault.mode != "leak":
+        seen = target_effect(fault.target, samples, baseline or None, slows=signature.slows)
+        if not signature.holds:
             return seen
         before = self.baseline_of(phase)
         # readings taken within each phase only: a pool's figures are of their instant

@@ -39,19 +39,12 @@ def phases_of(story: Scenario, restored_at: dict[str, float] | None = None) -> l
     records, start = [], 0.0
     for phase in story.timeline:
         record = PhaseRecord(phase.name, start, start + phase.duration)
-        for spec in phase.faults:
+        for fault in phase.faults:
             end = (restored_at or {}).get(phase.name, record.end)
-            record.faults.append(
-                FaultRecord(
-                    spec.type,
-                    f"{spec.type} in {phase.name}",
-                    spec.target_service,
-                    mode=getattr(spec, "mode", None),
-                    applied_at=start,
-                    restored_at=end,
-                    reverted_at=record.end,
-                )
-            )
+            made = FaultRecord.of(fault)
+            made.description = f"{fault.type} in {phase.name}"
+            made.applied_at, made.restored_at, made.reverted_at = start, end, record.end
+            record.faults.append(made)
         records.append(record)
         start = record.end
     return records

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chaos.faults import DbRestart, DbStop, ProviderFault
 from chaos.judge.effect import database_effect, held_effect, provider_effect, target_effect
 from chaos.judge.evidence import FaultRecord
 from load.samples import Sample
@@ -132,12 +133,9 @@ def test_without_a_baseline_the_signature_must_be_plain() -> None:
 
 
 def restart(before: str | None, after: str | None) -> FaultRecord:
-    return FaultRecord(
-        "db_restart",
-        "restart",
-        None,
-        evidence={"postmaster_start_before": before, "postmaster_start_after": after},
-    )
+    record = FaultRecord.of(DbRestart())
+    record.evidence = {"postmaster_start_before": before, "postmaster_start_after": after}
+    return record
 
 
 def pools(dead: float) -> dict[str, object]:
@@ -160,21 +158,17 @@ def test_a_restart_is_effective_only_if_the_postmaster_changed_and_clients_saw_i
 
 def test_a_stopped_database_must_have_been_gone() -> None:
     seen = [pools(0.0), pools(2.0)]
-    gone = FaultRecord("db_stop", "stop", None, evidence={"postmaster_down": True})
-    still = FaultRecord("db_stop", "stop", None, evidence={"postmaster_down": False})
+    gone, still = FaultRecord.of(DbStop()), FaultRecord.of(DbStop())
+    gone.evidence, still.evidence = {"postmaster_down": True}, {"postmaster_down": False}
     assert database_effect(gone, [], seen).effective
     assert not database_effect(still, [], seen).effective
 
 
 def test_a_provider_fault_is_effective_only_if_the_fake_misbehaved() -> None:
     def fault(before: object, after: object) -> FaultRecord:
-        return FaultRecord(
-            "provider",
-            "payments error",
-            "deposits",
-            mode="error",
-            evidence={"misbehaved_before": before, "misbehaved_after": after},
-        )
+        record = FaultRecord.of(ProviderFault(target="payments", mode="error"))
+        record.evidence = {"misbehaved_before": before, "misbehaved_after": after}
+        return record
 
     assert provider_effect(fault(3, 10)).effective
     assert not provider_effect(fault(3, 3)).effective

@@ -3,15 +3,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.scenario import (
-    INVARIANTS,
-    DbRestartSpec,
-    LinkDownSpec,
-    ProviderFaultSpec,
-    Scenario,
-    ServiceFaultSpec,
-    ToxicSpec,
-)
+from chaos.faults import DbRestart, LinkDown, ProviderFault, ServiceFault, Toxic
+from chaos.scenario import INVARIANTS, Scenario
 from chaos.scenario_loader import Problem, ScenarioFileError, load_scenario, validate_files
 from chaos.thresholds import Reference
 
@@ -56,17 +49,17 @@ def test_every_fault_type_and_its_target(full: Scenario) -> None:
         ("provider", "swap"),
     ]
     toxic = fault.faults[1]
-    assert isinstance(toxic, ToxicSpec)
+    assert isinstance(toxic, Toxic)
     assert (toxic.toxic, toxic.stream, toxic.toxicity) == ("latency", "downstream", 1.0)
     assert toxic.attributes == {"latency": 500, "jitter": 50}
     slow = fault.faults[3]
-    assert isinstance(slow, ServiceFaultSpec)
+    assert isinstance(slow, ServiceFault)
     assert (slow.mode, slow.slow_ms) == ("slow", 200)
     restart = fault.faults[4]
-    assert isinstance(restart, DbRestartSpec)
+    assert isinstance(restart, DbRestart)
     assert restart.mode == "immediate"
     provider = fault.faults[7]
-    assert isinstance(provider, ProviderFaultSpec)
+    assert isinstance(provider, ProviderFault)
     assert (provider.target, provider.mode, provider.status) == ("payments", "error", 503)
 
 
@@ -82,7 +75,7 @@ def test_every_fault_type_and_its_target(full: Scenario) -> None:
     ],
 )
 def test_link_fault_targets(link: str, target: str | None) -> None:
-    assert LinkDownSpec(type="link_down", link=link).target_service == target
+    assert LinkDown(type="link_down", link=link).target_service == target
 
 
 def test_thresholds_are_parsed(full: Scenario) -> None:

@@ -1,0 +1,106 @@
+"""One service broken on purpose through the app's fault API (``PUT /api/_faults/{service}``),
+and :class:`Recycle`, which makes a link fault decided per connection bite at once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from chaos.errors import FieldProblem
+from chaos.faults.base import Fault, ServiceName, Signature
+from chaos.faults.context import FaultContext
+from chaos.faults.control import APP_FIX, Refused, app_faults, app_url, call
+
+#: the modes of the app's fault API that break a service (``none`` mends it)
+SERVICE_MODES: frozenset[str] = frozenset({"raise", "hang", "slow", "leak"})
+
+
+class ServiceFault(Fault):
+    """Break one service for the phase: ``raise`` (its calls fail at once), ``hang`` (they
+    never finish), ``slow`` (they hold their connection ``slow_ms`` longer) or ``leak`` (its
+    pool's connections are held). Revert sets the mode ``none``."""
+
+    type: Literal["service"] = "service"
+    service: ServiceName
+    mode: Literal["raise", "hang", "slow", "leak"]
+    slow_ms: Annotated[int, Field(strict=True, ge=1, le=600_000)] | None = None
+    _touched: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _slow_ms_with_slow(self) -> ServiceFault:
+        if self.mode == "slow" and self.slow_ms is None:
+            raise FieldProblem("mode 'slow' needs slow_ms (milliseconds)", "slow_ms")
+        if self.mode != "slow" and self.slow_ms is not None:
+            raise FieldProblem(f"slow_ms applies to mode 'slow' only, not {self.mode!r}", "slow_ms")
+        return self
+
+    @property
+    def target_service(self) -> str | None:
+        return self.service
+
+    @property
+    def signature(self) -> Signature:
+        return Signature(
+            "target",
+            slows=self.mode != "raise",
+            holds=self.mode == "leak",
+            fails_fast=self.mode in ("raise", "leak"),
+        )
+
+    def describe(self, ctx: FaultContext | None = None) -> str:
+        extra = f" (+{self.slow_ms} ms per call)" if self.mode == "slow" else ""
+        return f"service {self.service} broken: {self.mode}{extra}"
+
+    async def _set(self, ctx: FaultContext, mode: str) -> None:
+        body = {"mode": mode, "slow_ms": self.slow_ms if mode == "slow" else 0}
+        url = app_url(ctx, f"/api/_faults/{self.service}")
+        what = f"set {self.service}'s fault to {mode}"
+        await call(ctx, "PUT", url, what, APP_FIX, body=body, admin=True)
+
+    async def apply(self, ctx: FaultContext) -> None:
+        self._touched = True
+        await self._shielded(self._break(ctx))
+
+    async def _break(self, ctx: FaultContext) -> None:
+        try:
+            await self._set(ctx, self.mode)
+        except Refused:
+            self._touched = False
+            raise
+
+    async def revert(self, ctx: FaultContext) -> None:
+        await self._settle()
+        if not self._touched:
+            return
+        await self._set(ctx, "none")
+        self._touched = False
+
+    async def active(self, ctx: FaultContext) -> bool:
+        return (await app_faults(ctx)).get(self.service) == self.mode
+
+
+class Recycle:
+    """Not a fault but its helper: the app closes the service's idle database connections,
+    so that a link fault decided per connection (toxicity) bites at once. Nothing to revert."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def describe(self, ctx: FaultContext | None = None) -> str:
+        return f"recycle {self.service}'s idle database connections"
+
+    @property
+    def target_service(self) -> str | None:
+        return self.service
+
+    async def apply(self, ctx: FaultContext) -> None:
+        url = app_url(ctx, f"/api/_faults/{self.service}/recycle")
+        what = f"recycle {self.service}'s connections"
+        await call(ctx, "POST", url, what, APP_FIX, admin=True)
+
+    async def revert(self, ctx: FaultContext) -> None:
+        return None
+
+    async def active(self, ctx: FaultContext) -> bool:
+        return False
