@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from chaos.errors import ConfigError
 from chaos.load_report import stats_table, write_csv, write_json
 from chaos.stack import Stack
+from chaos.warden import Warden
 from load.kinds import parse_mix, parse_think_time
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, run_load
@@ -80,7 +81,7 @@ def run_load_command(
             )
 
         try:
-            result = run_load(plan, tick)
+            result = run_load(plan, tick, watch=Warden.start)
         except LoadError as exc:
             raise ConfigError(str(exc), "see the Locust logs in the samples folder") from exc
     console.print(stats_table(result.stats(), title=f"{len(result.samples)} requests"))

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from chaos.errors import ComponentError, StackBusy
-from chaos.process import ProcessRecord, stop
+from chaos.process import ProcessRecord, start_ticks, stop
 
 if TYPE_CHECKING:
     from chaos.stack import Stack
@@ -82,6 +82,12 @@ class Warden:
     def watch_process(self, record: ProcessRecord) -> None:
         """Stop ``record`` (SIGTERM, then SIGKILL to its group) if the run dies."""
         self._send({"process": [record.pid, record.start_ticks]})
+
+    def watch_pid(self, pid: int) -> None:
+        """:meth:`watch_process` of the process ``pid``, if it still runs."""
+        ticks = start_ticks(pid)
+        if ticks is not None:
+            self.watch_process(ProcessRecord(pid, ticks))
 
     def watch_stack(self, settings: dict[str, Any]) -> None:
         """Stop the stack of these :class:`~chaos.settings.Settings` (as a JSON dump) if the

@@ -26,12 +26,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from chaos.process import ProcessRecord, start_ticks
-from chaos.warden import Warden
 from load.kinds import FINISH_SIGNAL, KINDS
 from load.operations import Operation, read_operations
 from load.samples import (
@@ -51,6 +50,15 @@ STOP_TIMEOUT = 5  # seconds Locust lets users finish their task when the run end
 #: how often :meth:`LoadRun.wait` looks whether Locust has exited: every scenario waits for
 #: it once, and a half-second poll cost each a quarter of a second on average
 EXIT_POLL = 0.05
+
+
+class Watcher(Protocol):
+    """Whoever stops the processes of a run, and removes its folders, if the run's own
+    process dies without doing so (``kill -9``): the harness's warden."""
+
+    def watch_pid(self, pid: int) -> None: ...
+
+    def watch_folder(self, folder: Path) -> None: ...
 
 
 class LoadError(Exception):
@@ -124,18 +132,18 @@ class LoadRun:
         self._counter = SampleCounter(self.samples_dir)
         self._processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
-        self._warden: Warden | None = None
+        self._watcher: Watcher | None = None
         self.started_at = 0.0
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self, warden: Warden | None = None) -> None:
-        """Start the Locust processes (returns at once); ``warden`` is told of each, and of
+    def start(self, watcher: Watcher | None = None) -> None:
+        """Start the Locust processes (returns at once); ``watcher`` is told of each, and of
         the samples folder when this run made it, to stop them if this process dies."""
         plan = self.plan
-        self._warden = warden
-        if warden is not None and self._own_dir:
-            warden.watch_folder(self.samples_dir)
+        self._watcher = watcher
+        if watcher is not None and self._own_dir:
+            watcher.watch_folder(self.samples_dir)
         common = [
             sys.executable, "-m", "locust", "-f", str(plan.locustfile), "--headless",
             "--only-summary", "-H", plan.host, "--exit-code-on-error", "0",
@@ -175,9 +183,8 @@ class LoadRun:
                 start_new_session=True,
             )
             self._processes.append(process)
-        ticks = start_ticks(process.pid)
-        if self._warden is not None and ticks is not None:
-            self._warden.watch_process(ProcessRecord(process.pid, ticks))
+        if self._watcher is not None:
+            self._watcher.watch_pid(process.pid)
 
     def _env(self) -> dict[str, str]:
         # The plan says everything about the load: a variable of the load's own left in this
@@ -293,15 +300,22 @@ def _tail(log: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def run_load(plan: LoadPlan, progress: Callable[[float, int], None] | None = None) -> LoadResult:
-    """Run ``plan`` to its end and return every sample.
+def run_load(
+    plan: LoadPlan,
+    progress: Callable[[float, int], None] | None = None,
+    watch: Callable[[Path], AbstractContextManager[Watcher]] | None = None,
+) -> LoadResult:
+    """Run ``plan`` to its end and return every sample; ``watch(log)``, if given, is the
+    watcher that stops the Locust processes and removes the samples folder if this process
+    dies (the harness's warden), writing to ``log``.
 
     The samples folder, when the run made its own, is deleted once read; after a failure it
     is kept, with the Locust logs, for the error to be chased.
     """
     run = LoadRun(plan)
-    with Warden.start(run.samples_dir / "warden.log") as warden:
-        run.start(warden)
+    watching = watch(run.samples_dir / "warden.log") if watch is not None else None
+    with watching or contextlib.nullcontext() as watcher:
+        run.start(watcher)
         result = run.wait(progress)
     run.cleanup()
     return result
