@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from typing import Any
 
 import aiohttp
+from pydantic import PrivateAttr
 
 from chaos.errors import ComponentError
+from chaos.faults.base import Fault
 from chaos.faults.context import FaultContext
 
 #: seconds one call to the app's fault API or a fake's control API may take
@@ -121,3 +124,35 @@ async def fake_mode(ctx: FaultContext, target: str) -> str:
     if not isinstance(answer, dict) or not isinstance(answer.get("mode"), str):
         raise ComponentError(f"unexpected answer to GET {url}: {answer!r}", fake_fix(target))
     return str(answer["mode"])
+
+
+class ControlledFault(Fault):
+    """A fault set through a control API (the app's fault API, a fake's ``/_control``):
+    ``_set_broken`` and ``_set_mended`` are one call each. A call refused (never sent, or
+    answered 4xx) changed nothing, so there is nothing to mend."""
+
+    _touched: bool = PrivateAttr(default=False)
+
+    @abstractmethod
+    async def _set_broken(self, ctx: FaultContext) -> None: ...
+
+    @abstractmethod
+    async def _set_mended(self, ctx: FaultContext) -> None: ...
+
+    async def apply(self, ctx: FaultContext) -> None:
+        self._touched = True
+        await self._shielded(self._break_once(ctx))
+
+    async def _break_once(self, ctx: FaultContext) -> None:
+        try:
+            await self._set_broken(ctx)
+        except Refused:
+            self._touched = False
+            raise
+
+    async def revert(self, ctx: FaultContext) -> None:
+        await self._settle()
+        if not self._touched:
+            return
+        await self._set_mended(ctx)
+        self._touched = False

@@ -12,6 +12,7 @@ fakes are the same in both designs.
 from __future__ import annotations
 
 import contextlib
+from abc import abstractmethod
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
@@ -79,7 +80,8 @@ def _refused(exc: HarnessError) -> bool:
 
 
 class _LinkFault(Fault):
-    """What both link faults share: the link, its target, the legacy refusal."""
+    """What both link faults share: the link, its target, the legacy refusal, and acting on
+    the link's proxy (``_break``, ``_mend``, ``_in_place``) once it is known."""
 
     link: LinkName
     _proxy: str | None = PrivateAttr(default=None)
@@ -91,6 +93,45 @@ class _LinkFault(Fault):
     def legacy_refusal(self) -> tuple[str, str, str] | None:
         refusal = legacy_refusal(self.link)
         return None if refusal is None else ("link", *refusal)
+
+    @abstractmethod
+    async def _break(self, ctx: FaultContext, proxy: str) -> None: ...
+
+    @abstractmethod
+    async def _mend(self, ctx: FaultContext, proxy: str) -> None: ...
+
+    @abstractmethod
+    async def _in_place(self, ctx: FaultContext, proxy: str) -> bool: ...
+
+    async def apply(self, ctx: FaultContext) -> None:
+        proxy = ctx.proxy_for(checked_link(self.link, ctx.variant))
+        self._proxy = proxy
+        await self._shielded(self._break_once(ctx, proxy))
+
+    async def _break_once(self, ctx: FaultContext, proxy: str) -> None:
+        try:
+            await self._break(ctx, proxy)
+        except (ToxiproxyError, ConfigError) as exc:
+            if _refused(exc):
+                self._proxy = None  # nothing was changed: nothing to mend
+            raise
+
+    async def revert(self, ctx: FaultContext) -> None:
+        await self._settle()
+        proxy = self._proxy
+        if proxy is None:
+            return
+        await self._mend(ctx, proxy)
+        self._proxy = None
+
+    async def active(self, ctx: FaultContext) -> bool:
+        proxy = self._proxy or ctx.proxies.get(self.link)
+        if proxy is None:
+            return False
+        try:
+            return await self._in_place(ctx, proxy)
+        except ProxyNotFound:
+            return False
 
 
 class LinkDown(_LinkFault):
@@ -106,36 +147,15 @@ class LinkDown(_LinkFault):
     def describe(self, ctx: FaultContext | None = None) -> str:
         return f"link {self.link} down"
 
-    async def apply(self, ctx: FaultContext) -> None:
-        proxy = ctx.proxy_for(checked_link(self.link, ctx.variant))
-        self._proxy = proxy
-        await self._shielded(self._disable(ctx, proxy))
+    async def _break(self, ctx: FaultContext, proxy: str) -> None:
+        await ctx.toxiproxy.disable(proxy)
 
-    async def _disable(self, ctx: FaultContext, proxy: str) -> None:
-        try:
-            await ctx.toxiproxy.disable(proxy)
-        except (ToxiproxyError, ConfigError) as exc:
-            if _refused(exc):
-                self._proxy = None
-            raise
-
-    async def revert(self, ctx: FaultContext) -> None:
-        await self._settle()
-        proxy = self._proxy
-        if proxy is None:
-            return
+    async def _mend(self, ctx: FaultContext, proxy: str) -> None:
         with contextlib.suppress(ProxyNotFound):
             await ctx.toxiproxy.enable(proxy)
-        self._proxy = None
 
-    async def active(self, ctx: FaultContext) -> bool:
-        proxy = self._proxy or ctx.proxies.get(self.link)
-        if proxy is None:
-            return False
-        try:
-            return not (await ctx.toxiproxy.get_proxy(proxy)).enabled
-        except ProxyNotFound:
-            return False
+    async def _in_place(self, ctx: FaultContext, proxy: str) -> bool:
+        return not (await ctx.toxiproxy.get_proxy(proxy)).enabled
 
 
 class Toxic(_LinkFault):
@@ -200,13 +220,8 @@ class Toxic(_LinkFault):
             f"toxicity {self.toxicity:g}) on link {self.link}"
         )
 
-    async def apply(self, ctx: FaultContext) -> None:
-        proxy = ctx.proxy_for(checked_link(self.link, ctx.variant))
-        self._proxy = proxy
-        await self._shielded(self._add(ctx, proxy))
-
-    async def _add(self, ctx: FaultContext, proxy: str) -> None:
-        try:
+    async def _break(self, ctx: FaultContext, proxy: str) -> None:
+        with contextlib.suppress(AlreadyExists):  # the name is ours: an earlier try got through
             await ctx.toxiproxy.add_toxic(
                 proxy,
                 self.toxic,
@@ -215,28 +230,10 @@ class Toxic(_LinkFault):
                 stream=self.stream,
                 toxicity=float(self.toxicity),
             )
-        except AlreadyExists:
-            return  # the name is ours alone: an earlier attempt got through
-        except (ToxiproxyError, ConfigError) as exc:
-            if _refused(exc):
-                self._proxy = None  # nothing was added
-            raise
 
-    async def revert(self, ctx: FaultContext) -> None:
-        await self._settle()
-        proxy = self._proxy
-        if proxy is None:
-            return
+    async def _mend(self, ctx: FaultContext, proxy: str) -> None:
         with contextlib.suppress(ToxicNotFound, ProxyNotFound):
             await ctx.toxiproxy.remove_toxic(proxy, self.name)
-        self._proxy = None
 
-    async def active(self, ctx: FaultContext) -> bool:
-        proxy = self._proxy or ctx.proxies.get(self.link)
-        if proxy is None:
-            return False
-        try:
-            toxics = await ctx.toxiproxy.toxics(proxy)
-        except ProxyNotFound:
-            return False
-        return any(toxic.name == self.name for toxic in toxics)
+    async def _in_place(self, ctx: FaultContext, proxy: str) -> bool:
+        return any(toxic.name == self.name for toxic in await ctx.toxiproxy.toxics(proxy))

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import aiohttp
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from chaos.errors import FieldProblem, HarnessError
-from chaos.faults.base import PROVIDER_SERVICE, Fault, Moment, Signature
+from chaos.faults.base import PROVIDER_SERVICE, Moment, Signature
 from chaos.faults.context import FaultContext
-from chaos.faults.control import Refused, call, fake_fix, fake_mode, fake_url
+from chaos.faults.control import ControlledFault, call, fake_fix, fake_mode, fake_url
 
 #: the misbehaviours each provider fake offers (``normal`` mends it)
 PROVIDER_MODES: Mapping[str, frozenset[str]] = {
@@ -22,7 +22,7 @@ PROVIDER_MODES: Mapping[str, frozenset[str]] = {
 _MAX_DELAY_MS = 600_000
 
 
-class ProviderFault(Fault):
+class ProviderFault(ControlledFault):
     """Make an external provider's fake misbehave for the phase.
 
     ``error`` answers ``status`` (None: the fake's default, 503); ``slow`` waits ``delay_ms``;
@@ -37,7 +37,6 @@ class ProviderFault(Fault):
     status: Annotated[int, Field(strict=True, ge=400, le=599)] | None = None
     delay_ms: Annotated[int, Field(strict=True, ge=1, le=_MAX_DELAY_MS)] | None = None
     stale_seconds: Annotated[int, Field(strict=True, ge=1, le=10**9)] | None = None
-    _touched: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _settings_of_mode(self) -> ProviderFault:
@@ -80,28 +79,16 @@ class ProviderFault(Fault):
         what = f"set the {self.target} fake's mode to {body['mode']}"
         await call(ctx, "POST", url, what, fake_fix(self.target), body=body)
 
-    async def apply(self, ctx: FaultContext) -> None:
+    async def _set_broken(self, ctx: FaultContext) -> None:
         body: dict[str, Any] = {"mode": self.mode}
         for setting in ("status", "delay_ms", "stale_seconds"):
             value = getattr(self, setting)
             if value is not None:
                 body[setting] = value
-        self._touched = True
-        await self._shielded(self._break(ctx, body))
+        await self._set(ctx, body)
 
-    async def _break(self, ctx: FaultContext, body: dict[str, Any]) -> None:
-        try:
-            await self._set(ctx, body)
-        except Refused:
-            self._touched = False
-            raise
-
-    async def revert(self, ctx: FaultContext) -> None:
-        await self._settle()
-        if not self._touched:
-            return
+    async def _set_mended(self, ctx: FaultContext) -> None:
         await self._set(ctx, {"mode": "normal"})
-        self._touched = False
 
     async def active(self, ctx: FaultContext) -> bool:
         return await fake_mode(ctx, self.target) == self.mode

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from chaos.errors import FieldProblem
-from chaos.faults.base import Fault, ServiceName, Signature
+from chaos.faults.base import ServiceName, Signature
 from chaos.faults.context import FaultContext
-from chaos.faults.control import APP_FIX, Refused, app_faults, app_url, call
+from chaos.faults.control import APP_FIX, ControlledFault, app_faults, app_url, call
 
 #: the modes of the app's fault API that break a service (``none`` mends it)
 SERVICE_MODES: frozenset[str] = frozenset({"raise", "hang", "slow", "leak"})
 
 
-class ServiceFault(Fault):
+class ServiceFault(ControlledFault):
     """Break one service for the phase: ``raise`` (its calls fail at once), ``hang`` (they
     never finish), ``slow`` (they hold their connection ``slow_ms`` longer) or ``leak`` (its
     pool's connections are held). Revert sets the mode ``none``."""
@@ -25,7 +25,6 @@ class ServiceFault(Fault):
     service: ServiceName
     mode: Literal["raise", "hang", "slow", "leak"]
     slow_ms: Annotated[int, Field(strict=True, ge=1, le=600_000)] | None = None
-    _touched: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _slow_ms_with_slow(self) -> ServiceFault:
@@ -58,23 +57,11 @@ class ServiceFault(Fault):
         what = f"set {self.service}'s fault to {mode}"
         await call(ctx, "PUT", url, what, APP_FIX, body=body, admin=True)
 
-    async def apply(self, ctx: FaultContext) -> None:
-        self._touched = True
-        await self._shielded(self._break(ctx))
+    async def _set_broken(self, ctx: FaultContext) -> None:
+        await self._set(ctx, self.mode)
 
-    async def _break(self, ctx: FaultContext) -> None:
-        try:
-            await self._set(ctx, self.mode)
-        except Refused:
-            self._touched = False
-            raise
-
-    async def revert(self, ctx: FaultContext) -> None:
-        await self._settle()
-        if not self._touched:
-            return
+    async def _set_mended(self, ctx: FaultContext) -> None:
         await self._set(ctx, "none")
-        self._touched = False
 
     async def active(self, ctx: FaultContext) -> bool:
         return (await app_faults(ctx)).get(self.service) == self.mode
