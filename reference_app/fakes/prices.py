@@ -1,67 +1,11 @@
-"""A price source, faked as its own aiohttp app: fixed, deterministic prices and a mode switch.
-
-Price API:
-
-- ``GET /v1/prices`` -> ``{"prices": [<price>, ...]}``, every pair the fake can price,
-  sorted by pair.
-- ``GET /v1/prices/{base}-{quote}`` -> ``<price>``, or 404 ``unknown_pair``.
-
-A price is ``{"pair": "BTC-USDT", "price": "64000.00", "as_of": "2025-01-01T12:00:00.000Z"}``:
-how many units of ``quote`` one unit of ``base`` is worth, as a decimal string, and when it
-was observed (ISO 8601, UTC; the time of the request, as if the feed were live).
-
-Prices: a table of *direct* pairs (:data:`DEFAULT_PRICES`, below, or the config's table);
-the fake also answers each direct pair's inverse, computed exactly with ``Decimal`` as
-``1 / price`` and rounded half-even to :data:`PRICE_PLACES` decimal places (the scale of the
-app's ``NUMERIC(38, 18)``). Direct prices are written as they were given (``"64000.00"``),
-inverse ones without trailing zeros (``"0.000015625"``). The default table:
-
-    =========  ===========  =====================
-    pair       price        inverse
-    =========  ===========  =====================
-    BTC-USDT   64000.00     USDT-BTC 0.000015625
-    BTC-USD    64000.00     USD-BTC  0.000015625
-    ETH-USDT   3200.00      USDT-ETH 0.0003125
-    ETH-USD    3200.00      USD-ETH  0.0003125
-    BTC-ETH    20.00000000  ETH-BTC  0.05
-    USDT-USD   1.0000       USD-USDT 1
-    =========  ===========  =====================
-
-Control API, for tests and chaos (never affected by the mode):
-
-- ``PUT /_control/prices/{base}-{quote}`` with ``{"price": "65000.00"}`` (a positive decimal
-  string, at most 18 decimal places, below 10**15): sets the pair's price; its inverse
-  follows. A new currency may be named (2 to 10 letters or digits). Answers the price.
-- ``POST /_control/mode`` with ``{"mode", "status"?, "delay_ms"?, "stale_seconds"?}``,
-  ``GET /_control/mode``: how the ``/v1`` endpoints behave (see
-  :mod:`reference_app.fakes.misbehaviour`; ``stale`` is this fake's own). ``normal``;
-  ``error``: answer ``status`` (400..599, default 503) with an error body; ``slow``: wait
-  ``delay_ms`` (default 1000), then answer; ``stale``: answer with ``as_of``
-  ``stale_seconds`` (default 3600) in the past; ``malformed``: answer 200 with the first
-  half of the real body, which is not valid JSON.
-- ``POST /_control/drift`` with ``{"rate": "0.001"}`` (a decimal string from -0.5 to 0.5),
-  ``GET /_control/drift``: a drift of ``rate`` per tick. While the rate is not zero, every
-  price request answered on ``/v1`` is one tick, applied before it answers (one request,
-  one tick, whether it asks for one pair or all), and ``POST /_control/tick`` with
-  ``{"ticks": n}`` (default 1) adds ticks without reading. A tick multiplies every direct
-  price by ``1 + rate``, exactly (60 significant digits); a price is shown rounded half-even
-  to the decimal places it was set with, at least one unit of its last place and below
-  the maximum, and its inverse follows. So after ``n`` ticks a direct price set to ``p`` is
-  ``p * (1 + rate) ** n``, rounded: the same requests give the same prices. Setting a
-  price sets it as it is now; the drift goes on from there. Answers
-  ``{"rate", "ticks"}`` (ticks applied since the drift was last set).
-- ``POST /_control/reset``: the configured prices again, mode normal, no drift.
-
-Errors are ``{"error": {"code", "message"}}``: 404 ``unknown_pair``, 400 ``invalid_request``,
-and the mode's ``injected_fault``.
+"""A price source, faked as its own aiohttp app: fixed, deterministic prices, a drift and a
+mode switch. Its protocol (price API, control API, errors) is in ``docs/fakes.md``.
 
 Run standalone: ``python -m reference_app.fakes.prices --port N``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_app.fakes import misbehaviour
-from reference_app.fakes.misbehaviour import Mode
+from reference_app.fakes import control
+from reference_app.fakes.control import Mode
 
 #: decimal places of a computed (inverse) price, and the most a set price may have
 PRICE_PLACES = 18
@@ -101,7 +45,7 @@ DRIFT_PRECISION = 60
 
 
 @dataclass(frozen=True)
-class Behaviour(misbehaviour.Behaviour):
+class Behaviour(control.Behaviour):
     """The common behaviour, and how old the prices are in the ``stale`` mode."""
 
     stale_seconds: int = DEFAULT_STALE_SECONDS
@@ -117,18 +61,13 @@ class PricesFakeConfig:
     prices: Mapping[str, Decimal] = field(default_factory=lambda: DEFAULT_PRICES)
 
 
-class FakeError(Exception):
-    """An answer in the fake's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _invalid(message: str) -> FakeError:
-    return FakeError(400, "invalid_request", message)
+#: how the price fake speaks: its own error shape, plain JSON
+DIALECT = control.Dialect(
+    invalid_code="invalid_request",
+    fault_code="injected_fault",
+    error_body=lambda error: {"error": {"code": error.code, "message": error.message}},
+)
+_invalid = DIALECT.invalid
 
 
 def inverse(price: Decimal) -> Decimal:
@@ -146,7 +85,7 @@ class PriceBook:
         self.config = config
         self.behaviour = Behaviour()
         #: answers given while misbehaving, over the fake's life (never reset)
-        self.misbehaved = misbehaviour.Tally()
+        self.misbehaved = control.Tally()
         #: each direct pair's price as set (its decimal places are the ones shown)
         self._direct: dict[str, Decimal] = {}
         #: each direct pair's price after the drift, exact to DRIFT_PRECISION digits
@@ -163,7 +102,7 @@ class PriceBook:
         reverse = f"{quote}-{base}"
         if reverse in self._direct:
             return inverse(self._shown(reverse))
-        raise FakeError(404, "unknown_pair", f"no price for {pair}")
+        raise control.FakeError(404, "unknown_pair", f"no price for {pair}")
 
     def _shown(self, pair: str) -> Decimal:
         """The drifted price rounded to the places it was set with, kept in range."""
@@ -235,20 +174,13 @@ PRICE_BOOK = web.AppKey("price_book", PriceBook)
 
 def create_prices_app(config: PricesFakeConfig) -> web.Application:
     """The fake price source: its routes and its state."""
-    middleware = misbehaviour.misbehaviour_middleware(
-        _behaviour_of, FakeError, _error_response, _fault, lambda r: r.app[PRICE_BOOK].misbehaved
-    )
-    app = web.Application(middlewares=[middleware])
-    app[PRICE_BOOK] = PriceBook(config)
+    app = control.fake_app(PRICE_BOOK, PriceBook(config), DIALECT, _parse_behaviour)
     app.router.add_get("/v1/prices", _all_prices)
     app.router.add_get("/v1/prices/{pair}", _one_price)
     app.router.add_put("/_control/prices/{pair}", _set_price)
-    app.router.add_get("/_control/mode", _get_mode)
-    app.router.add_post("/_control/mode", _set_mode)
     app.router.add_get("/_control/drift", _get_drift)
     app.router.add_post("/_control/drift", _set_drift)
     app.router.add_post("/_control/tick", _tick)
-    app.router.add_post("/_control/reset", _reset)
     return app
 
 
@@ -269,24 +201,9 @@ async def _one_price(request: web.Request) -> web.Response:
 async def _set_price(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
     pair = _pair(request)
-    body = await _json_object(request)
+    body = await DIALECT.json_object(request)
     book.set_price(pair, _parse_price(body.get("price")))
     return web.json_response(book.quote_json(pair, datetime.now(UTC)))
-
-
-async def _get_mode(request: web.Request) -> web.Response:
-    book = request.app[PRICE_BOOK]
-    return web.json_response({**book.behaviour.to_json(), "misbehaved": book.misbehaved.count})
-
-
-async def _set_mode(request: web.Request) -> web.Response:
-    book = request.app[PRICE_BOOK]
-    body = await _json_object(request)
-    try:
-        book.behaviour = _parse_behaviour(body)
-    except misbehaviour.InvalidBehaviour as exc:
-        raise _invalid(str(exc)) from None
-    return web.json_response(book.behaviour.to_json())
 
 
 async def _get_drift(request: web.Request) -> web.Response:
@@ -295,31 +212,26 @@ async def _get_drift(request: web.Request) -> web.Response:
 
 async def _set_drift(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
-    body = await _json_object(request)
+    body = await DIALECT.json_object(request)
     book.set_drift(_parse_rate(body.get("rate")))
     return web.json_response(book.drift_json())
 
 
 async def _tick(request: web.Request) -> web.Response:
     book = request.app[PRICE_BOOK]
-    body = await _json_object(request) if request.can_read_body else {}
+    body = await DIALECT.json_object(request) if request.can_read_body else {}
     try:
-        ticks = misbehaviour.whole_number(body, "ticks", 1, 1, MAX_TICKS, "a whole number")
-    except misbehaviour.InvalidBehaviour as exc:
+        ticks = control.whole_number(body, "ticks", 1, 1, MAX_TICKS, "a whole number")
+    except control.InvalidBehaviour as exc:
         raise _invalid(str(exc)) from None
     book.tick(ticks)
     return web.json_response(book.drift_json())
 
 
-async def _reset(request: web.Request) -> web.Response:
-    request.app[PRICE_BOOK].reset()
-    return web.json_response({"reset": True})
-
-
 def _split_pair(pair: str) -> tuple[str, str]:
     match = _PAIR.fullmatch(pair)
     if match is None or match[1] == match[2]:
-        raise FakeError(404, "unknown_pair", f"{pair!r} is not a pair such as BTC-USDT")
+        raise control.FakeError(404, "unknown_pair", f"{pair!r} is not a pair such as BTC-USDT")
     return match[1], match[2]
 
 
@@ -327,16 +239,6 @@ def _pair(request: web.Request) -> str:
     pair = request.match_info["pair"].upper()
     _split_pair(pair)
     return pair
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise _invalid("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise _invalid("the body must be a JSON object")
-    return body
 
 
 def _parse_price(value: object) -> Decimal:
@@ -369,8 +271,8 @@ def _parse_rate(value: object) -> Decimal:
 
 
 def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:
-    common = misbehaviour.parse_behaviour(body, tuple(Mode))
-    stale_seconds = misbehaviour.whole_number(
+    common = control.parse_behaviour(body, tuple(Mode))
+    stale_seconds = control.whole_number(
         body, "stale_seconds", DEFAULT_STALE_SECONDS, 1, 10**9, "a whole number of seconds"
     )
     return Behaviour(common.mode, common.status, common.delay_ms, stale_seconds)
@@ -380,30 +282,15 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error_response(error: FakeError) -> web.Response:
-    return web.json_response(
-        {"error": {"code": error.code, "message": error.message}}, status=error.status
-    )
-
-
-def _behaviour_of(request: web.Request) -> Behaviour:
-    return request.app[PRICE_BOOK].behaviour
-
-
-def _fault(status: int) -> FakeError:
-    return FakeError(status, "injected_fault", misbehaviour.FAULT_MESSAGE)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake price source on its own."""
-    parser = argparse.ArgumentParser(
+    control.serve(
+        argv,
         prog="python -m reference_app.fakes.prices",
         description="A price-source fake with fixed prices and a mode switch.",
+        port=8791,
+        build=lambda args: create_prices_app(PricesFakeConfig()),
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8791)
-    args = parser.parse_args(argv)
-    web.run_app(create_prices_app(PricesFakeConfig()), host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

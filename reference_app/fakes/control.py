@@ -1,4 +1,7 @@
-"""How a fake misbehaves on purpose: the modes its ``/v1`` endpoints can be switched to.
+"""The control plane both fakes share: how a fake misbehaves on purpose, its errors, its
+``/_control/mode`` and ``/_control/reset`` routes, and its command line.
+
+The modes its ``/v1`` endpoints can be switched to:
 
 Every fake has a control endpoint, ``POST /_control/mode``, taking
 ``{"mode", "status"?, "delay_ms"?}`` (see :func:`parse_behaviour`), and answers
@@ -21,11 +24,13 @@ its errors, the injected one included, in its own shape.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -148,3 +153,137 @@ def _truncated(response: web.Response) -> web.Response:
     """A 200 with the first half of ``response``'s body: not valid JSON."""
     body = response.body if isinstance(response.body, bytes) else b"{}"
     return web.Response(status=200, body=body[: len(body) // 2], content_type="application/json")
+
+
+class FakeError(Exception):
+    """An error a fake answers, in its own dialect (:class:`Dialect`)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+B = TypeVar("B", bound=Behaviour)
+
+
+class MisbehavingBook(Protocol[B]):
+    """A fake's state as the control plane sees it."""
+
+    behaviour: B
+    misbehaved: Tally
+
+    def reset(self) -> None: ...
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one fake speaks: its error codes and body, how it writes and reads JSON."""
+
+    #: the code of a 400 for a malformed request
+    invalid_code: str
+    #: the code of the error answered in the ``error`` mode
+    fault_code: str
+    error_body: Callable[[FakeError], Mapping[str, Any]]
+    dumps: Callable[[Mapping[str, Any]], bytes] = field(
+        default=lambda data: json.dumps(data).encode()
+    )
+    #: how JSON numbers with a fraction are read (the payment fake reads them exact)
+    parse_float: Callable[[str], Any] = float
+
+    def respond(self, data: Mapping[str, Any], status: int = 200) -> web.Response:
+        return web.Response(status=status, body=self.dumps(data), content_type="application/json")
+
+    def error(self, error: FakeError) -> web.Response:
+        return self.respond(self.error_body(error), status=error.status)
+
+    def invalid(self, message: str) -> FakeError:
+        return FakeError(400, self.invalid_code, message)
+
+    def fault(self, status: int) -> FakeError:
+        return FakeError(status, self.fault_code, FAULT_MESSAGE)
+
+    async def json_object(self, request: web.Request) -> dict[str, Any]:
+        """The request's body, which must be a JSON object (NaN and Infinity refused)."""
+        try:
+            body = json.loads(
+                await request.read(),
+                parse_float=self.parse_float,
+                parse_constant=_refuse_constant,
+            )
+        except (ValueError, RecursionError):
+            raise self.invalid("the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise self.invalid("the body must be a JSON object")
+        return body
+
+
+def fake_app(
+    book_key: web.AppKey[Any],
+    book: MisbehavingBook[B],
+    dialect: Dialect,
+    parse: Callable[[Mapping[str, Any]], B],
+) -> web.Application:
+    """A fake's application with its control plane: its errors answered in its dialect, its
+    ``/v1/`` paths misbehaving as told, and ``GET|POST /_control/mode`` (``parse`` reads a
+    behaviour) and ``POST /_control/reset``. The fake adds its own routes."""
+
+    def book_of(request: web.Request) -> MisbehavingBook[B]:
+        return request.app[book_key]
+
+    async def get_mode(request: web.Request) -> web.Response:
+        current = book_of(request)
+        return dialect.respond(
+            {**current.behaviour.to_json(), "misbehaved": current.misbehaved.count}
+        )
+
+    async def set_mode(request: web.Request) -> web.Response:
+        current = book_of(request)
+        body = await dialect.json_object(request)
+        try:
+            current.behaviour = parse(body)
+        except InvalidBehaviour as exc:
+            raise dialect.invalid(str(exc)) from None
+        return dialect.respond(current.behaviour.to_json())
+
+    async def reset(request: web.Request) -> web.Response:
+        book_of(request).reset()
+        return dialect.respond({"reset": True})
+
+    middleware = misbehaviour_middleware(
+        lambda r: book_of(r).behaviour,
+        FakeError,
+        dialect.error,
+        dialect.fault,
+        lambda r: book_of(r).misbehaved,
+    )
+    app = web.Application(middlewares=[middleware])
+    app[book_key] = book
+    app.router.add_get("/_control/mode", get_mode)
+    app.router.add_post("/_control/mode", set_mode)
+    app.router.add_post("/_control/reset", reset)
+    return app
+
+
+def serve(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    port: int,
+    build: Callable[[argparse.Namespace], web.Application],
+    options: Callable[[argparse.ArgumentParser], None] = lambda parser: None,
+) -> None:
+    """A fake's command line: ``--host`` and ``--port``, its own ``options``, then serve the
+    application ``build(args)`` until interrupted."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    options(parser)
+    args = parser.parse_args(argv)
+    web.run_app(build(args), host=args.host, port=args.port)

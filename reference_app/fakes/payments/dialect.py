@@ -1,0 +1,26 @@
+"""How the fake speaks: NOWPayments' error shape, exact JSON numbers written as
+NOWPayments writes them (:func:`~reference_app.payments_signature.canonical_body`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from reference_app.fakes.control import (
+    Dialect,
+)
+from reference_app.payments_signature import canonical_body
+
+#: NOWPayments' dialect: ``{"status": false, "statusCode", "code", "message"}`` errors
+DIALECT = Dialect(
+    invalid_code="INVALID_REQUEST_PARAMS",
+    fault_code="INJECTED_FAULT",
+    error_body=lambda error: {
+        "status": False,
+        "statusCode": error.status,
+        "code": error.code,
+        "message": error.message,
+    },
+    dumps=canonical_body,
+    parse_float=Decimal,
+)
+invalid = DIALECT.invalid
