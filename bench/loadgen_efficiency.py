@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chaos.settings import Settings  # noqa: E402
-from chaos.stack import Stack  # noqa: E402
+from chaos.stack.lifecycle import Stack  # noqa: E402
+from chaos.stack.settings import Settings  # noqa: E402
 from load.runner import LoadPlan, run_load  # noqa: E402
 from load.stats import Window  # noqa: E402
 

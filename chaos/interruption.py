@@ -3,7 +3,7 @@
 Each run has its own event loop in its own thread, and only the main thread receives
 signals. An :class:`Interruption` holds the runs going on; SIGINT or SIGTERM in the main
 thread cancels every one of them in its own loop, and each reverts its faults and stops its
-stack as a single run does on Ctrl-C (:func:`chaos.runner.run_scenario`).
+stack as a single run does on Ctrl-C (:func:`chaos.run.runner.run_scenario`).
 
 A run that handles the signals itself (no :class:`Interruption` given: a script, a pytest
 worker) raises :class:`RunInterrupted` once it has cleaned up, so that its caller stops as
@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaos.runner import RunRecord
+    from chaos.run.runner import RunRecord
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

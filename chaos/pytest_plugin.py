@@ -17,11 +17,11 @@ import pytest
 
 from chaos.errors import HarnessError
 from chaos.interruption import RunInterrupted
-from chaos.journal import write_journal
-from chaos.runner import RunRecord, run_scenario
-from chaos.scenario import Scenario
-from chaos.scenario_loader import load_scenario
-from chaos.settings import Settings
+from chaos.report.journal import write_journal
+from chaos.run.runner import RunRecord, run_scenario
+from chaos.scenario.loader import load_scenario
+from chaos.scenario.model import Scenario
+from chaos.stack.settings import Settings
 from topology.services import VARIANTS
 
 

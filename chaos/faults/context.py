@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from chaos.errors import ConfigError
-from chaos.postgres import LocalCluster
-from chaos.state import StackState
+from chaos.stack.postgres import LocalCluster
+from chaos.stack.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
 from topology.ports import LOOPBACK
 from topology.services import DEFAULT_VARIANT, Variant

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import PrivateAttr
 
-from chaos import postgres
 from chaos.errors import NotSupportedError
 from chaos.faults.base import Fault, Moment, Signature
 from chaos.faults.context import FaultContext
-from chaos.postgres import LocalCluster
+from chaos.stack import postgres
+from chaos.stack.postgres import LocalCluster
 
 #: seconds a database control (stop, start, restart) may take
 DB_TIMEOUT = 30.0

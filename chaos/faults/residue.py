@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from chaos import postgres
 from chaos.errors import ComponentError, HarnessError
 from chaos.faults.context import FaultContext
 from chaos.faults.control import app_faults, fake_mode
+from chaos.stack import postgres
 
 
 async def _proxy_residue(ctx: FaultContext) -> list[str]:

@@ -12,15 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chaos.faults import Fault, FaultContext, Signature
-from chaos.invariants import InvariantResult
-from chaos.scenario import Scenario
+from chaos.judge.verdicts import InvariantResult
+from chaos.scenario.model import Scenario
 from load.samples import Sample
 
-#: one server sample, as the runner took it every second (see ``chaos.runner``):
+#: one server sample, as the runner took it every second (see ``chaos.run.runner``):
 #: ``{"at": epoch s, "pools": {service: {"in_use", "waiting", "size", "free", "max_size",
 #: "acquire_timeouts", "dead_connections"}}, "connections": {...}, "toxics": {...},
 #: "machine": {"seconds", "cpus", "idle", "app", "postgres"}, "loop": {"lag_max",
-#: "lag_buckets"}}``: ``machine`` is the CPU used since the previous sample (``chaos.cpu``:
+#: "lag_buckets"}}``: ``machine`` is the CPU used since the previous sample (``chaos.run.cpu``:
 #: ``idle`` a share of the machine, ``app`` and ``postgres`` in CPUs, None if not measured),
 #: ``loop`` the app's event-loop lag (``reference_app/loop_lag.py``: the worst of the last
 #: second, and the histogram's cumulative counts by upper bound, in seconds)

@@ -35,7 +35,7 @@ import numpy as np
 
 from chaos.judge.evidence import FaultRecord, Limits, PhaseRecord
 from chaos.judge.verdicts import ThresholdVerdict
-from chaos.scenario import Scenario
+from chaos.scenario.model import Scenario
 from load.kinds import service_of
 from load.samples import Sample
 from load.stats import error_key

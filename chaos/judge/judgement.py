@@ -5,7 +5,7 @@
 What it judges, in order (each module documents its own rules):
 
 1. the scenario's thresholds, per request group and phase or window (:mod:`.windows`,
-   :mod:`.metrics`, :mod:`chaos.thresholds`);
+   :mod:`.metrics`, :mod:`chaos.scenario.thresholds`);
 2. isolation in every faulted phase (:mod:`.isolation`), and the blast radius;
 3. that no failure goes unjudged: a request group that failed in a phase where neither a
    threshold nor isolation judges it is a breach;
@@ -38,9 +38,10 @@ from chaos.judge.isolation import blast_radius, by_service, judge_isolation, tar
 from chaos.judge.metrics import GroupWindow, services_of
 from chaos.judge.saturation import machine_check
 from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
-from chaos.judge.windows import Window, assign, select
-from chaos.scenario import Scenario
-from chaos.thresholds import evaluate
+from chaos.judge.windows import assign, select
+from chaos.scenario.model import Scenario
+from chaos.scenario.thresholds import evaluate
+from chaos.scenario.windows import Window
 from load.kinds import requests_of, service_of
 from load.samples import Sample
 from load.stats import by_group

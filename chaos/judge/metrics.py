@@ -1,7 +1,7 @@
 """The metrics of one request group in one window, computed on demand from the samples.
 
 :class:`GroupWindow` is a read-only mapping from a metric key (``p99``, ``status_503``,
-``naming(p2p)``, ``codes``…; see :mod:`chaos.thresholds`) to its value. A value is NaN
+``naming(p2p)``, ``codes``…; see :mod:`chaos.scenario.thresholds`) to its value. A value is NaN
 (or, for ``codes``, absent) when the window holds no sample of the group: silence is never
 a zero. Server metrics (the pools of the group's services) come from the server samples
 taken during the window, and are NaN without any.
@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from chaos.judge.evidence import ServerSample
-from chaos.thresholds import METRICS, SERVER_METRICS, Measured, metric_argument, metric_kind
+from chaos.scenario.thresholds import (
+    METRICS,
+    SERVER_METRICS,
+    Measured,
+    metric_argument,
+    metric_kind,
+)
 from load.kinds import service_of
 from load.samples import Sample
 from reference_app.settings import LEGACY_POOL

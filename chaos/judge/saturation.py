@@ -1,6 +1,6 @@
 """Was the machine saturated? Then the run measured the machine, not the design: invalid.
 
-Every second the runner records (``chaos.runner``; :data:`~chaos.judge.evidence.ServerSample`)
+Every second the runner records (``chaos.run.runner``; :data:`~chaos.judge.evidence.ServerSample`)
 the share of the machine's CPU time left idle, the CPU the app's process tree and
 PostgreSQL's used since the last sample (in CPUs: 1.0 is one CPU busy all second), and the
 worst lag of the app's event loop over the last second (``reference_app/loop_lag.py``).

@@ -1,0 +1,1 @@
+"""An asyncio client of the Toxiproxy HTTP API (proxies, toxics, enable and disable)."""

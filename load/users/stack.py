@@ -1,6 +1,6 @@
 """Where the stack started by ``harness up`` serves the app, read from its state file.
 
-Plain JSON, not ``chaos.state``: ``chaos`` uses ``load``, never the other way round.
+Plain JSON, not ``chaos.stack.state``: ``chaos`` uses ``load``, never the other way round.
 """
 
 from __future__ import annotations

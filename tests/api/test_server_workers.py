@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from chaos.process import ProcessRecord, children_of, wait_gone
+from chaos.stack.process import ProcessRecord, children_of, wait_gone
 from chaos.toxiproxy.client import Proxy
 from tests.plugins.api_helpers import metric
 from tests.plugins.pg_cluster import PostgresServer

@@ -22,7 +22,6 @@ import psycopg2
 import pytest
 from pydantic import ValidationError
 
-from chaos import postgres
 from chaos.errors import ComponentError, ConfigError, NotSupportedError, ProxyNotFound
 from chaos.faults import (
     KINDS,
@@ -39,9 +38,10 @@ from chaos.faults import (
     checked_link,
     residue,
 )
-from chaos.process import ProcessRecord
-from chaos.scenario import Phase
-from chaos.state import AppState, LinkState, PostgresState, StackState
+from chaos.scenario.model import Phase
+from chaos.stack import postgres
+from chaos.stack.process import ProcessRecord
+from chaos.stack.state import AppState, LinkState, PostgresState, StackState
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app_keys import DATABASES
 from tests.plugins.pg_cluster import PostgresServer

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaos import postgres
+from chaos.stack import postgres
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer

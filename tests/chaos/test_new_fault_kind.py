@@ -11,8 +11,8 @@ import pytest
 
 from chaos.errors import EXIT_INVALID
 from chaos.faults import KINDS, Fault, FaultContext, Moment, ServiceName, Signature
-from chaos.runner import run_scenario
-from chaos.scenario import Scenario
+from chaos.run.runner import run_scenario
+from chaos.scenario.model import Scenario
 from tests.plugins.preflight import test_settings
 
 CALLS: list[str] = []

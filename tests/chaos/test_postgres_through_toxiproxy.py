@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import psycopg2
 import pytest
 
-from chaos import postgres
 from chaos.errors import ComponentError
+from chaos.stack import postgres
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from tests.plugins.pg_cluster import PostgresServer
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos.counterparts import bystander_breaches
 from chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
-from chaos.runner import RunRecord, run_scenario
-from chaos.scenario import Scenario
-from chaos.scenario_loader import load_scenario
-from chaos.settings import Settings
+from chaos.run.runner import RunRecord, run_scenario
+from chaos.scenario.counterparts import bystander_breaches
+from chaos.scenario.loader import load_scenario
+from chaos.scenario.model import Scenario
+from chaos.stack.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATION = [

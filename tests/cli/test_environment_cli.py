@@ -13,9 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from chaos import postgres
-from chaos.state import StateStore
-from chaos.toxiproxy import server as toxiproxy_server
+from chaos.stack import postgres, toxiproxy_server
+from chaos.stack.state import StateStore
 from tests.cli.conftest import HARNESS
 from tests.plugins import commands
 from tests.plugins.pg_cluster import cluster_folder

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaos import cli, scenario_command
+from chaos.cli import commands as cli
+from chaos.cli import runs as scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.judge.verdicts import ThresholdVerdict
-from chaos.runner import RunRecord
-from chaos.scenario import Scenario
-from chaos.settings import Settings
+from chaos.run.runner import RunRecord
+from chaos.scenario.model import Scenario
+from chaos.stack.settings import Settings
 from tests.plugins import commands
 
 ROOT = Path(__file__).resolve().parents[2]

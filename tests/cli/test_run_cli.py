@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos import cli, scenario_command
+from chaos.cli import commands as cli
+from chaos.cli import runs as scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.state import StackState
+from chaos.stack.state import StackState
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants, with_folder_in_environment

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from chaos import cli, scenario_command
+from chaos.cli import commands as cli
+from chaos.cli import runs as scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.runner import RunRecord
-from chaos.scenario import Scenario
+from chaos.run.runner import RunRecord
+from chaos.scenario.model import Scenario
 from tests.plugins import commands
 
 HARNESS = str(Path(sys.executable).with_name("harness"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import postgres
+from chaos.stack import postgres
 from chaos.toxiproxy.client import ToxiproxyClient
 from tests.plugins.pg_cluster import PostgresServer
 

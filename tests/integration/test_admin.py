@@ -18,7 +18,7 @@ import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
-from chaos import postgres
+from chaos.stack import postgres
 from reference_app.app_keys import WALLET
 from reference_app.migrate import migrate
 from reference_app.services.admin.domain import UNATTRIBUTED, attribute

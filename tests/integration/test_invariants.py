@@ -11,8 +11,9 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from chaos import postgres
-from chaos.invariants import InvariantResult, check_database
+from chaos.judge.verdicts import InvariantResult
+from chaos.run.invariants import check_database
+from chaos.stack import postgres
 from load.operations import ACKNOWLEDGED, Operation
 from reference_app.migrate import migrate
 from reference_app.settings import SERVICES

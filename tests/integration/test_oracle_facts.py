@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from chaos import postgres
-from chaos.facts import database_now_at, provider_book, redeliver_ipns, stored_operations
-from chaos.invariants import InvariantResult, check_database
+from chaos.judge.verdicts import InvariantResult
+from chaos.run.facts import database_now_at, provider_book, redeliver_ipns, stored_operations
+from chaos.run.invariants import check_database
+from chaos.stack import postgres
 from load.operations import (
     ACKNOWLEDGED,
     INDETERMINATE,

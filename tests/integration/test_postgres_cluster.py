@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from chaos import postgres
 from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
-from chaos.process import ProcessRecord, children_of
+from chaos.stack import postgres
+from chaos.stack.process import ProcessRecord, children_of
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder, new_cluster
 
 RECONNECT_DEADLINE = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from chaos import postgres
+from chaos.stack import postgres
 from reference_app.migrate import migrate, migrations_of
 from reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer

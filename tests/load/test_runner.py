@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chaos.settings import Settings
-from chaos.stack import Stack
-from chaos.state import StackState
+from chaos.stack.lifecycle import Stack
+from chaos.stack.settings import Settings
+from chaos.stack.state import StackState
 from load.runner import LOCUSTFILE, LoadPlan, LoadResult, LoadRun, run_load
 from tests.plugins.pg_cluster import cluster_folder
 

@@ -25,8 +25,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaos.facts import database_now_at, provider_book
-from chaos.invariants import check_database
+from chaos.run.facts import database_now_at, provider_book
+from chaos.run.invariants import check_database
 from load.kinds import CLIENT_TIMEOUT, KINDS, requests_of
 from load.operations import ACKNOWLEDGED, INDETERMINATE, OPERATION_KINDS, read_operations
 from load.samples import Sample, read_samples, read_summaries

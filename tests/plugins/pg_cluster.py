@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos import postgres
 from chaos.errors import HarnessError
+from chaos.stack import postgres
 from tests.plugins.preflight import stop_run, test_settings
 from topology.ports import free_port
 

@@ -13,9 +13,9 @@ from typing import NoReturn
 import pytest
 
 from chaos.errors import HarnessError
-from chaos.postgres import find_bin_dir
-from chaos.settings import Settings
-from chaos.toxiproxy.server import ensure_binary
+from chaos.stack.postgres import find_bin_dir
+from chaos.stack.settings import Settings
+from chaos.stack.toxiproxy_server import ensure_binary
 
 
 def test_settings() -> Settings:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from chaos.errors import HarnessError
-from chaos.process import ProcessRecord, children_of
+from chaos.stack.process import ProcessRecord, children_of
 
 
 def descendants(pid: int) -> list[ProcessRecord]:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaos import postgres
+from chaos.stack import postgres
 from chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from reference_app.app import create_app
 from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app

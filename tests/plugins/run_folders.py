@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import StackBusy
-from chaos.process import ProcessRecord
-from chaos.stack import Stack
-from chaos.state import STATE_FILE, StackState
+from chaos.stack.lifecycle import Stack
+from chaos.stack.process import ProcessRecord
+from chaos.stack.state import STATE_FILE, StackState
 from tests.plugins.preflight import test_settings
 
 #: what a run leaves in its TMPDIR while it runs: its state folder, its load's samples folder

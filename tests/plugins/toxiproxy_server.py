@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import HarnessError
-from chaos.toxiproxy import server
+from chaos.stack import toxiproxy_server as server
 from chaos.toxiproxy.client import ToxiproxyClient
 from tests.plugins.preflight import stop_run, test_settings
 from topology.ports import free_port

@@ -6,10 +6,10 @@ import dataclasses
 import json
 from typing import Any
 
-from chaos.journal import journal
 from chaos.judge.evidence import Evidence
 from chaos.judge.judgement import judge
-from chaos.runner import RunRecord
+from chaos.report.journal import journal
+from chaos.run.runner import RunRecord
 from tests.unit.judge_data import correct_run, evidence, scenario
 
 #: the headline story, with a latency threshold on deposits during the outage

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
-from chaos.scenario import Scenario
+from chaos.scenario.model import Scenario
 from load.samples import Sample
 
 LIMITS = Limits(acquire_timeout=2.0, service_timeout=4.0, client_timeout=5.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.cpu import (
+from chaos.run.cpu import (
     CpuReading,
     MachineTimes,
     TreeTimes,

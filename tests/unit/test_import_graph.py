@@ -109,6 +109,26 @@ def test_no_module_import_cycle() -> None:
     assert cycles(graph(MODULES)) == []
 
 
+def package_of(module: str) -> str:
+    """``chaos.judge.effect`` -> ``chaos.judge``; ``load.runner`` -> ``load``: the harness's
+    packages are one level down, the others are one each."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "chaos" and len(parts) > 1 else parts[0]
+
+
+def test_no_cycle_between_the_harness_s_packages() -> None:
+    """stack, faults, scenario, judge, run, report, cli: each uses only those before it."""
+    edges: dict[str, set[str]] = {}
+    for name, deps in graph(MODULES).items():
+        edges.setdefault(package_of(name), set()).update(
+            package_of(d) for d in deps if package_of(d) != package_of(name)
+        )
+    for deps in list(edges.values()):
+        for dep in deps:
+            edges.setdefault(dep, set())
+    assert cycles(edges) == []
+
+
 def test_nothing_imports_another_package_s_private_module() -> None:
     wrong = [
         f"{path.relative_to(ROOT)}:{line}: {module}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.junit import write_junit
+from chaos.report.junit import write_junit
 from tests.unit.journal_data import passing, slow_deposits
 
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from chaos.errors import EXIT_INVALID
-from chaos.invariants import InvariantResult
 from chaos.judge.judgement import judge
 from chaos.judge.oracle import (
     DepositCredit,
@@ -19,6 +18,7 @@ from chaos.judge.oracle import (
     judge_operations,
     reconcile_provider,
 )
+from chaos.judge.verdicts import InvariantResult
 from load.operations import (
     ACKNOWLEDGED,
     FAILED,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from chaos.cli.replay import read_recorded_run
 from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.journal import JOURNAL_VERSION, write_journal
-from chaos.replay import read_recorded_run
-from chaos.runner import RunRecord
-from chaos.scenario import Scenario
-from chaos.scenario_loader import load_scenario
-from chaos.summary import print_summary
+from chaos.report.journal import JOURNAL_VERSION, write_journal
+from chaos.report.summary import print_summary
+from chaos.run.runner import RunRecord
+from chaos.scenario.loader import load_scenario
+from chaos.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "scenarios"

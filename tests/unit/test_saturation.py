@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
-from chaos.journal import journal
 from chaos.judge.evidence import Evidence, PhaseRecord
 from chaos.judge.judgement import judge
 from chaos.judge.saturation import lag_quantile
 from chaos.judge.verdicts import Outcome, ValidityCheck
-from chaos.runner import RunRecord
+from chaos.report.journal import journal
+from chaos.run.runner import RunRecord
 from tests.unit.judge_data import correct_run, evidence, healthy, p2p_failing, traffic
 
 #: upper bounds of the made-up loop-lag histogram (seconds, as Prometheus writes them)

@@ -4,9 +4,9 @@ import pytest
 
 from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
 from chaos.faults import DbRestart, LinkDown, ProviderFault, ServiceFault, Toxic
-from chaos.scenario import INVARIANTS, Scenario
-from chaos.scenario_loader import Problem, ScenarioFileError, load_scenario, validate_files
-from chaos.thresholds import Reference
+from chaos.scenario.loader import Problem, ScenarioFileError, load_scenario, validate_files
+from chaos.scenario.model import INVARIANTS, Scenario
+from chaos.scenario.thresholds import Reference
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.settings import Settings
+from chaos.stack.settings import Settings
 from topology.environment import VARIABLES
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from chaos.cli.runs import _Slots
 from chaos.interruption import Interruption
-from chaos.scenario_command import _Slots
 
 
 def test_a_later_rank_waits_for_an_expected_earlier_one_whose_thread_has_not_asked() -> None:

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from chaos.errors import ConfigError
-from chaos.thresholds import (
+from chaos.scenario.thresholds import (
     METRICS,
     CodeSet,
     Op,

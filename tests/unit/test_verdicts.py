@@ -3,8 +3,13 @@ and named expected failures."""
 
 from __future__ import annotations
 
-from chaos.invariants import InvariantResult
-from chaos.judge.verdicts import ExpectationResult, Outcome, ThresholdVerdict, ValidityCheck
+from chaos.judge.verdicts import (
+    ExpectationResult,
+    InvariantResult,
+    Outcome,
+    ThresholdVerdict,
+    ValidityCheck,
+)
 
 BREACH = ThresholdVerdict("deposits.*", "fault", "error_rate == 0", False, 0.5, 0.0, 100)
 OK = ThresholdVerdict("deposits.*", "fault", "error_rate == 0", True, 0.0, 0.0, 100)

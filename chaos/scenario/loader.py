@@ -25,10 +25,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from chaos.counterparts import counterpart_problems
 from chaos.errors import ConfigError
 from chaos.faults import KINDS, Fault
-from chaos.scenario import NO_THRESHOLDS_HINT, Scenario
+from chaos.scenario.counterparts import counterpart_problems
+from chaos.scenario.model import NO_THRESHOLDS_HINT, Scenario
 
 __all__ = ["Problem", "ScenarioFileError", "load_scenario", "validate_files"]
 
@@ -155,7 +155,7 @@ def _read(path: str | Path) -> tuple[Scenario | None, list[Problem]]:
 
 def _counterpart_problems(file: str, root: yaml.Node, scenario: Scenario) -> list[Problem]:
     """The scenario's legacy counterpart (``legacy.counterpart``, relative to ``file``) must
-    exist, be valid and fit to stand for the claim (:mod:`chaos.counterparts`)."""
+    exist, be valid and fit to stand for the claim (:mod:`chaos.scenario.counterparts`)."""
     assert scenario.legacy is not None
     if scenario.legacy.counterpart is None:
         return []

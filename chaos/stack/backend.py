@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chaos import postgres
 from chaos.errors import ComponentError, NotReadyError
-from chaos.process import ProcessRecord, spawn_detached, stop
-from chaos.state import StackState
+from chaos.stack import postgres
+from chaos.stack.process import ProcessRecord, spawn_detached, stop
+from chaos.stack.state import StackState
 from reference_app.settings import AppSettings, PoolSettings
 from topology.links import SHARED_LINK, database_link
 from topology.ports import LOOPBACK, is_listening

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.errors import ComponentError, ConfigError, MissingToolError, NotReadyError
-from chaos.process import ProcessRecord, spawn_detached, stop
-from chaos.settings import Settings
+from chaos.stack.process import ProcessRecord, spawn_detached, stop
+from chaos.stack.settings import Settings
 from topology.ports import LOOPBACK, wait_closed
 
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"

@@ -12,7 +12,7 @@ ends. Released, it exits. At the end of the pipe without a release, it stops eve
 and every stack it was told of, then removes the folders, as ``harness down`` would.
 Testcontainers' Ryuk does the same for containers.
 
-Run as ``python -m chaos.warden LOG``. It writes ``LOG`` only when it has to act, and removes
+Run as ``python -m chaos.stack.warden LOG``. It writes ``LOG`` only when it has to act, and removes
 it again when it stopped everything: what it could not stop is named there.
 """
 
@@ -32,10 +32,10 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from chaos.errors import ComponentError, StackBusy
-from chaos.process import ProcessRecord, start_ticks, stop
+from chaos.stack.process import ProcessRecord, start_ticks, stop
 
 if TYPE_CHECKING:
-    from chaos.stack import Stack
+    from chaos.stack.lifecycle import Stack
 
 #: seconds the warden gets to exit once released (it only reads the release and exits)
 RELEASE_WAIT = 10.0
@@ -57,7 +57,7 @@ class Warden:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "chaos.warden", str(log_path)],
+                [sys.executable, "-m", "chaos.stack.warden", str(log_path)],
                 # the pipe's write end is not inheritable: no other child keeps it open
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
@@ -90,7 +90,7 @@ class Warden:
             self.watch_process(ProcessRecord(pid, ticks))
 
     def watch_stack(self, settings: dict[str, Any]) -> None:
-        """Stop the stack of these :class:`~chaos.settings.Settings` (as a JSON dump) if the
+        """Stop the stack of these :class:`~chaos.stack.settings.Settings` (as a JSON dump) if the
         run dies. One that cannot be stopped keeps its state folder, watched or not."""
         self._send({"stack": settings})
 
@@ -158,8 +158,8 @@ class Orders:
         remove the folders, except a stack's that could not be stopped (its state file is
         what ``harness down`` needs). True if everything is stopped."""
         from chaos.errors import HarnessError
-        from chaos.settings import Settings
-        from chaos.stack import Stack
+        from chaos.stack.lifecycle import Stack
+        from chaos.stack.settings import Settings
 
         stopped_all = True
         for record in self.processes:

@@ -26,7 +26,7 @@ import psycopg2
 from psycopg2 import sql
 
 from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
-from chaos.process import ProcessRecord, children_of, start_ticks, wait_gone, wait_reaped
+from chaos.stack.process import ProcessRecord, children_of, start_ticks, wait_gone, wait_reaped
 from topology.ports import LOOPBACK
 
 StopMode = Literal["smart", "fast", "immediate"]

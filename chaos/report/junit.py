@@ -6,7 +6,7 @@ a failure: like an invalid run.
 A scenario run several times (``--repeat N``) is still one test suite: one outcome test case
 per run, and every other test case fails if its check failed in any run, its message saying
 in which. The suite's properties give the runs, passes and pass rate; each threshold's test
-case carries its margin (:mod:`chaos.repetition`): the minimum and median over the runs.
+case carries its margin (:mod:`chaos.report.repetition`): the minimum and median over the runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chaos.errors import EXIT_PASS, worst
-from chaos.repetition import margin_spread
+from chaos.report.repetition import margin_spread
 
 Journal = Mapping[str, Any]
 K = TypeVar("K", bound=Hashable)

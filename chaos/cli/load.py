@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chaos.errors import ConfigError
-from chaos.load_report import stats_table, write_csv, write_json
-from chaos.stack import Stack
-from chaos.warden import Warden
+from chaos.report.load_report import stats_table, write_csv, write_json
+from chaos.stack.lifecycle import Stack
+from chaos.stack.warden import Warden
 from load.kinds import parse_mix, parse_think_time
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, run_load

@@ -1,7 +1,7 @@
 """A scenario, as written in a YAML file: load, a timeline of faults, thresholds, invariants.
 
 This module holds the validated model only (pydantic, frozen, unknown fields refused); reading
-a file and reporting problems with their line is :mod:`chaos.scenario_loader`'s job. Each
+a file and reporting problems with their line is :mod:`chaos.scenario.loader`'s job. Each
 fault entry is validated as the kind its ``type`` names (:mod:`chaos.faults`): the same
 object is then applied and reverted by the runner.
 
@@ -33,8 +33,8 @@ from pydantic import (
 
 from chaos.errors import ConfigError, FieldProblem
 from chaos.faults import FaultEntry, ServiceName
-from chaos.judge.windows import Window
-from chaos.thresholds import Reference, Threshold, parse_threshold
+from chaos.scenario.thresholds import Reference, Threshold, parse_threshold
+from chaos.scenario.windows import Window
 from load.kinds import KINDS, parse_mix, requests_of
 from reference_app.settings import AppSettings
 from topology.durations import parse_duration

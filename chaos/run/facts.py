@@ -23,7 +23,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chaos import postgres
 from chaos.errors import ComponentError
 from chaos.judge.oracle import (
     FINISHED,
@@ -32,6 +31,7 @@ from chaos.judge.oracle import (
     StoredDeposit,
     StoredOperation,
 )
+from chaos.stack import postgres
 
 #: the ledger transaction kinds that record operations the load asks for
 LEDGER_KINDS = ("deposit", "withdrawal", "funding", "liquidity_funding", "swap", "express_buy",

@@ -3,7 +3,7 @@ came to its limit over the runs. Pure: journals in, figures out.
 
 A gate that passes 10 times out of 10 with a p99 margin of 2 ms is about to become flaky; one
 that passes with 400 ms to spare is not. The *margin* of a threshold in one run is how far the
-measured value was from breaching (:func:`chaos.thresholds.margin_of`); over N runs each
+measured value was from breaching (:func:`chaos.scenario.thresholds.margin_of`); over N runs each
 threshold gets the minimum and median of its margins, and the thresholds are sorted so the
 one that came closest to its limit, relative to the limit, comes first.
 """

@@ -16,7 +16,7 @@ scenario that runs the same claim on the legacy design. The counterpart must:
 
 from __future__ import annotations
 
-from chaos.scenario import Scenario
+from chaos.scenario.model import Scenario
 from load.kinds import service_of
 
 

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
+from chaos.cli.runs import run_files
 from chaos.errors import ConfigError
-from chaos.journal import JOURNAL_VERSION
-from chaos.scenario import Scenario
-from chaos.scenario_command import run_files
-from chaos.scenario_loader import load_scenario
-from chaos.settings import Settings
+from chaos.report.journal import JOURNAL_VERSION
+from chaos.scenario.loader import load_scenario
+from chaos.scenario.model import Scenario
+from chaos.stack.settings import Settings
 
 _A_JOURNAL = "pass the journal.json a run wrote (reports/<scenario>-<variant>/journal.json)"
 

@@ -19,14 +19,14 @@ from rich.text import Text
 
 from chaos.errors import EXIT_PASS, ConfigError, worst
 from chaos.interruption import Interruption
-from chaos.journal import write_journal
-from chaos.junit import write_junit
-from chaos.repetition import repetition, write_repetitions
-from chaos.runner import run_scenario
-from chaos.scenario import Scenario
-from chaos.scenario_loader import load_scenario, validate_files
-from chaos.settings import Settings
-from chaos.summary import print_repetition, print_run_line, print_summary, wall_line
+from chaos.report.journal import write_journal
+from chaos.report.junit import write_junit
+from chaos.report.repetition import repetition, write_repetitions
+from chaos.report.summary import print_repetition, print_run_line, print_summary, wall_line
+from chaos.run.runner import run_scenario
+from chaos.scenario.loader import load_scenario, validate_files
+from chaos.scenario.model import Scenario
+from chaos.stack.settings import Settings
 
 
 def scenario_files(folder: Path) -> list[Path]:

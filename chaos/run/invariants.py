@@ -4,7 +4,7 @@ Checked on the database directly (the superuser's connection, not through any li
 the load stopped and every fault was reverted. Each check returns what it looked at and every
 violation it found, with ids, so a failure can be chased. The money checks judge the
 client's own record (``no_operation_lost``) and the payment provider's book
-(``provider_reconciled``) against the facts :mod:`chaos.facts` reads; the comparisons are
+(``provider_reconciled``) against the facts :mod:`chaos.run.facts` reads; the comparisons are
 :mod:`chaos.judge.oracle`'s, pure.
 """
 
@@ -13,42 +13,22 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
 
-from chaos import facts, postgres
 from chaos.judge.oracle import ProviderPayment, Verdict, judge_operations, reconcile_provider
+from chaos.judge.verdicts import InvariantResult
+from chaos.run import facts
+from chaos.stack import postgres
 from load.operations import Operation
 
 #: application_name of each pool -> how many connections its pools may hold in all
 Capacity = Mapping[str, int]
-MAX_LISTED = 20
 NO_OPERATION_LOST = "no_operation_lost"
 PROVIDER_RECONCILED = "provider_reconciled"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class InvariantResult:
-    name: str
-    passed: bool
-    checked: int
-    violations: list[str] = field(default_factory=list)
-    #: what the check counted, by category (the oracle's lost, unexpected, duplicated…)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "checked": self.checked,
-            "counts": self.counts,
-            "violations": self.violations[:MAX_LISTED],
-            "violation_count": len(self.violations),
-        }
 
 
 def _result(name: str, checked: int, violations: list[str]) -> InvariantResult:

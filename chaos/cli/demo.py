@@ -17,7 +17,6 @@ import psycopg2
 from rich.console import Console
 from rich.table import Table
 
-from chaos import postgres
 from chaos.errors import (
     EXIT_INVALID,
     EXIT_INVARIANT,
@@ -27,8 +26,9 @@ from chaos.errors import (
     HarnessError,
 )
 from chaos.faults import FaultContext, LinkDown, residue
-from chaos.stack import Stack
-from chaos.state import StackState
+from chaos.stack import postgres
+from chaos.stack.lifecycle import Stack
+from chaos.stack.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
 from topology.links import link_named
 from topology.ports import LOOPBACK

@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.errors import EXIT_HARNESS_ERROR, HarnessError
-from chaos.settings import Settings
-from chaos.stack import ComponentStatus, Stack
-from chaos.state import StackState
-from chaos.toxiproxy import server as toxiproxy_server
+from chaos.stack import toxiproxy_server
+from chaos.stack.lifecycle import ComponentStatus, Stack
+from chaos.stack.settings import Settings
+from chaos.stack.state import StackState
 from topology.environment import ENV_ADMIN_TOKEN, ENV_MIX
 from topology.services import VARIANTS
 
@@ -154,7 +154,7 @@ def install_toxiproxy(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     """Start the stack, cut one link, show a client failing and recovering, stop the stack."""
-    from chaos.demo import run_demo
+    from chaos.cli.demo import run_demo
 
     stack = Stack(_settings(ctx), _report)
     result = run_demo(stack, link=link, cut_seconds=cut_seconds, console=_out)
@@ -208,7 +208,7 @@ def load(
     csv_prefix: str | None,
 ) -> None:
     """Run Locust against the app, keep every sample, print exact figures per group."""
-    from chaos.load_command import LoadOptions, run_load_command
+    from chaos.cli.load import LoadOptions, run_load_command
 
     options = LoadOptions(
         users, spawn_rate, duration, mix, workers, host, admin_token, json_path, csv_prefix
@@ -270,8 +270,8 @@ def run(
 ) -> None:
     """Run one scenario (or --replay a recorded run); exit 0 pass, 1 threshold, 2 invariant,
     3 invalid, 4 error."""
-    from chaos.replay import replay_run
-    from chaos.scenario_command import run_files
+    from chaos.cli.replay import replay_run
+    from chaos.cli.runs import run_files
 
     if replayed is not None:
         given = [name for name, value in (("FILE", file), ("--seed", seed), ("--variant", variant))
@@ -335,7 +335,7 @@ def suite(
     jobs: int,
 ) -> None:
     """Run every scenario of a folder (recursively); exit with the most serious result."""
-    from chaos.scenario_command import run_files, scenario_files
+    from chaos.cli.runs import run_files, scenario_files
 
     code = run_files(
         scenario_files(folder), _settings(ctx), _out, variant=variant, seed=seed, reuse=False,
@@ -349,7 +349,7 @@ def suite(
                 type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files without running them: each problem with file, line and field."""
-    from chaos.scenario_command import validate as validate_paths
+    from chaos.cli.runs import validate as validate_paths
 
     sys.exit(validate_paths(list(files), _out))
 

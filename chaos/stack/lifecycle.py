@@ -23,12 +23,12 @@ from typing import Any
 
 import psycopg2.extensions
 
-from chaos import backend, postgres
 from chaos.errors import ComponentError, HarnessError, PortInUseError, ProxyNotFound
 from chaos.interruption import deferred
-from chaos.process import ProcessRecord, stop
-from chaos.settings import Settings
-from chaos.state import (
+from chaos.stack import backend, postgres, toxiproxy_server
+from chaos.stack.process import ProcessRecord, stop
+from chaos.stack.settings import Settings
+from chaos.stack.state import (
     AppState,
     LinkState,
     PostgresState,
@@ -37,7 +37,6 @@ from chaos.state import (
     StateStore,
     ToxiproxyState,
 )
-from chaos.toxiproxy import server as toxiproxy_server
 from chaos.toxiproxy.client import ProxySpec, ToxiproxyClient
 from topology.links import LINK_NAMES, LINKS
 from topology.ports import LOOPBACK, free_port, is_listening, wait_closed

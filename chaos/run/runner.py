@@ -36,28 +36,27 @@ from typing import Any
 import aiohttp
 import psycopg2
 
-from chaos import backend, postgres
-from chaos.cpu import CpuReading, cpu_use, read_cpu
 from chaos.errors import ConfigError, HarnessError
-from chaos.facts import database_now_at, provider_book, redeliver_ipns
 from chaos.faults import Fault, FaultContext, Recycle, residue
 from chaos.interruption import SIGNALS, Interruption, RunInterrupted
-from chaos.invariants import (
-    NO_OPERATION_LOST,
-    PROVIDER_RECONCILED,
-    InvariantResult,
-    check_database,
-)
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
 from chaos.judge.judgement import judge
 from chaos.judge.oracle import ProviderPayment
-from chaos.judge.verdicts import Outcome
-from chaos.scenario import Scenario
-from chaos.settings import Settings
-from chaos.stack import Stack
-from chaos.state import StackState
+from chaos.judge.verdicts import InvariantResult, Outcome
+from chaos.run.cpu import CpuReading, cpu_use, read_cpu
+from chaos.run.facts import database_now_at, provider_book, redeliver_ipns
+from chaos.run.invariants import (
+    NO_OPERATION_LOST,
+    PROVIDER_RECONCILED,
+    check_database,
+)
+from chaos.scenario.model import Scenario
+from chaos.stack import backend, postgres
+from chaos.stack.lifecycle import Stack
+from chaos.stack.settings import Settings
+from chaos.stack.state import StackState
+from chaos.stack.warden import Warden
 from chaos.toxiproxy.client import ToxiproxyClient
-from chaos.warden import Warden
 from load.kinds import CLIENT_TIMEOUT
 from load.operations import outcome_counts
 from load.runner import LoadError, LoadPlan, LoadResult, LoadRun

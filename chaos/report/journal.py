@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from chaos.runner import RunRecord
+from chaos.run.runner import RunRecord
 
 JOURNAL_VERSION = 2
 

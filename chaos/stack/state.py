@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from chaos.errors import ConfigError, StackBusy
-from chaos.process import ProcessRecord
+from chaos.stack.process import ProcessRecord
 from topology.services import Variant
 from topology.state_file import STATE_FILE
 

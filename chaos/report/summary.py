@@ -160,7 +160,7 @@ def print_run_line(data: dict[str, Any], run: int, requested: int, console: Cons
 
 def print_repetition(figures: dict[str, Any], console: Console) -> None:
     """The pass rate of repeated runs, and each threshold's margins over them, closest to
-    its limit first (:func:`chaos.repetition.repetition`)."""
+    its limit first (:func:`chaos.report.repetition.repetition`)."""
     runs = figures["runs"]
     table = Table(
         title=f"margins over {runs} runs (closest to its limit first)", title_justify="left"
