@@ -18,7 +18,8 @@ import pytest
 from chaos.errors import HarnessError
 from chaos.interruption import RunInterrupted
 from chaos.report.journal import write_journal
-from chaos.run.runner import RunRecord, run_scenario
+from chaos.run.record import RunRecord
+from chaos.run.runner import run_scenario
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario
 from chaos.stack.settings import Settings

@@ -13,6 +13,12 @@ their connections; then the invariants are checked. Each step's seconds are reco
 (:data:`STEPS`): what a run costs beyond its judged phases. The runner only orchestrates
 and records (:mod:`chaos.judge.evidence`): the verdicts are the judge's
 (:func:`chaos.judge.judgement.judge`), computed from that record alone.
+
+*Why one module of this length:* it is the orchestration of one run, read top to bottom in
+the order the run takes its steps; what is not orchestration is elsewhere (the server's
+samples in :mod:`chaos.run.server`, the record in :mod:`chaos.run.record`, the facts and
+invariants in :mod:`chaos.run.facts` and :mod:`chaos.run.invariants`, the verdicts in
+:mod:`chaos.judge`).
 """
 
 from __future__ import annotations
@@ -22,19 +28,16 @@ import contextlib
 import logging
 import os
 import platform
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg2
 
 from chaos.errors import ConfigError, HarnessError
 from chaos.faults import Fault, FaultContext, Recycle, residue
@@ -42,14 +45,15 @@ from chaos.interruption import SIGNALS, Interruption, RunInterrupted
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
 from chaos.judge.judgement import judge
 from chaos.judge.oracle import ProviderPayment
-from chaos.judge.verdicts import InvariantResult, Outcome
-from chaos.run.cpu import CpuReading, cpu_use, read_cpu
+from chaos.judge.verdicts import InvariantResult
 from chaos.run.facts import database_now_at, provider_book, redeliver_ipns
 from chaos.run.invariants import (
     NO_OPERATION_LOST,
     PROVIDER_RECONCILED,
     check_database,
 )
+from chaos.run.record import RunRecord
+from chaos.run.server import pool_capacity, sample_server, settle, wait_ready
 from chaos.scenario.model import Scenario
 from chaos.stack import backend, postgres
 from chaos.stack.lifecycle import Stack
@@ -67,84 +71,17 @@ from topology.services import APP_DATABASE
 
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5
-SAMPLE_INTERVAL = 1.0
-#: seconds the requests still in the app when the load ends may take to give back their
-#: connections before the invariants look
-SETTLE_SECONDS = 2.0
 #: seconds Locust may take to boot and spawn its users beyond the plan's own ramp
 SPAWN_GRACE = 30.0
 #: seconds the app of a run gets to stop by itself at the end: its load has ended and its
 #: requests have settled, so what it still runs is hung (the legacy design's requests that
 #: wait for a connection forever) and judged already; then it is killed
 DRAIN_SECONDS = 1.0
-#: seconds between two looks at something awaited (readiness, spawning, settling)
+#: seconds between two looks at Locust spawning its users
 POLL_INTERVAL = 0.05
-#: the steps of a run, as :meth:`RunRecord.lap` records them
-STEPS = ("stack_up", "ramp", "phases", "load_stop", "readiness", "checks", "stack_down")
-_METRIC = re.compile(r"^(db_pool_\w+)\{service=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
-_LAG_MAX = re.compile(r"^event_loop_lag_max_seconds (\S+)$", re.MULTILINE)
-_LAG_BUCKET = re.compile(r"^event_loop_lag_seconds_bucket\{le=\"([^\"]*)\"\} (\S+)$", re.MULTILINE)
-#: the pool figures sampled from /metrics: Prometheus name -> name in the server samples
-_POOL_FIGURES = {
-    "db_pool_size": "size",
-    "db_pool_in_use": "in_use",
-    "db_pool_free": "free",
-    "db_pool_waiting": "waiting",
-    "db_pool_max_size": "max_size",
-    "db_pool_leaked": "leaked",
-    "db_pool_acquire_timeouts_total": "acquire_timeouts",
-    "db_pool_dead_connections_total": "dead_connections",
-}
 
 Report = Callable[[str], None]
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunRecord:
-    """Everything that happened, for the journal and the verdicts."""
-
-    scenario: Scenario
-    source: Path | None
-    seed: int
-    started_at: float = 0.0
-    ended_at: float = 0.0
-    phases: list[PhaseRecord] = field(default_factory=list)
-    server: list[dict[str, Any]] = field(default_factory=list)
-    stats: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
-    limits: Limits | None = None
-    residue: list[str] = field(default_factory=list)
-    recovered_after: float | None = None
-    saturated: bool = False
-    samples: int = 0
-    #: the money-moving requests of the load, by outcome (acknowledged, failed, indeterminate)
-    operations: dict[str, int] = field(default_factory=dict)
-    outcome: Outcome = field(default_factory=Outcome)
-    interrupted: bool = False
-    versions: dict[str, str] = field(default_factory=dict)
-    #: seconds each step of the run took, in the order of :data:`STEPS` ("phases": the
-    #: timeline, judged; every other step is a fixed cost)
-    steps: dict[str, float] = field(default_factory=dict)
-
-    def lap(self, step: str) -> None:
-        """Close ``step``: the seconds since the previous step ended (or the run started)."""
-        now = time.time()
-        self.steps[step] = now - (self.started_at + sum(self.steps.values()))
-
-    @property
-    def wall_seconds(self) -> float:
-        return max(0.0, self.ended_at - self.started_at)
-
-    @property
-    def judged_seconds(self) -> float:
-        """The scenario's phases (those that ran, if the run stopped early)."""
-        ran = sum(max(0.0, phase.end - phase.start) for phase in self.phases)
-        return min(self.scenario.total_duration, ran)
-
-    @property
-    def fixed_cost(self) -> float:
-        """The run's wall time beyond its judged phases: what one more scenario costs."""
-        return self.wall_seconds - self.judged_seconds
 
 
 class ScenarioRunner:
@@ -305,7 +242,9 @@ class ScenarioRunner:
             try:
                 try:
                     load.start(self.warden)
-                    sampler = asyncio.create_task(self._sample(state, http, tox, ctx.cluster))
+                    sampler = asyncio.create_task(
+                        sample_server(self.record.server, state, http, tox, ctx.cluster)
+                    )
                     await self._ramp(load, ramp)
                     self.record.lap("ramp")
                     try:
@@ -316,7 +255,7 @@ class ScenarioRunner:
                     # Every fault is reverted: the app's deadline to be ready runs from now,
                     # while the users finish the requests in hand.
                     ready = asyncio.create_task(
-                        _wait_ready(http, state.app.url, scenario.ready_within)
+                        wait_ready(http, state.app.url, scenario.ready_within)
                     )
                     load.finish()
                     result = await asyncio.to_thread(load.wait)
@@ -328,9 +267,9 @@ class ScenarioRunner:
                     await asyncio.to_thread(load.stop)
                     load.cleanup()  # every sample is in memory by now, or the run is over
                 self.record.lap("load_stop")
-                capacity = _pool_capacity(state)
+                capacity = pool_capacity(state)
                 # the requests still in the app give back their connections meanwhile
-                await asyncio.to_thread(_settle, exchange, list(capacity))
+                await asyncio.to_thread(settle, exchange, list(capacity))
                 self.record.recovered_after = await ready
                 self.record.lap("readiness")
             finally:
@@ -424,45 +363,6 @@ class ScenarioRunner:
         if not load.running and time.time() < load.started_at + load.plan.duration - 1.0:
             load.wait()  # raises LoadError with Locust's last words if it failed
             raise LoadError("Locust stopped before its run time was over")
-
-    async def _sample(
-        self,
-        state: StackState,
-        http: aiohttp.ClientSession,
-        tox: ToxiproxyClient,
-        cluster: postgres.LocalCluster | None,
-    ) -> None:
-        """Every second: the CPU the machine, the app and PostgreSQL used since the last
-        sample, the pools' figures and the event loop's lag, connections per application,
-        toxics present."""
-        assert state.app is not None
-        assert state.postgres is not None
-        admin = postgres.with_dbname(state.postgres.dsn, APP_DATABASE)
-        previous: CpuReading | None = None
-        while True:
-            entry: dict[str, Any] = {"at": time.time()}
-            # First, so that the CPU figures cover the second that ends at "at".
-            reading = await asyncio.to_thread(read_cpu, _cpu_roots(state, cluster))
-            if previous is not None and reading is not None:
-                entry["machine"] = cpu_use(previous, reading)
-            previous = reading
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.get(
-                    f"{state.app.url}/metrics", timeout=aiohttp.ClientTimeout(total=2)
-                ) as answer:
-                    text = await answer.text()
-                entry["pools"] = _pool_gauges(text)
-                lag = _loop_lag(text)
-                if lag is not None:
-                    entry["loop"] = lag
-            with contextlib.suppress(HarnessError):
-                entry["connections"] = await asyncio.to_thread(_connections, admin)
-            with contextlib.suppress(HarnessError, aiohttp.ClientError):
-                entry["toxics"] = {
-                    name: len(proxy.toxics) for name, proxy in (await tox.proxies()).items()
-                }
-            self.record.server.append(entry)
-            await asyncio.sleep(SAMPLE_INTERVAL)
 
     def _provider_book(self, url: str | None) -> list[ProviderPayment] | None:
         """The payment provider's book once its undelivered IPNs were sent again, as the real
@@ -580,111 +480,6 @@ def _finite(value: float | None) -> float | None:
     if value is None or value != value or value in (float("inf"), float("-inf")):
         return None
     return value
-
-
-def _pool_gauges(text: str) -> dict[str, dict[str, float]]:
-    """The pools' figures per service from the app's /metrics text."""
-    gauges: dict[str, dict[str, float]] = {}
-    for metric, service, value in _METRIC.findall(text):
-        figure = _POOL_FIGURES.get(metric)
-        if figure is not None:
-            gauges.setdefault(service, {})[figure] = float(value)
-    return gauges
-
-
-def _loop_lag(text: str) -> dict[str, Any] | None:
-    """The app's event-loop lag from its /metrics text: the worst of the last second
-    (``lag_max``, seconds) and the histogram's cumulative counts by upper bound
-    (``lag_buckets``); None from an app that does not measure it."""
-    found = _LAG_MAX.search(text)
-    if found is None:
-        return None
-    return {
-        "lag_max": float(found[1]),
-        "lag_buckets": {bound: float(count) for bound, count in _LAG_BUCKET.findall(text)},
-    }
-
-
-def _cpu_roots(state: StackState, cluster: postgres.LocalCluster | None) -> dict[str, int | None]:
-    """The roots of the process trees whose CPU is sampled: the app's server (its workers
-    are its children) and the postmaster of a local cluster (its backends are its)."""
-    app = state.processes.get("app")
-    postmaster = cluster.postmaster() if cluster is not None else None
-    return {
-        "app": app.pid if app is not None and app.record().alive() else None,
-        "postgres": postmaster.pid if postmaster is not None else None,
-    }
-
-
-def _connections(admin_dsn: str) -> dict[str, dict[str, int]]:
-    conn = postgres.connect(admin_dsn, timeout=1)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT application_name, state, count(*) FROM pg_stat_activity "
-                "WHERE application_name <> '' AND pid <> pg_backend_pid() "
-                "GROUP BY application_name, state"
-            )
-            found: dict[str, dict[str, int]] = {}
-            for name, state, count in cur.fetchall():
-                found.setdefault(name, {})[state or "none"] = int(count)
-            return found
-    except Exception as exc:
-        raise HarnessError(f"sampling pg_stat_activity: {exc}") from exc
-    finally:
-        conn.close()
-
-
-def _pool_capacity(state: StackState) -> dict[str, int]:
-    """How many connections each pool name may hold, over all the app's workers."""
-    assert state.app is not None
-    pools = backend.read_settings(state.app.settings_file).pools()
-    return {name: pool.max_size * state.app.workers for name, pool in pools.items()}
-
-
-async def _wait_ready(http: aiohttp.ClientSession, url: str, within: float) -> float | None:
-    """Seconds until ``/health/ready`` answers 200, counted from the call (the last fault
-    reverted); None when it did not within ``within`` seconds."""
-    started = time.monotonic()
-    deadline = started + within
-    while (left := deadline - time.monotonic()) > 0:
-        # No answer after the deadline counts: each probe waits only for what is left of it.
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.get(
-                f"{url}/health/ready", timeout=aiohttp.ClientTimeout(total=min(2.0, left))
-            ) as answer:
-                if answer.status == 200:
-                    return time.monotonic() - started
-        await asyncio.sleep(POLL_INTERVAL)
-    return None
-
-
-def _settle(admin_dsn: str, pools: list[str]) -> None:
-    """Wait until no connection of the app's pools (by ``application_name``) is busy, at
-    most :data:`SETTLE_SECONDS`: the requests still in the app when the load ended give
-    theirs back before the invariants look. A database that cannot be read is left to
-    the invariants to report."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    try:
-        conn = postgres.connect(admin_dsn, timeout=1)
-    except HarnessError:
-        return
-    try:
-        with conn.cursor() as cur:
-            while time.monotonic() < deadline:
-                cur.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY(%s) "
-                    "AND state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid()",
-                    (pools,),
-                )
-                row = cur.fetchone()
-                if row is not None and row[0] == 0:
-                    return
-                time.sleep(POLL_INTERVAL)
-    except psycopg2.Error:
-        return
-    finally:
-        conn.close()
 
 
 def _versions() -> dict[str, str]:

@@ -13,18 +13,13 @@ where, below the field being validated, the problem is; the loader adds that to 
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,12 +27,30 @@ from pydantic import (
 )
 
 from chaos.errors import ConfigError, FieldProblem
-from chaos.faults import FaultEntry, ServiceName
-from chaos.scenario.thresholds import Reference, Threshold, parse_threshold
+from chaos.scenario.fields import (
+    INVARIANT_ALIASES,
+    INVARIANT_NEEDS,
+    INVARIANTS,
+    Invariant,
+    Spec,
+    StrictFloat,
+    StrictInt,
+    ThresholdExpr,
+    duration,
+    unique,
+)
+from chaos.scenario.parts import (
+    Expectation,
+    ExpectedFailure,
+    IsolationSpec,
+    LegacySpec,
+    LoadSpec,
+    Phase,
+)
+from chaos.scenario.thresholds import Reference, Threshold
 from chaos.scenario.windows import Window
-from load.kinds import KINDS, parse_mix, requests_of
+from load.kinds import requests_of
 from reference_app.settings import AppSettings
-from topology.durations import parse_duration
 from topology.services import DEFAULT_VARIANT, VARIANTS, Variant
 
 __all__ = [
@@ -54,252 +67,19 @@ __all__ = [
     "Scenario",
 ]
 
-Invariant = Literal[
-    "no_operation_lost",
-    "provider_reconciled",
-    "ledger_balanced",
-    "no_negative_balance",
-    "escrow_consistent",
-    "connections_return_to_baseline",
-    "no_toxic_left",
-    "acknowledged_deposits_exist",
-]
-#: older names still accepted in scenario files -> the invariant each stands for
-INVARIANT_ALIASES: Mapping[str, Invariant] = {"acknowledged_deposits_exist": "no_operation_lost"}
-#: every invariant, checked after the run unless the scenario names a subset
-INVARIANTS: tuple[Invariant, ...] = tuple(
-    name for name in get_args(Invariant) if name not in INVARIANT_ALIASES
-)
-#: the invariants that check what only some kinds of users make: invariant -> those kinds.
-#: Each of them checks nothing without one of these kinds in the mix, and an invariant that
-#: checked nothing makes the run invalid: naming it with such a mix is refused when the file
-#: is read, and leaving ``invariants`` out checks every invariant the mix can exercise.
-INVARIANT_NEEDS: Mapping[str, frozenset[str]] = {
-    "no_operation_lost": frozenset({"deposits", "wallet", "p2p", "swap", "express", "admin"}),
-    "provider_reconciled": frozenset({"deposits"}),
-    "escrow_consistent": frozenset({"p2p"}),
-}
 #: settings of the app the harness wires itself: a scenario cannot change them
 HARNESS_APP_SETTINGS = frozenset(
     {"architecture", "databases", "legacy_database", "admin_dsn", "admin_token", "token_secret",
      "fault_api", "payments_url", "payments_api_key", "ipn_secret", "public_url", "prices_url"}
 )  # fmt: skip
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # -- field types -----------------------------------------------------------------------------
 
 
-def _duration(value: object) -> float:
-    """Seconds, from ``"10s"``, ``"1m30s"``, ``"500ms"`` or a plain number of seconds."""
-    if isinstance(value, str):
-        if value.strip().startswith("-"):
-            raise ValueError(f"duration {value!r} must be positive")
-        return parse_duration(value)  # a DurationError is the ValueError pydantic reports
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"duration {value!r} must be a positive number of seconds")
-        return float(value)
-    raise ValueError(f"a duration is e.g. 10s, 2m, 1m30s or 500ms, not {value!r}")
-
-
-def _pause(value: object) -> float:
-    """Seconds, as a duration, where 0 (``0s``, ``0``) is allowed."""
-    if isinstance(value, str) and value.strip() in ("0", "0s", "0ms"):
-        return 0.0
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
-        return 0.0
-    return _duration(value)
-
-
-def _think_time(value: object) -> object:
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        if len(value) != 2:
-            raise ValueError("think_time is one duration or [min, max], e.g. [0s, 300ms]")
-        low, high = _pause(value[0]), _pause(value[1])
-    else:
-        low = high = _pause(value)
-    if low > high:
-        raise ValueError(f"think_time: min {low:g}s is above max {high:g}s")
-    return (low, high)
-
-
-def _threshold(value: object) -> Threshold:
-    if not isinstance(value, str):
-        raise ValueError(f"a threshold is a string such as 'p99 < 250ms', not {value!r}")  # noqa: TRY004 - pydantic reports ValueError
-    return parse_threshold(value)
-
-
-Seconds = Annotated[float, BeforeValidator(_duration)]
-ThresholdExpr = Annotated[Threshold, PlainValidator(_threshold), PlainSerializer(str)]
-StrictInt = Annotated[int, Field(strict=True)]
-StrictFloat = Annotated[float, Field(strict=True)]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _unique(values: tuple[Any, ...], what: str) -> None:
-    seen: set[Any] = set()
-    for index, value in enumerate(values):
-        if value in seen:
-            raise FieldProblem(f"{what} {value!r} given twice", index)
-        seen.add(value)
-
-
 # -- load, timeline, scenario ----------------------------------------------------------------
-
-
-class LoadSpec(_Spec):
-    """The simulated clients (see :class:`load.runner.LoadPlan`, which has the same fields)."""
-
-    users: StrictInt = Field(ge=1)
-    spawn_rate: StrictFloat = Field(gt=0)
-    #: user kind (:data:`load.kinds.KINDS`) -> weight; also accepted as "deposits=6,p2p=2"
-    mix: dict[str, Annotated[int, Field(strict=True, ge=1)]]
-    #: 0: one local Locust process; N: a master and N workers
-    workers: StrictInt = Field(default=0, ge=0)
-    #: every user's pause between two tasks, (min, max) seconds, e.g. ``[0s, 300ms]`` or
-    #: ``0s`` (none: as many requests in flight as users); None: each kind's own
-    think_time: Annotated[tuple[float, float] | None, BeforeValidator(_think_time)] = None
-
-    @field_validator("mix", mode="before")
-    @classmethod
-    def _mix_from_text(cls, value: object) -> object:
-        if isinstance(value, str):
-            return parse_mix(value)
-        return value
-
-    @field_validator("mix")
-    @classmethod
-    def _known_kinds(cls, mix: dict[str, int]) -> dict[str, int]:
-        if not mix:
-            raise ValueError("the mix names no user kind")
-        for kind in mix:
-            if kind not in KINDS:
-                raise FieldProblem(f"unknown user kind {kind!r} (known: {', '.join(KINDS)})", kind)
-        return mix
-
-
-class Phase(_Spec):
-    """One step of the timeline: its faults are applied at its start and reverted at its end."""
-
-    phase: str
-    duration: Seconds
-    faults: tuple[FaultEntry, ...] = ()
-    #: services whose idle connections the app closes once the faults are applied, so that
-    #: a link fault bites pooled connections at once
-    recycle: tuple[ServiceName, ...] = ()
-    #: judge isolation in this phase (when it has faults): see :class:`IsolationSpec`
-    isolation: bool = True
-
-    @field_validator("phase")
-    @classmethod
-    def _identifier(cls, name: str) -> str:
-        if not _IDENTIFIER.fullmatch(name):
-            raise ValueError(
-                f"phase name {name!r} must be an identifier (letters, digits and _, "
-                "not starting with a digit), so that thresholds can say e.g. baseline.p99"
-            )
-        return name
-
-    @field_validator("recycle")
-    @classmethod
-    def _recycle_once(cls, services: tuple[str, ...]) -> tuple[str, ...]:
-        _unique(services, "service")
-        return services
-
-    @property
-    def name(self) -> str:
-        return self.phase
-
-
-class IsolationSpec(_Spec):
-    """How isolation is judged in every faulted phase (``chaos.judge.isolation``).
-
-    ``fail_fast``: the time within which the target's failures must come back (default: the
-    pools' acquire timeout, or the app's service time limit for faults that slow or hang a
-    service, plus a margin). ``dependencies``: service -> the services it calls, whose
-    failures it may answer with (e.g. ``swap: [wallet]``).
-    """
-
-    fail_fast: Seconds | None = None
-    dependencies: dict[ServiceName, tuple[ServiceName, ...]] = Field(default_factory=dict)
-
-
-class ExpectedFailure(_Spec):
-    """One failure ``expect: {fail: [...]}`` names: exactly one of
-
-    - ``threshold`` (with ``group`` and ``phase``): that threshold of the scenario breaches;
-    - ``isolation`` (a service, with ``phase``): isolation of that service fails there;
-    - ``invariant``: that invariant is violated.
-    """
-
-    threshold: str | None = None
-    isolation: ServiceName | None = None
-    invariant: Invariant | None = None
-    group: str | None = None
-    phase: str | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ExpectedFailure:
-        given = [k for k in ("threshold", "isolation", "invariant") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError(
-                "name exactly one of threshold (with group and phase), isolation (a service, "
-                "with phase) or invariant"
-            )
-        if self.threshold is not None:
-            for needed in ("group", "phase"):
-                if getattr(self, needed) is None:
-                    raise FieldProblem(f"a threshold needs its {needed}", needed)
-        if self.isolation is not None and self.phase is None:
-            raise FieldProblem("isolation needs the phase in which it must fail", "phase")
-        if self.invariant is not None and (self.group or self.phase):
-            raise FieldProblem("an invariant is judged on the whole run: no group or phase",
-                               "group" if self.group else "phase")  # fmt: skip
-        return self
-
-    @property
-    def name(self) -> str:
-        if self.invariant is not None:
-            return f"invariant {self.invariant}"
-        if self.isolation is not None:
-            return f"isolation of {self.isolation} in {self.phase}"
-        return f"threshold {self.group} / {self.phase}: {self.threshold}"
-
-
-class Expectation(_Spec):
-    """``expect: {fail: [...]}``: what must fail for the run to pass (a known failure)."""
-
-    fail: tuple[ExpectedFailure, ...] = Field(min_length=1)
-
-
-class LegacySpec(_Spec):
-    """``legacy:`` of an isolated scenario: how the old design is shown to fail the same
-    claim. Exactly one of:
-
-    - ``counterpart``: the scenario file (relative to this one) that runs the claim on the
-      legacy design, with its fault confined to one service's own code path, and
-      ``expect: {fail: [...]}`` naming a breach of a service that fault does not target;
-    - ``no_claim``: why this scenario makes no isolation claim (e.g. a database restart
-      hits every service in both designs).
-    """
-
-    counterpart: str | None = None
-    no_claim: str | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> LegacySpec:
-        if (self.counterpart is None) == (self.no_claim is None):
-            raise ValueError("name exactly one of counterpart (a scenario file) or no_claim "
-                             "(why the scenario makes no isolation claim)")  # fmt: skip
-        return self
 
 
 def _expectation(value: object) -> object:
@@ -342,7 +122,7 @@ def _no_invariants(value: object) -> object:
     return value
 
 
-class Scenario(_Spec):
+class Scenario(Spec):
     """A whole scenario file, validated."""
 
     name: str
@@ -372,7 +152,7 @@ class Scenario(_Spec):
     legacy: LegacySpec | None = None
     #: every service answers ready within this after the last fault is reverted, or the
     #: run breaches ``ready within``; the run waits for it at most this long
-    ready_within: Annotated[float, BeforeValidator(_duration), Field(le=600)] = 15.0
+    ready_within: Annotated[float, BeforeValidator(duration), Field(le=600)] = 15.0
 
     @field_validator("name")
     @classmethod
@@ -461,7 +241,7 @@ class Scenario(_Spec):
         if invariants is None:
             return None
         named = tuple(INVARIANT_ALIASES.get(name, name) for name in invariants)
-        _unique(named, "invariant")
+        unique(named, "invariant")
         load: LoadSpec | None = info.data.get("load")
         if load is None:
             return named

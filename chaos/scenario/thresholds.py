@@ -38,6 +38,10 @@ the dataclasses below, never evaluated as Python.
 **Silence never passes.** Every metric, counts included, is undefined on a group and
 window without samples (the server metrics: without server samples). A threshold on an
 undefined value is *undefined*: neither a pass nor a breach; the run is invalid.
+
+*Why one module of this length:* it is one grammar, its parser and what its expressions
+mean (the value compared, the margin to the limit) side by side, so that a new metric or
+operator is added in one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 ``up`` records each step in the state file before it takes the next one, and undoes what it
 started if a step fails or it is interrupted; ``down`` stops whatever the state file names,
 also after ``up`` itself was killed.
+
+*Why one module of this length:* ``up``, ``status`` and ``down`` are one life cycle over one
+state file: each step of ``up`` has its undo and its stop in ``down`` next to it. The
+processes themselves are started elsewhere (:mod:`chaos.stack.postgres`,
+:mod:`chaos.stack.toxiproxy_server`, :mod:`chaos.stack.backend`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The local cluster lives in a folder of the harness, listens on one loopback port
 authentication for loopback only, and is run as the ``postgres`` user when the harness runs
 as root (PostgreSQL refuses to run as root). Its controls (start, stop, restart, crash) are
 what the chaos faults use.
+
+*Why one module of this length:* one concept, a PostgreSQL server the harness uses, in its
+two forms (a local cluster it controls, an existing server it only connects to) behind the
+same interface, with the helpers both share.
 """
 
 from __future__ import annotations

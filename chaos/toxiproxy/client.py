@@ -12,6 +12,9 @@ Every method maps to one API call. Errors come out as the harness's own exceptio
   :class:`~chaos.errors.ComponentError`.
 
 Updates use ``PATCH`` (the server logs ``POST`` on those endpoints as deprecated since 2.6).
+
+*Why one module of this length:* it mirrors one HTTP API, one method per call, with its
+argument checks and its error mapping; split, each part would repeat the mapping.
 """
 
 from __future__ import annotations

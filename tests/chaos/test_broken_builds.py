@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_INVARIANT, EXIT_THRESHOLD
-from chaos.run.runner import RunRecord, run_scenario
+from chaos.run.record import RunRecord
+from chaos.run.runner import run_scenario
 from chaos.scenario.loader import load_scenario
 from chaos.stack.settings import Settings
 from tests.chaos.test_scenarios import ROOT, describe, short

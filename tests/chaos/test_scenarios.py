@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
-from chaos.run.runner import RunRecord, run_scenario
+from chaos.run.record import RunRecord
+from chaos.run.runner import run_scenario
 from chaos.scenario.counterparts import bystander_breaches
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario

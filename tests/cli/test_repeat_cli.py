@@ -19,7 +19,7 @@ from chaos.cli import commands as cli
 from chaos.cli import runs as scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
 from chaos.judge.verdicts import ThresholdVerdict
-from chaos.run.runner import RunRecord
+from chaos.run.record import RunRecord
 from chaos.scenario.model import Scenario
 from chaos.stack.settings import Settings
 from tests.plugins import commands

@@ -18,7 +18,7 @@ import pytest
 from chaos.cli import commands as cli
 from chaos.cli import runs as scenario_command
 from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.run.runner import RunRecord
+from chaos.run.record import RunRecord
 from chaos.scenario.model import Scenario
 from tests.plugins import commands
 

@@ -9,7 +9,7 @@ from typing import Any
 from chaos.judge.evidence import Evidence
 from chaos.judge.judgement import judge
 from chaos.report.journal import journal
-from chaos.run.runner import RunRecord
+from chaos.run.record import RunRecord
 from tests.unit.judge_data import correct_run, evidence, scenario
 
 #: the headline story, with a latency threshold on deposits during the outage

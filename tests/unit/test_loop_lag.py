@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from chaos.run.runner import _loop_lag
+from chaos.run.server import loop_lag as _loop_lag
 from reference_app.loop_lag import LoopLag
 from reference_app.metrics import AppMetrics
 from tests.plugins.api_helpers import metric

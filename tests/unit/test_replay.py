@@ -13,7 +13,7 @@ from chaos.cli.replay import read_recorded_run
 from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
 from chaos.report.journal import JOURNAL_VERSION, write_journal
 from chaos.report.summary import print_summary
-from chaos.run.runner import RunRecord
+from chaos.run.record import RunRecord
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario
 

@@ -14,7 +14,7 @@ from chaos.judge.judgement import judge
 from chaos.judge.saturation import lag_quantile
 from chaos.judge.verdicts import Outcome, ValidityCheck
 from chaos.report.journal import journal
-from chaos.run.runner import RunRecord
+from chaos.run.record import RunRecord
 from tests.unit.judge_data import correct_run, evidence, healthy, p2p_failing, traffic
 
 #: upper bounds of the made-up loop-lag histogram (seconds, as Prometheus writes them)
