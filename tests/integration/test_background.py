@@ -24,9 +24,9 @@ from reference_app.services.deposits.domain import Deposit, DepositStatus
 from reference_app.services.p2p.domain import Trade, TradeState
 from reference_app.services.p2p.service import P2PService
 from reference_app.services.swap.domain import Quote, QuoteState
-from reference_app.services.wallet.domain import TREASURY
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
+from tests.plugins.ledger import funded_user
 from tests.plugins.polling import until
 from tests.plugins.reference_app import (
     ADMIN_TOKEN,
@@ -243,15 +243,6 @@ async def test_without_a_feed_every_quote_asks_the_source(
 
 
 # -- the expiry jobs ------------------------------------------------------------------------
-
-
-async def funded_user(wallet: WalletService, **funds: str) -> uuid.UUID:
-    user = await wallet.create_user(f"u_{uuid.uuid4().hex[:10]}")
-    for currency, amount in funds.items():
-        await wallet.credit(
-            user, currency, D(amount), source=TREASURY, idempotency_key=f"seed:{user}:{currency}"
-        )
-    return user
 
 
 async def movements(wallet: WalletService, trade: Trade) -> list[str]:

@@ -8,7 +8,6 @@ priced by the fake), whose liquidity starts at zero.
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,8 @@ from reference_app.services.express.service import ExpressService
 from reference_app.services.wallet.domain import PLATFORM_LIQUIDITY, PLATFORM_REVENUE, TREASURY
 from reference_app.services.wallet.service import WalletService
 from reference_app.settings import AppSettings
+from tests.plugins.ledger import funded_user, ledger_sums, system_balance
+from tests.plugins.quotes import places, until_expired
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 from tests.plugins.reference_app import PricesFake as PluginPricesFake
 
@@ -88,32 +89,6 @@ def wallet(app: RunningApp) -> WalletService:
     return app.app[WALLET]
 
 
-async def funded_user(wallet: WalletService, **funds: str) -> uuid.UUID:
-    user = await wallet.create_user(f"u_{uuid.uuid4().hex[:10]}")
-    for currency, amount in funds.items():
-        await wallet.credit(
-            user, currency, Decimal(amount), source=TREASURY, idempotency_key=f"f-{user}-{currency}"
-        )
-    return user
-
-
-async def system_balance(wallet: WalletService, owner: str, currency: str) -> Decimal:
-    async with wallet.db.cursor() as cur:
-        await cur.execute(
-            "SELECT sum(balance) FROM wallet.accounts WHERE owner = %s AND currency = %s "
-            "AND kind = 'system'",
-            (owner, currency),
-        )
-        row = await cur.fetchone()
-    return Decimal(row[0]) if row and row[0] is not None else Decimal(0)
-
-
-async def ledger_sums(wallet: WalletService) -> dict[str, Decimal]:
-    async with wallet.db.cursor() as cur:
-        await cur.execute("SELECT currency, sum(amount) FROM wallet.entries GROUP BY currency")
-        return {c: Decimal(s) for c, s in await cur.fetchall()}
-
-
 async def ledger_size(wallet: WalletService) -> tuple[int, int, int]:
     """(transactions, entries, accounts): what a movement that moves nothing leaves alone."""
     async with wallet.db.cursor() as cur:
@@ -152,19 +127,7 @@ async def orders_of(express: ExpressService, user: uuid.UUID) -> int:
     return int(row[0])
 
 
-async def until_expired(quote: Quote) -> None:
-    """Wait by the clock until the quote's deadline has passed."""
-    async with asyncio.timeout(5):
-        while datetime.now(UTC) < quote.expires_at:
-            await asyncio.sleep(0.01)
-
-
 # -- the quote formula, computed independently with fractions -----------------------------
-
-
-def places(value: Fraction, digits: int, *, up: bool = False) -> Fraction:
-    scaled = value * 10**digits
-    return Fraction(math.ceil(scaled) if up else math.floor(scaled), 10**digits)
 
 
 def expected_terms(

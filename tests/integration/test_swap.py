@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,8 +19,10 @@ from reference_app.fakes.prices import (
 )
 from reference_app.services.swap.domain import Quote, QuoteState
 from reference_app.services.swap.service import SwapService
-from reference_app.services.wallet.domain import PLATFORM_REVENUE, SWAP_DESK, TREASURY
+from reference_app.services.wallet.domain import PLATFORM_REVENUE, SWAP_DESK
 from reference_app.services.wallet.service import WalletService
+from tests.plugins.ledger import funded_user, ledger_sums, system_balance
+from tests.plugins.quotes import places, until_expired
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 
 
@@ -56,32 +57,6 @@ def wallet(app: RunningApp) -> WalletService:
     return app.app[WALLET]
 
 
-async def funded_user(wallet: WalletService, **funds: str) -> uuid.UUID:
-    user = await wallet.create_user(f"u_{uuid.uuid4().hex[:10]}")
-    for currency, amount in funds.items():
-        await wallet.credit(
-            user, currency, Decimal(amount), source=TREASURY, idempotency_key=f"f-{user}-{currency}"
-        )
-    return user
-
-
-async def system_balance(wallet: WalletService, owner: str, currency: str) -> Decimal:
-    async with wallet.db.cursor() as cur:
-        await cur.execute(
-            "SELECT sum(balance) FROM wallet.accounts WHERE owner = %s AND currency = %s "
-            "AND kind = 'system'",
-            (owner, currency),
-        )
-        row = await cur.fetchone()
-    return Decimal(row[0]) if row and row[0] is not None else Decimal(0)
-
-
-async def ledger_sums(wallet: WalletService) -> dict[str, Decimal]:
-    async with wallet.db.cursor() as cur:
-        await cur.execute("SELECT currency, sum(amount) FROM wallet.entries GROUP BY currency")
-        return {c: Decimal(s) for c, s in await cur.fetchall()}
-
-
 async def swap_transactions(wallet: WalletService, quote: Quote) -> list[int]:
     async with wallet.db.cursor() as cur:
         await cur.execute(
@@ -101,19 +76,7 @@ async def balances(wallet: WalletService, user: uuid.UUID) -> dict[str, Decimal]
     return {b.currency: b.available for b in await wallet.balances(user)}
 
 
-async def until_expired(quote: Quote) -> None:
-    """Wait by the clock until the quote's deadline has passed."""
-    async with asyncio.timeout(5):
-        while datetime.now(UTC) < quote.expires_at:
-            await asyncio.sleep(0.01)
-
-
 # -- the quote formula, computed independently with fractions -----------------------------
-
-
-def places(value: Fraction, digits: int, *, up: bool = False) -> Fraction:
-    scaled = value * 10**digits
-    return Fraction(math.ceil(scaled) if up else math.floor(scaled), 10**digits)
 
 
 def expected_terms(

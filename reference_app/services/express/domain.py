@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_UP, Decimal, localcontext
 from enum import StrEnum
+from typing import ClassVar
 
+from reference_app.deadlines import Expiring
 from reference_app.money import RATE_PLACES, UnquotableAmount, unit
 
 
@@ -107,8 +109,11 @@ def quote_terms(
 
 
 @dataclass(frozen=True)
-class Quote:
+class Quote(Expiring[QuoteState]):
     """A price for buying ``buy_amount`` of ``buy_currency``, promised until ``expires_at``."""
+
+    STILL_OPEN: ClassVar[QuoteState] = QuoteState.OPEN
+    EXPIRED: ClassVar[QuoteState] = QuoteState.EXPIRED
 
     id: uuid.UUID
     user_id: uuid.UUID
@@ -130,16 +135,6 @@ class Quote:
     def pair(self) -> str:
         """The market priced: ``BUY-PAY``."""
         return f"{self.buy_currency}-{self.pay_currency}"
-
-    def is_past_deadline(self, now: datetime) -> bool:
-        return now >= self.expires_at
-
-    def state_at(self, now: datetime) -> QuoteState:
-        """The state as a reader should see it: an open quote past its deadline is expired,
-        even before anything has written so."""
-        if self.state is QuoteState.OPEN and self.is_past_deadline(now):
-            return QuoteState.EXPIRED
-        return self.state
 
 
 @dataclass(frozen=True)
