@@ -217,6 +217,13 @@ def load(
 
 
 _VARIANT = click.Choice(VARIANTS)
+_REPORTS = click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for reports.",
+)
 _REPEAT = click.option(
     "--repeat",
     metavar="N",
@@ -242,13 +249,7 @@ _REPEAT = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Run a recorded run again from its journal: its scenario, seed and variant.",
 )
-@click.option(
-    "--reports",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder for reports.",
-)
+@_REPORTS
 @click.option(
     "--reuse",
     is_flag=True,
@@ -306,13 +307,7 @@ def run(
     type=click.Path(dir_okay=False, path_type=Path),
     help="One JUnit XML file for the suite (default: REPORTS/junit.xml).",
 )
-@click.option(
-    "--reports",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder for reports.",
-)
+@_REPORTS
 @_REPEAT
 @click.option(
     "--jobs",

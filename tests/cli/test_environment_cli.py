@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 from chaos.stack import postgres, toxiproxy_server
@@ -122,3 +123,4 @@ def test_every_command_runs_with_every_variable_of_the_readme_set(
         assert not user_samples.exists()  # every run keeps its samples in its own folder
     finally:
         commands.run([HARNESS, "down"], env=env, timeout=120)
+        shutil.rmtree(state_dir, ignore_errors=True)
