@@ -31,7 +31,7 @@ from chaos.faults.residue import residue
 # isort: off
 # The kinds, in the order scenario errors list them (each registers as it is defined).
 from chaos.faults.links import LinkDown, Toxic, checked_link, legacy_refusal, link_service
-from chaos.faults.service import SERVICE_MODES, Recycle, ServiceFault
+from chaos.faults.service import Recycle, ServiceFault
 from chaos.faults.database import DB_TIMEOUT, DbCrash, DbRestart, DbStop
 from chaos.faults.provider import PROVIDER_MODES, ProviderFault
 # isort: on
@@ -42,7 +42,6 @@ __all__ = [
     "KINDS",
     "PROVIDER_MODES",
     "PROVIDER_SERVICE",
-    "SERVICE_MODES",
     "DbCrash",
     "DbRestart",
     "DbStop",

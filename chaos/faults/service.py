@@ -12,9 +12,6 @@ from chaos.faults.base import ServiceName, Signature
 from chaos.faults.context import FaultContext
 from chaos.faults.control import APP_FIX, ControlledFault, app_faults, app_url, call
 
-#: the modes of the app's fault API that break a service (``none`` mends it)
-SERVICE_MODES: frozenset[str] = frozenset({"raise", "hang", "slow", "leak"})
-
 
 class ServiceFault(ControlledFault):
     """Break one service for the phase: ``raise`` (its calls fail at once), ``hang`` (they

@@ -273,27 +273,10 @@ def _line_of(root: yaml.Node, loc: Loc) -> int:
     node = root
     line = root.start_mark.line
     for part in loc:
-        if part == "[key]":
+        step = None if part == "[key]" else _step(node, part)
+        if step is None:
             break
-        if isinstance(node, yaml.MappingNode):
-            matches = [
-                (key, value)
-                for key, value in node.value
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part)
-            ]
-            if not matches:
-                break
-            key, node = matches[-1]  # YAML keeps the last of duplicate keys
-            line = key.start_mark.line
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line
-        else:
-            break
+        node, line = step
     return line + 1
 
 
@@ -377,19 +360,35 @@ def _fields_of(loc: Loc, root: yaml.Node) -> list[str]:
 
 def _fault_kind(root: yaml.Node, loc: Loc) -> type[Fault] | None:
     """The fault kind the entry at ``loc`` names with its ``type``, if it names one."""
-    node: yaml.Node | None = root
-    for part in loc:
-        node = _child(node, part)
-    kind = _child(node, "type")
-    return KINDS.get(kind.value) if isinstance(kind, yaml.ScalarNode) else None
+    node: yaml.Node = root
+    for part in (*loc, "type"):
+        step = _step(node, part)
+        if step is None:
+            return None
+        node = step[0]
+    return KINDS.get(node.value) if isinstance(node, yaml.ScalarNode) else None
 
 
-def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+def _step(node: yaml.Node, part: str | int) -> tuple[yaml.Node, int] | None:
+    """The child of ``node`` at ``part`` and the 0-based line that names it (a key's line,
+    a sequence item's own), or None. YAML keeps the last of duplicate keys."""
     if isinstance(node, yaml.MappingNode):
-        values = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
-        return values[-1] if values else None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]  # type: ignore[no-any-return]
+        matches = [
+            (key, value)
+            for key, value in node.value
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part)
+        ]
+        if not matches:
+            return None
+        key, value = matches[-1]
+        return value, key.start_mark.line
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and isinstance(part, int)
+        and 0 <= part < len(node.value)
+    ):
+        item = node.value[part]
+        return item, item.start_mark.line
     return None
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chaos.errors import ConfigError
 from topology.environment import PREFIX, VARIABLES
 from topology.services import DEFAULT_VARIANT, Variant
+from topology.state_file import DEFAULT_STATE_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    state_dir: Path = Path(".harness")
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
     tools_dir: Path = PROJECT_ROOT / ".tools"
     pg_dsn: str | None = None
     pg_bin: Path | None = None

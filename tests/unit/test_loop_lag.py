@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from chaos.run.server import loop_lag as _loop_lag
+from chaos.run.server import loop_lag
 from reference_app.loop_lag import LoopLag
 from reference_app.metrics import AppMetrics
 from tests.plugins.api_helpers import metric
@@ -42,9 +42,9 @@ def test_the_runner_reads_what_the_app_exports() -> None:
     lag = LoopLag(metrics)
     lag.record(0.002, at=0.0)
     lag.record(0.3, at=0.1)
-    read = _loop_lag(exported(metrics))
+    read = loop_lag(exported(metrics))
     assert read is not None
     assert read["lag_max"] == 0.3
     assert read["lag_buckets"]["0.25"] == 1
     assert read["lag_buckets"]["+Inf"] == 2
-    assert _loop_lag("# an app that does not measure its loop\n") is None
+    assert loop_lag("# an app that does not measure its loop\n") is None
