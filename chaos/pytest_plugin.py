@@ -3,12 +3,21 @@
 ``pytest scenarios/`` then runs the release gate, and any CI that reads JUnit
 (``pytest --junitxml``) can gate on it. Enabled by ``scenarios/conftest.py``; options:
 ``--scenario-variant isolated|legacy`` and ``--scenario-reports DIR``.
+
+With xdist workers (``-n N``), the scenarios take turns on the machine
+(:mod:`chaos.run.turns`): one that needs it to itself (``alone: true``) runs with no other
+scenario beside it. The lock files live in a folder the controller makes and removes (a
+controller that never loaded this plugin, because no folder named on its command line
+holds its ``conftest.py``, leaves its workers without turns).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +29,7 @@ from chaos.interruption import RunInterrupted
 from chaos.report.journal import write_journal
 from chaos.run.record import RunRecord
 from chaos.run.runner import run_scenario
+from chaos.run.turns import MachineTurns
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario
 from chaos.stack.settings import Settings
@@ -33,8 +43,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--scenario-reports", default="reports", help="folder for journals")
 
 
+#: the turns of this session's scenarios on the machine
+TURNS = pytest.StashKey[MachineTurns]()
+#: the key of ``workerinput`` that tells an xdist worker where the turns are taken
+TURNS_INPUT = "harness_turns"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a chaos scenario file run by the harness")
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: its controller made the folder
+        if TURNS_INPUT in workerinput:  # (not if the controller never loaded this plugin)
+            config.stash[TURNS] = MachineTurns(Path(workerinput[TURNS_INPUT]))
+        return
+    folder = Path(tempfile.mkdtemp(prefix="harness-turns-"))
+    config.stash[TURNS] = MachineTurns(folder / "machine.lock")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_TurnsToWorkers(config.stash[TURNS]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and TURNS in config.stash:
+        shutil.rmtree(config.stash[TURNS].path.parent, ignore_errors=True)
+
+
+class _TurnsToWorkers:
+    """Tells each xdist worker where the turns are taken (xdist's own hook)."""
+
+    def __init__(self, turns: MachineTurns) -> None:
+        self.turns = turns
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[TURNS_INPUT] = str(self.turns.path)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.File | None:
@@ -68,10 +108,13 @@ class ScenarioItem(pytest.Item):
     scenario: Scenario
 
     def runtest(self) -> None:
+        turns = self.config.stash.get(TURNS, None)
+        turn = contextlib.nullcontext() if turns is None else turns.turn(alone=self.scenario.alone)
         try:
-            record = asyncio.run(
-                run_scenario(self.scenario, Settings.from_env(os.environ), source=self.path)
-            )
+            with turn:
+                record = asyncio.run(
+                    run_scenario(self.scenario, Settings.from_env(os.environ), source=self.path)
+                )
         except RunInterrupted as stopped:  # Ctrl-C: the journal says so, and the session ends
             self._journal(stopped.record)
             raise

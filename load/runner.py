@@ -199,6 +199,11 @@ class LoadRun:
         }
 
     @property
+    def pids(self) -> list[int]:
+        """The Locust processes' pids (their own children are theirs)."""
+        return [p.pid for p in self._processes]
+
+    @property
     def running(self) -> bool:
         return any(p.poll() is None for p in self._processes)
 

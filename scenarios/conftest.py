@@ -1,5 +1,10 @@
 """`pytest scenarios/` runs each scenario file as a test (see chaos/pytest_plugin.py)."""
 
-from chaos.pytest_plugin import pytest_addoption, pytest_collect_file, pytest_configure
+from chaos.pytest_plugin import (
+    pytest_addoption,
+    pytest_collect_file,
+    pytest_configure,
+    pytest_unconfigure,
+)
 
-__all__ = ["pytest_addoption", "pytest_collect_file", "pytest_configure"]
+__all__ = ["pytest_addoption", "pytest_collect_file", "pytest_configure", "pytest_unconfigure"]

@@ -160,7 +160,10 @@ class _Suite:
         order = (
             list(scenarios)
             if self.jobs == 1
-            else sorted(scenarios, key=lambda item: -item.expected_seconds(self.repeat))
+            else sorted(
+                scenarios,
+                key=lambda item: (not item.scenario.alone, -item.expected_seconds(self.repeat)),
+            )
         )
         # Every run in a slot, and as many winding down (one thread: one run at a time).
         threads = 1 if self.jobs == 1 else 2 * self.jobs
@@ -180,15 +183,19 @@ class _Suite:
     def _runs(self, rank: int, item: _Scenario) -> None:
         """The runs of one scenario, in a row (in a worker thread); each waits for a slot,
         and ``rank`` is the scenario's turn for one."""
+        # A scenario that needs the machine to itself takes every place, once no other run
+        # is going on, even winding down: its judged phases share the machine with nothing.
+        alone = item.scenario.alone
         for run in range(1, self.repeat + 1):
-            if not self._slots.take((rank, run), self.interruption):
+            if not self._slots.take((rank, run), self.interruption, alone=alone):
                 break  # interrupted meanwhile
-            release = _Once(self._slots.give_back)
+            release = _Once(lambda: self._slots.give_back(alone=alone))
             out = self.console if self.jobs == 1 else _buffer(self.console)
             try:
                 self._run(item, run, out, release)
             finally:
                 release()
+                self._slots.done()
             self._emit(out)
         if self.repeat > 1 and item.journals and item.repetition is None:  # stopped between runs
             out = self.console if self.jobs == 1 else _buffer(self.console)
@@ -243,11 +250,16 @@ class _Slots:
     in turn: the smallest rank waiting (the scenario's place in the order, then its run).
 
     The first run of every scenario is expected from the start (:meth:`expect`): its thread
-    may begin later than the next one's, and a place must still go to it first.
+    may begin later than the next one's, and a place must still go to it first. A run
+    ``alone`` takes every place, once no other run is going on, not even winding down
+    (:meth:`done` says a run is over); the runs after it wait meanwhile.
     """
 
     def __init__(self, places: int) -> None:
+        self._places = places
         self._free = places
+        #: runs that took places and are not over yet (winding down included)
+        self._busy = 0
         self._waiting: list[tuple[int, int]] = []
         self._changed = threading.Condition()
 
@@ -257,15 +269,24 @@ class _Slots:
             for rank in ranks:
                 heapq.heappush(self._waiting, rank)
 
-    def take(self, rank: tuple[int, int], interruption: Interruption) -> bool:
-        """Wait for a place and take it; False (and none taken) once interrupted."""
+    def take(
+        self, rank: tuple[int, int], interruption: Interruption, *, alone: bool = False
+    ) -> bool:
+        """Wait for a place (``alone``: every place, and every other run to be over) and
+        take it; False (and none taken) once interrupted."""
+        places = self._places if alone else 1
         with self._changed:
             if rank not in self._waiting:
                 heapq.heappush(self._waiting, rank)
             try:
                 while not interruption.interrupted:
-                    if self._free and self._waiting[0] == rank:
-                        self._free -= 1
+                    if (
+                        self._waiting[0] == rank
+                        and self._free >= places
+                        and (not alone or self._busy == 0)
+                    ):
+                        self._free -= places
+                        self._busy += 1
                         return True
                     self._changed.wait(timeout=0.1)
                 return False
@@ -274,9 +295,16 @@ class _Slots:
                 heapq.heapify(self._waiting)
                 self._changed.notify_all()  # the next rank may be first now
 
-    def give_back(self) -> None:
+    def give_back(self, *, alone: bool = False) -> None:
+        """Give back what a run took, when its timeline ends."""
         with self._changed:
-            self._free += 1
+            self._free += self._places if alone else 1
+            self._changed.notify_all()
+
+    def done(self) -> None:
+        """A run that took places is over (after :meth:`give_back`)."""
+        with self._changed:
+            self._busy -= 1
             self._changed.notify_all()
 
 

@@ -10,7 +10,8 @@ What it judges, in order (each module documents its own rules):
 3. that no failure goes unjudged: a request group that failed in a phase where neither a
    threshold nor isolation judges it is a breach;
 4. validity: each fault's effect (:mod:`.effect`), enough samples under a pass, the load
-   generator not saturated, the machine not saturated in any phase (:mod:`.saturation`),
+   generator not saturated, the machine not saturated in any phase (and, for a scenario that
+   needs it, to itself: :mod:`.saturation`),
    the load achieved as planned (:mod:`.delivery`), each invariant having checked at least
    its floor;
 5. what ``expect: {fail: [...]}`` named (:mod:`.expectation`).
@@ -36,7 +37,7 @@ from chaos.judge.evidence import Evidence, FaultRecord, PhaseRecord, ServerSampl
 from chaos.judge.expectation import judge_expectations
 from chaos.judge.isolation import blast_radius, by_service, judge_isolation, targets_of
 from chaos.judge.metrics import GroupWindow, services_of
-from chaos.judge.saturation import machine_check
+from chaos.judge.saturation import alone_check, machine_check
 from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from chaos.judge.windows import assign, select
 from chaos.scenario.model import Scenario
@@ -88,9 +89,10 @@ def judge(evidence: Evidence) -> Outcome:
         )
     timings, effects = court.faults()
     machine = {p.name: machine_check(p, evidence.server) for p in phases}
-    outcome.validity = court.validity(
-        outcome.thresholds, effects, [check for check, _ in machine.values()]
-    )
+    checks = [check for check, _ in machine.values()]
+    if scenario.alone:
+        checks += [alone_check(p, evidence.server) for p in phases]
+    outcome.validity = court.validity(outcome.thresholds, effects, checks)
     outcome.expectations = judge_expectations(
         scenario.expected_failures, outcome.thresholds, outcome.invariants
     )

@@ -20,6 +20,17 @@ A phase is saturated when :data:`CONSECUTIVE` of its seconds in a row are; the c
 ``machine not saturated in <phase>`` then fails and the run is invalid (exit 3), its reason
 naming the figures.
 
+**A scenario that needs the machine to itself** (``alone: true``: its limits are the
+machine's capacity, such as 120 users with no pause and an absolute p99) is also invalid
+when it shared it: the check ``machine to itself in <phase>`` fails when, for
+:data:`SHARED_CONSECUTIVE` seconds in a row, the machine had no CPU to spare while
+processes outside the run (everything but the app, PostgreSQL, the fakes, Toxiproxy and
+the run's load generator: ``run`` in the samples) used at least :data:`OTHERS_SHARE` of
+its CPUs. Its latencies then time a neighbour (seen: a gate running it beside a database
+crash, app 0.4 and PostgreSQL 0.2 of 2 CPUs, none idle, p99 2.5 s against 0.6 to 0.85 s
+alone), which the rule above misses: the app and PostgreSQL did not use the CPUs, others did.
+The suite runs such a scenario with nothing beside it (``chaos/cli/runs.py``).
+
 **Undefined figures.** A second without a figure (no ``/proc``, the app did not answer
 ``/metrics`` within the sampler's time limit, a postmaster restarted in between) is judged
 on the figures it has, and a phase without any passes, saying it was not measured. Like the
@@ -58,6 +69,14 @@ SPARE_IDLE = 0.25
 #: this many saturated seconds in a row make a phase saturated: a single one can be a blip
 #: (a checkpoint, a garbage collection, a worker starting)
 CONSECUTIVE = 2
+#: processes outside the run using this share of the machine's CPUs or more, with none
+#: idle, took what a scenario that needs the machine to itself measures (a quarter: half a
+#: CPU of two; alone, what runs beside a run, the harness itself included, stays under a
+#: tenth of a CPU)
+OTHERS_SHARE = 0.25
+#: this many shared seconds in a row make a phase shared (a neighbour's stack stopping
+#: takes a second or two)
+SHARED_CONSECUTIVE = 3
 #: server samples are taken about this often (seconds); each sample's figures cover the
 #: interval that ends with it
 INTERVAL = 1.0
@@ -74,6 +93,8 @@ class Second:
     cpus: int | None = None
     app: float | None = None
     postgres: float | None = None
+    #: every process of the run together, the app and PostgreSQL included (CPUs)
+    run: float | None = None
     #: the worst event-loop lag of the second before ``at`` (seconds)
     lag: float | None = None
 
@@ -87,6 +108,7 @@ class Second:
             _integer(machine.get("cpus")),
             _number(machine.get("app")),
             _number(machine.get("postgres")),
+            _number(machine.get("run")),
             _number(loop.get("lag_max")),
         )
 
@@ -100,6 +122,25 @@ class Second:
         if self.app is None and self.postgres is None:
             return None
         return (self.app or 0.0) + (self.postgres or 0.0)
+
+    @property
+    def others(self) -> float | None:
+        """The CPUs used by processes outside the run (None when not measured)."""
+        if self.idle is None or self.cpus is None or self.run is None:
+            return None
+        return max(0.0, (1.0 - self.idle) * self.cpus - self.run)
+
+    @property
+    def shared(self) -> bool:
+        """No CPU to spare, and processes outside the run took a real share of it."""
+        others = self.others
+        return (
+            others is not None
+            and self.cpus is not None
+            and self.idle is not None
+            and self.idle <= IDLE_FLOOR
+            and others >= OTHERS_SHARE * self.cpus
+        )
 
     @property
     def cpu_bound(self) -> bool:
@@ -131,12 +172,14 @@ def seconds_in(phase: PhaseRecord, server: Sequence[ServerSample]) -> list[Secon
     ]
 
 
-def longest_saturated(seconds: Sequence[Second]) -> list[Second]:
-    """The longest run of consecutive saturated seconds (the first, if several)."""
+def longest_saturated(seconds: Sequence[Second], shared: bool = False) -> list[Second]:
+    """The longest run of consecutive saturated seconds (``shared``: shared ones), the
+    first if several."""
     best: list[Second] = []
     current: list[Second] = []
     for second in seconds:
-        current = [*current, second] if second.saturated else []
+        hit = second.shared if shared else second.saturated
+        current = [*current, second] if hit else []
         if len(current) > len(best):
             best = current
     return best
@@ -211,11 +254,42 @@ def machine_check(
     return ValidityCheck(name, True, _calm_detail(seconds, p99)), figures
 
 
+def alone_check(phase: PhaseRecord, server: Sequence[ServerSample]) -> ValidityCheck:
+    """The check ``machine to itself in <phase>``, for a scenario that needs it."""
+    seconds = [s for s in seconds_in(phase, server) if s.others is not None]
+    name = f"machine to itself in {phase.name}"
+    if not seconds:
+        detail = (
+            "not measured: no figures of the run's processes in this phase (no /proc, or a "
+            "process of the run restarted); not evidence of a neighbour"
+        )
+        return ValidityCheck(name, True, detail)
+    run = longest_saturated(seconds, shared=True)
+    others = [s.others for s in (run if len(run) >= SHARED_CONSECUTIVE else seconds)]
+    worst = max(o for o in others if o is not None)
+    of = f"of {max(s.cpus or 0 for s in seconds)} CPUs"
+    if len(run) >= SHARED_CONSECUTIVE:
+        idle = [s.idle for s in run if s.idle is not None]
+        detail = (
+            f"shared for {len(run)} s in a row: processes outside the run used up to "
+            f"{worst:.1f} {of} with idle {_span(idle)}; this scenario's limits measure the "
+            "machine's capacity (alone: true), and these latencies timed a neighbour: run it "
+            "with nothing beside it"
+        )
+        return ValidityCheck(name, False, detail)
+    detail = (
+        f"{len(seconds)} s measured, never {SHARED_CONSECUTIVE} s in a row shared: processes "
+        f"outside the run used at most {worst:.1f} {of}"
+    )
+    return ValidityCheck(name, True, detail)
+
+
 def _figures(seconds: Sequence[Second], p99: float | None, run: int) -> dict[str, Any]:
     def values(field: str) -> list[float]:
         return [v for s in seconds if (v := getattr(s, field)) is not None]
 
     idle, app, pg, lag = values("idle"), values("app"), values("postgres"), values("lag")
+    own, others = values("run"), values("others")
     cpus = values("cpus")
     return {
         "seconds": len(seconds),
@@ -226,6 +300,9 @@ def _figures(seconds: Sequence[Second], p99: float | None, run: int) -> dict[str
         "app_cpu_max": _round(max(app)) if app else None,
         "pg_cpu_mean": _round(sum(pg) / len(pg)) if pg else None,
         "pg_cpu_max": _round(max(pg)) if pg else None,
+        "run_cpu_mean": _round(sum(own) / len(own)) if own else None,
+        "others_cpu_mean": _round(sum(others) / len(others)) if others else None,
+        "others_cpu_max": _round(max(others)) if others else None,
         "loop_lag_p99_ms": None if p99 is None else round(p99 * 1000, 1),
         "loop_lag_max_ms": round(max(lag) * 1000, 1) if lag else None,
         "saturated_s": run,

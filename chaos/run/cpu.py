@@ -1,21 +1,22 @@
 """CPU use read from ``/proc``: the machine's idle share, and what a process tree burns.
 
-    before = read_cpu({"app": app_pid, "postgres": postmaster_pid})
+    before = read_cpu({"app": app_pid, "postgres": postmaster_pid, "run": [app_pid, ...]})
     ...                                    # a second later
-    use = cpu_use(before, read_cpu(...))   # {"seconds", "cpus", "idle", "app", "postgres"}
+    use = cpu_use(before, read_cpu(...))   # {"seconds", "cpus", "idle", "app", "postgres", "run"}
 
 A process tree is a process and all its descendants (the app's server and its workers, the
-postmaster and its backends). Its CPU time counts the times of its children already reaped
-(``cutime``, ``cstime``), so a backend that ends between two readings does not take its
-seconds with it. Linux only: elsewhere, or when ``/proc`` cannot be read, there is no
-reading, and the runner records no figures.
+postmaster and its backends); several roots make one tree of all their descendants, each
+process counted once (``run``: every process of a run). Its CPU time counts the times of
+its children already reaped (``cutime``, ``cstime``), so a backend that ends between two
+readings does not take its seconds with it. Linux only: elsewhere, or when ``/proc``
+cannot be read, there is no reading, and the runner records no figures.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,10 @@ class ProcessTimes:
 
 @dataclass(frozen=True)
 class TreeTimes:
-    """A process tree's CPU time at one reading, and which root it was measured from."""
+    """A process tree's CPU time at one reading, and which roots it was measured from."""
 
-    root: int
-    root_start: int
+    #: each root's pid and start time: a root restarted or replaced makes another tree
+    roots: tuple[tuple[int, int], ...]
     ticks: int
 
 
@@ -89,14 +90,20 @@ def parse_process(pid: int, text: str) -> ProcessTimes:
     return ProcessTimes(pid, ppid, ticks, int(fields[19]))
 
 
-def tree_times(table: Mapping[int, ProcessTimes], root: int) -> TreeTimes | None:
-    """The CPU time of ``root`` and its descendants in ``table`` (None: no such process)."""
-    if root not in table:
+#: what a tree is read from: one root pid, several, or None (nothing to read)
+Roots = int | Sequence[int] | None
+
+
+def tree_times(table: Mapping[int, ProcessTimes], root: int | Sequence[int]) -> TreeTimes | None:
+    """The CPU time of ``root`` (one pid or several) and their descendants in ``table``,
+    each process once; None when a root is not running (or none is given)."""
+    roots = sorted({root} if isinstance(root, int) else set(root))
+    if not roots or any(pid not in table for pid in roots):
         return None
     children: dict[int, list[int]] = {}
     for process in table.values():
         children.setdefault(process.ppid, []).append(process.pid)
-    ticks, todo, seen = 0, [root], set()
+    ticks, todo, seen = 0, list(roots), set()
     while todo:
         pid = todo.pop()
         if pid in seen:
@@ -104,12 +111,12 @@ def tree_times(table: Mapping[int, ProcessTimes], root: int) -> TreeTimes | None
         seen.add(pid)
         ticks += table[pid].ticks
         todo += children.get(pid, [])
-    return TreeTimes(root, table[root].start_ticks, ticks)
+    return TreeTimes(tuple((pid, table[pid].start_ticks) for pid in roots), ticks)
 
 
-def read_cpu(roots: Mapping[str, int | None], proc: Path = PROC) -> CpuReading | None:
-    """The machine's times and each named tree's (``roots``: name -> root pid or None);
-    None if ``/proc`` cannot be read."""
+def read_cpu(roots: Mapping[str, Roots], proc: Path = PROC) -> CpuReading | None:
+    """The machine's times and each named tree's (``roots``: name -> its root pid, pids,
+    or None); None if ``/proc`` cannot be read."""
     at = time.monotonic()
     try:
         machine = parse_machine((proc / "stat").read_text())
@@ -136,7 +143,8 @@ def cpu_use(
     """What was used between two readings: ``seconds`` (wall), ``cpus`` (the machine's),
     ``idle`` (the share of the machine's CPU time left idle, 0 to 1) and, per tree, the
     CPU seconds it used per wall second (1.0: one CPU busy). A tree is None when it was not
-    running at both readings, or its root changed in between (a restarted postmaster).
+    running at both readings, or a root changed in between (a restarted postmaster, a
+    process of the run started or gone).
     """
     ticks_per_second = clock_ticks or os.sysconf("SC_CLK_TCK")
     seconds = after.at - before.at
@@ -150,12 +158,7 @@ def cpu_use(
     }
     for name, then in before.trees.items():
         now = after.trees.get(name)
-        same = (
-            then is not None
-            and now is not None
-            and (then.root, then.root_start) == (now.root, now.root_start)
-        )
-        if not same or seconds <= 0 or now is None or then is None:
+        if then is None or now is None or then.roots != now.roots or seconds <= 0:
             use[name] = None
             continue
         use[name] = round(max(0, now.ticks - then.ticks) / ticks_per_second / seconds, 3)

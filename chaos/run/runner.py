@@ -243,7 +243,7 @@ class ScenarioRunner:
                 try:
                     load.start(self.warden)
                     sampler = asyncio.create_task(
-                        sample_server(self.record.server, state, http, tox, ctx.cluster)
+                        sample_server(self.record.server, state, http, tox, ctx.cluster, load.pids)
                     )
                     await self._ramp(load, ramp)
                     self.record.lap("ramp")

@@ -9,13 +9,14 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import psycopg2
 
 from chaos.errors import HarnessError
-from chaos.run.cpu import CpuReading, cpu_use, read_cpu
+from chaos.run.cpu import CpuReading, Roots, cpu_use, read_cpu
 from chaos.stack import backend, postgres
 from chaos.stack.state import StackState
 from chaos.toxiproxy.client import ToxiproxyClient
@@ -49,8 +50,10 @@ async def sample_server(
     http: aiohttp.ClientSession,
     tox: ToxiproxyClient,
     cluster: postgres.LocalCluster | None,
+    load_pids: Sequence[int] = (),
 ) -> None:
-    """Into ``into``, every second: the CPU the machine, the app and PostgreSQL used since the last
+    """Into ``into``, every second: the CPU the machine, the app, PostgreSQL and the whole
+    run (:func:`cpu_roots`; ``load_pids``: its load generator's) used since the last
     sample, the pools' figures and the event loop's lag, connections per application,
     toxics present."""
     assert state.app is not None
@@ -60,7 +63,7 @@ async def sample_server(
     while True:
         entry: dict[str, Any] = {"at": time.time()}
         # First, so that the CPU figures cover the second that ends at "at".
-        reading = await asyncio.to_thread(read_cpu, cpu_roots(state, cluster))
+        reading = await asyncio.to_thread(read_cpu, cpu_roots(state, cluster, load_pids))
         if previous is not None and reading is not None:
             entry["machine"] = cpu_use(previous, reading)
         previous = reading
@@ -106,14 +109,30 @@ def loop_lag(text: str) -> dict[str, Any] | None:
     }
 
 
-def cpu_roots(state: StackState, cluster: postgres.LocalCluster | None) -> dict[str, int | None]:
+def cpu_roots(
+    state: StackState, cluster: postgres.LocalCluster | None, load_pids: Sequence[int] = ()
+) -> dict[str, Roots]:
     """The roots of the process trees whose CPU is sampled: the app's server (its workers
-    are its children) and the postmaster of a local cluster (its backends are its)."""
-    app = state.processes.get("app")
+    are its children), the postmaster of a local cluster (its backends are its), and
+    ``run``: every process the run started or drives (those two, the provider fakes, the
+    Toxiproxy server and the load generator's processes), so that what the rest of the
+    machine used is known (``judge/saturation.py``). ``run`` is None while one of them is
+    not running: what it measured would hide a part of the run among the others."""
+    alive = {
+        name: process.pid for name, process in state.processes.items() if process.record().alive()
+    }
     postmaster = cluster.postmaster() if cluster is not None else None
+    toxiproxy = state.toxiproxy.process if state.toxiproxy is not None else None
+    run = [
+        *alive.values(),
+        *([postmaster.pid] if postmaster is not None else []),
+        *([toxiproxy.pid] if toxiproxy is not None else []),
+        *load_pids,
+    ]
     return {
-        "app": app.pid if app is not None and app.record().alive() else None,
+        "app": alive.get("app"),
         "postgres": postmaster.pid if postmaster is not None else None,
+        "run": None if len(alive) < len(state.processes) else run,
     }
 
 

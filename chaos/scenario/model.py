@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -153,6 +154,9 @@ class Scenario(Spec):
     #: every service answers ready within this after the last fault is reverted, or the
     #: run breaches ``ready within``; the run waits for it at most this long
     ready_within: Annotated[float, BeforeValidator(duration), Field(le=600)] = 15.0
+    #: its limits are the machine's capacity: the suite runs it with nothing beside it, and
+    #: a run that shared the machine anyway is invalid (``judge/saturation.py``)
+    alone: StrictBool = False
 
     @field_validator("name")
     @classmethod

@@ -101,6 +101,64 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
     assert "threshold deposits.* / outage" in failed.stdout, verdict
 
 
+TIMED_CONFTEST = """\
+import asyncio, json, os, time
+
+from chaos import pytest_plugin
+from chaos.pytest_plugin import (
+    pytest_addoption, pytest_collect_file, pytest_configure, pytest_unconfigure,
+)
+
+
+async def timed(scenario, settings, source=None):
+    \"\"\"Stands for a run: only when it went on matters here.\"\"\"
+    start = time.time()
+    await asyncio.sleep(1.5)
+    line = {"name": scenario.name, "pid": os.getpid(), "start": start, "end": time.time()}
+    with open(os.environ["TURNS_LOG"], "a") as log:
+        log.write(json.dumps(line) + "\\n")
+
+
+pytest_plugin.run_scenario = timed
+pytest_plugin.ScenarioItem._journal = lambda self, record: {"exit_code": 0}
+"""
+SHORT = """\
+name: {name}
+load: {{users: 1, spawn_rate: 1, mix: {{deposits: 1}}}}
+timeline: [{{phase: steady, duration: 1s}}]
+thresholds: none
+alone: {alone}
+"""
+
+
+@pytest.mark.light
+def test_under_xdist_a_scenario_alone_runs_with_no_other_beside_it(tmp_path: Path) -> None:
+    """The workers take turns through the plugin's lock files: the scenario that needs the
+    machine to itself runs with no other scenario going on, and the controller removes the
+    lock files at the end. The runs themselves are stand-ins that only keep time."""
+    gate, temp = tmp_path / "gate", tmp_path / "tmp"
+    gate.mkdir()
+    temp.mkdir()
+    (gate / "conftest.py").write_text(TIMED_CONFTEST)
+    for name in ("one", "two", "three", "four"):
+        alone = "true" if name == "three" else "false"
+        (gate / f"{name}.yaml").write_text(SHORT.format(name=name, alone=alone))
+    log = tmp_path / "turns.jsonl"
+    result = commands.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", str(gate)],
+        cwd=ROOT, env={**pytest_env(), "TURNS_LOG": str(log), "TMPDIR": str(temp)},
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = {line["name"]: line for line in map(json.loads, log.read_text().splitlines())}
+    assert set(runs) == {"one", "two", "three", "four"}
+    assert len({run["pid"] for run in runs.values()}) == 2  # both workers ran scenarios
+    alone = runs.pop("three")
+    beside = [n for n, r in runs.items() if r["start"] < alone["end"] and alone["start"] < r["end"]]
+    assert not beside, f"ran beside the scenario alone: {beside}"
+    assert not list(temp.glob("harness-turns-*")), "the turns' lock files were left behind"
+
+
 LONG = """\
 name: {name}
 description: A long scenario, for Ctrl-C to stop in the middle.

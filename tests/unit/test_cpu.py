@@ -58,6 +58,10 @@ def test_a_process_line_is_read_after_the_command_name() -> None:
     assert process.start_ticks == 1037848
 
 
+def tree(root: int, start: int, ticks: int) -> TreeTimes:
+    return TreeTimes(((root, start),), ticks)
+
+
 def test_a_tree_sums_a_root_and_all_its_descendants() -> None:
     table = {
         p.pid: p
@@ -69,9 +73,26 @@ def test_a_tree_sums_a_root_and_all_its_descendants() -> None:
             parse_process(20, stat_line(20, 1, 999)),  # someone else
         )
     }
-    assert tree_times(table, 10) == TreeTimes(10, 100, 5 + 100 + 120 + 7)
-    assert tree_times(table, 12) == TreeTimes(12, 100, 127)
+    assert tree_times(table, 10) == tree(10, 100, 5 + 100 + 120 + 7)
+    assert tree_times(table, 12) == tree(12, 100, 127)
     assert tree_times(table, 99) is None
+
+
+def test_a_tree_of_several_roots_counts_each_process_once_and_needs_every_root() -> None:
+    table = {
+        p.pid: p
+        for p in (
+            parse_process(10, stat_line(10, 1, 5)),  # the app's server
+            parse_process(11, stat_line(11, 10, 100)),  # its worker
+            parse_process(20, stat_line(20, 1, 50)),  # the postmaster
+            parse_process(30, stat_line(30, 1, 40)),  # a Locust process
+            parse_process(40, stat_line(40, 1, 999)),  # someone else
+        )
+    }
+    found = tree_times(table, [30, 10, 20, 11])  # 11 is 10's already: counted once
+    assert found == TreeTimes(((10, 100), (11, 100), (20, 100), (30, 100)), 5 + 100 + 50 + 40)
+    assert tree_times(table, [10, 20, 31]) is None  # a process of the run is gone
+    assert tree_times(table, []) is None
 
 
 def reading(at: float, total: int, idle: int, **trees: TreeTimes | None) -> CpuReading:
@@ -79,18 +100,28 @@ def reading(at: float, total: int, idle: int, **trees: TreeTimes | None) -> CpuR
 
 
 def test_two_readings_give_the_idle_share_and_the_cpus_each_tree_used() -> None:
-    before = reading(10.0, 1000, 400, app=TreeTimes(10, 5, 300), postgres=TreeTimes(20, 6, 50))
-    after = reading(11.0, 1200, 410, app=TreeTimes(10, 5, 490), postgres=TreeTimes(20, 6, 60))
+    before = reading(10.0, 1000, 400, app=tree(10, 5, 300), postgres=tree(20, 6, 50))
+    after = reading(11.0, 1200, 410, app=tree(10, 5, 490), postgres=tree(20, 6, 60))
     use = cpu_use(before, after, clock_ticks=100)
     assert use == {"seconds": 1.0, "cpus": 2, "idle": 0.05, "app": 1.9, "postgres": 0.1}
 
 
 def test_a_tree_whose_root_changed_or_vanished_has_no_figure() -> None:
-    before = reading(10.0, 1000, 400, app=TreeTimes(10, 5, 300), postgres=TreeTimes(20, 6, 50))
-    restarted = TreeTimes(21, 9, 3)  # a new postmaster: its times start again
+    before = reading(10.0, 1000, 400, app=tree(10, 5, 300), postgres=tree(20, 6, 50))
+    restarted = tree(21, 9, 3)  # a new postmaster: its times start again
     after = reading(11.0, 1200, 600, app=None, postgres=restarted)
     use = cpu_use(before, after, clock_ticks=100)
     assert (use["app"], use["postgres"], use["idle"]) == (None, None, 1.0)
+
+
+def test_a_tree_of_several_roots_whose_members_changed_has_no_figure() -> None:
+    run = TreeTimes(((10, 5), (20, 6)), 350)
+    more = TreeTimes(((10, 5), (20, 6), (30, 7)), 360)  # a process joined the run
+    use = cpu_use(reading(10.0, 1000, 400, run=run), reading(11.0, 1200, 410, run=more), 100)
+    assert use["run"] is None
+    same = TreeTimes(((10, 5), (20, 6)), 500)
+    use = cpu_use(reading(10.0, 1000, 400, run=run), reading(11.0, 1200, 410, run=same), 100)
+    assert use["run"] == 1.5
 
 
 def test_a_proc_folder_is_read_whole(tmp_path: Path) -> None:
@@ -104,8 +135,8 @@ def test_a_proc_folder_is_read_whole(tmp_path: Path) -> None:
     assert found is not None
     assert found.machine == parse_machine(PROC_STAT)
     assert found.trees == {
-        "app": TreeTimes(10, 100, 105),
-        "postgres": TreeTimes(20, 100, 53),
+        "app": tree(10, 100, 105),
+        "postgres": tree(20, 100, 53),
         "gone": None,
         "none": None,
     }

@@ -20,7 +20,8 @@ from tests.unit.judge_data import correct_run, evidence, healthy, p2p_failing, t
 #: upper bounds of the made-up loop-lag histogram (seconds, as Prometheus writes them)
 BOUNDS = ("0.005", "0.1", "0.25", "0.5", "1.0", "+Inf")
 #: a busy machine whose services still have room: as correct runs on two CPUs measured
-CALM = {"idle": 0.3, "app": 0.5, "postgres": 0.2, "lag": 0.004, "cpus": 2}
+#: (``run``: every process of the run, the load generator and the fakes included)
+CALM = {"idle": 0.3, "app": 0.5, "postgres": 0.2, "run": 1.2, "lag": 0.004, "cpus": 2}
 
 Stretch = tuple[float, float, dict[str, Any]]
 
@@ -37,7 +38,7 @@ def server(*stretches: Stretch) -> list[dict[str, Any]]:
             for lag in [0.002] * 9 + [figures["lag"]]:
                 for bound in BOUNDS:
                     counts[bound] += lag <= float(bound)
-            machine = {k: figures[k] for k in ("idle", "app", "postgres", "cpus")}
+            machine = {k: figures[k] for k in ("idle", "app", "postgres", "run", "cpus")}
             found.append(
                 {
                     "at": float(at),
@@ -168,6 +169,9 @@ def test_each_phase_keeps_its_figures_in_the_journal() -> None:
         "app_cpu_max": 0.5,
         "pg_cpu_mean": 0.2,
         "pg_cpu_max": 0.2,
+        "run_cpu_mean": 1.2,
+        "others_cpu_mean": 0.2,
+        "others_cpu_max": 0.2,
         "loop_lag_p99_ms": 416.7,
         "loop_lag_max_ms": 450.0,
         "saturated_s": 3,
@@ -188,3 +192,75 @@ def test_the_lag_percentile_is_read_between_the_phase_s_histogram_counts() -> No
         b: 0.0 for b in BOUNDS}}} for s in samples[10:])]  # fmt: skip
     assert lag_quantile(phase, restarted) is None  # counts went down: the app restarted
     assert lag_quantile(phase, []) is None
+
+
+#: the gate's miss: a run beside a database crash, the machine's CPUs all taken, the app
+#: and PostgreSQL using little of them and the run's own processes not much more
+NEIGHBOUR = {"idle": 0.0, "app": 0.4, "postgres": 0.2, "run": 1.1, "lag": 0.2}
+
+
+def alone(run: Evidence | None = None) -> Evidence:
+    """``run`` (the correct one) of a scenario that needs the machine to itself."""
+    found = run or correct_run()
+    return dataclasses.replace(found, scenario=found.scenario.model_copy(update={"alone": True}))
+
+
+def alone_checks(outcome: Outcome) -> dict[str, ValidityCheck]:
+    return {v.name: v for v in outcome.validity if v.name.startswith("machine to itself")}
+
+
+def test_a_scenario_that_needs_the_machine_is_invalid_when_others_took_its_cpu() -> None:
+    outcome = run_with((0, 12, {}), (12, 17, NEIGHBOUR), (17, 30, {}), run=alone())
+    assert outcome.exit_code() == EXIT_INVALID, outcome.reasons()
+    assert all(c.passed for c in machine_checks(outcome).values())  # the old rule's miss
+    [failed] = [v for v in outcome.validity if not v.passed]
+    assert failed.name == "machine to itself in outage"
+    assert failed.detail.startswith(
+        "shared for 5 s in a row: processes outside the run used up to 0.9 of 2 CPUs with idle 0%"
+    ), failed.detail
+    assert "alone: true" in failed.detail
+    assert any(r.startswith("invalid: machine to itself in outage") for r in outcome.reasons())
+    assert outcome.analysis["machine"]["outage"]["others_cpu_max"] == 0.9
+
+
+def test_a_scenario_without_that_need_runs_beside_others() -> None:
+    outcome = run_with((0, 30, NEIGHBOUR))
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    assert not alone_checks(outcome)
+
+
+def test_the_run_s_own_processes_using_every_cpu_is_not_sharing() -> None:
+    own = {"idle": 0.0, "app": 0.9, "postgres": 0.4, "run": 1.85, "lag": 0.05}
+    outcome = run_with((0, 30, own), run=alone())
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    checks = alone_checks(outcome)
+    assert set(checks) == {f"machine to itself in {p}" for p in ("baseline", "outage", "recovery")}
+    assert (
+        "outside the run used at most 0.1 of 2 CPUs" in checks["machine to itself in outage"].detail
+    )
+
+
+@pytest.mark.parametrize(
+    "figures",
+    [
+        {**NEIGHBOUR, "idle": 0.2},  # others there, but the machine had CPU to spare
+        {**NEIGHBOUR, "run": 1.6},  # 0.4 of 2 CPUs outside the run: under a quarter
+    ],
+    ids=["spare-cpu", "little-outside"],
+)
+def test_a_neighbour_that_left_cpu_to_spare_or_took_little_is_not_sharing(
+    figures: dict[str, float],
+) -> None:
+    outcome = run_with((0, 30, figures), run=alone())
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+
+
+def test_two_shared_seconds_are_a_blip_and_unmeasured_seconds_no_evidence() -> None:
+    blip = run_with((0, 12, {}), (12, 14, NEIGHBOUR), (14, 30, {}), run=alone())
+    assert blip.exit_code() == EXIT_PASS, blip.reasons()
+    unmeasured = server((0, 30, NEIGHBOUR))
+    for sample in unmeasured:
+        sample["machine"]["run"] = None  # a process of the run restarted meanwhile
+    outcome = judge(dataclasses.replace(alone(), server=unmeasured))
+    assert outcome.exit_code() == EXIT_PASS, outcome.reasons()
+    assert alone_checks(outcome)["machine to itself in outage"].detail.startswith("not measured")
