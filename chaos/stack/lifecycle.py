@@ -180,7 +180,7 @@ class Stack:
         port, bin_dir = plan.pg_port, plan.pg_bin
         cluster = postgres.LocalCluster(
             bin_dir,
-            self.state_dir / "pg" / "data",
+            postgres.data_folder(self.state_dir, fsync=settings.pg_fsync == "on"),
             port,
             fsync=settings.pg_fsync == "on",
             max_connections=settings.pg_max_connections,
@@ -196,7 +196,9 @@ class Stack:
             bin_dir=bin_dir,
         )
         self.store.save(state)
-        self.report(f"PostgreSQL: starting a cluster on {LOOPBACK}:{port} ({bin_dir})")
+        self.report(
+            f"PostgreSQL: starting a cluster on {LOOPBACK}:{port} in {cluster.data_dir} ({bin_dir})"
+        )
         cluster.start()
 
     def _start_toxiproxy(self, state: StackState, plan: _Plan) -> None:

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,6 +193,43 @@ class ExternalPostgres:
         )
 
 
+#: where a cluster whose data need not survive the operating system (fsync off) keeps its
+#: folder: memory, which copies the kept ``initdb`` output ten times faster than a busy disk
+#: (0.1-0.2 s against 1.1-1.5 s measured) and takes the run's writes off the disk
+RAM_ROOT = Path("/dev/shm")  # noqa: S108 - each cluster's folder in it comes from mkdtemp
+#: a RAM folder of a cluster: its ``data`` and ``postgres.log``, and ``owner`` (the state
+#: folder it belongs to, for whoever looks for what a run left behind)
+RAM_PREFIX = "harness-pg-"
+#: free memory there needed to put a cluster in it (a container's default /dev/shm is 64 MB)
+RAM_NEEDED = 1 << 30
+
+
+def data_folder(state_dir: Path, *, fsync: bool, ram_root: Path = RAM_ROOT) -> Path:
+    """Where a new cluster of the stack in ``state_dir`` keeps its data: with fsync off, a
+    folder of its own in RAM (``ram_root``) when that has room, else ``state_dir/pg/data``.
+    The cluster's log goes beside its data; :meth:`LocalCluster.destroy` removes both."""
+    if not fsync and _has_room(ram_root):
+        home = Path(tempfile.mkdtemp(prefix=RAM_PREFIX, dir=ram_root))
+        home.chmod(0o755)  # the postgres user enters it
+        (home / "owner").write_text(str(state_dir.resolve()))
+        return home / "data"
+    return state_dir / "pg" / "data"
+
+
+def _has_room(folder: Path) -> bool:
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and found.f_bavail * found.f_frsize >= RAM_NEEDED
+
+
+def _ram_home(data_dir: Path) -> Path | None:
+    """The RAM folder that holds ``data_dir``, if it is one of :func:`data_folder`'s."""
+    home = data_dir.parent
+    return home if home.name.startswith(RAM_PREFIX) and (home / "owner").exists() else None
+
+
 class LocalCluster:
     """A throw-away cluster in ``data_dir`` on ``port``, controlled with ``pg_ctl``."""
 
@@ -314,14 +352,16 @@ class LocalCluster:
             (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
 
     def destroy(self) -> None:
-        """Stop the cluster if needed and delete its folder."""
+        """Stop the cluster if needed and delete its folder (and its RAM folder, log
+        included, for one of :func:`data_folder`'s)."""
         try:
             self.stop("immediate")
         finally:
             record = self.postmaster()
             if record is not None:
                 self.crash()
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            home = _ram_home(self.data_dir)
+            shutil.rmtree(self.data_dir if home is None else home, ignore_errors=True)
 
     def postmaster(self) -> ProcessRecord | None:
         """The running postmaster, from ``postmaster.pid``; None when not running."""

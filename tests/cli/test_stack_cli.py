@@ -143,6 +143,10 @@ def test_up_status_down_lifecycle(harness: Harness) -> None:
     assert "pg_p2p" in result.stdout
     assert state.postgres is not None
     assert f"port={state.postgres.port}" in result.stdout
+    # fsync off (the default): the cluster is in RAM when the machine has room there
+    assert state.postgres.data_dir is not None
+    in_ram = state.postgres.data_dir.is_relative_to(postgres.RAM_ROOT)
+    assert in_ram == postgres._has_room(postgres.RAM_ROOT), state.postgres.data_dir
 
     status = harness.run("status", "--json")
     assert status.returncode == 0, status.stderr
@@ -163,8 +167,8 @@ def test_up_status_down_lifecycle(harness: Harness) -> None:
     assert not any(proc.alive() for proc in processes)
     assert not any(listening(port) for port in ports)
     assert harness.state() is None
-    assert state.postgres.data_dir is not None
     assert not state.postgres.data_dir.exists()
+    assert not state.postgres.data_dir.parent.exists() or not in_ram  # its RAM folder too
 
     nothing = harness.run("down")
     assert nothing.returncode == 0

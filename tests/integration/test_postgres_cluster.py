@@ -15,6 +15,8 @@ from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSup
 from chaos.stack import postgres
 from chaos.stack.process import ProcessRecord, children_of
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder, new_cluster
+from tests.plugins.preflight import test_settings
+from topology.ports import free_port
 
 RECONNECT_DEADLINE = 10.0
 
@@ -227,3 +229,45 @@ def test_a_template_that_is_not_whole_is_not_used() -> None:
 def replace_templates(cluster: postgres.LocalCluster, templates: Path) -> postgres.LocalCluster:
     cluster.templates = templates
     return cluster
+
+
+def test_without_fsync_a_cluster_lives_in_a_ram_folder_that_destroy_removes() -> None:
+    """fsync off says the data need not survive the operating system: the cluster keeps its
+    data and its log in a folder of its own in RAM, named after nothing else and saying
+    whose it is; destroying the cluster removes that folder whole. (A folder under /tmp
+    stands for /dev/shm here, which this machine may or may not have room in.)"""
+    ram, state = cluster_folder("harness-test-ram-"), cluster_folder("harness-test-state-")
+    data = postgres.data_folder(state, fsync=False, ram_root=ram)
+    home = data.parent
+    assert home.parent == ram
+    assert home.name.startswith(postgres.RAM_PREFIX)
+    assert (home / "owner").read_text() == str(state.resolve())
+    settings = test_settings()
+    cluster = postgres.LocalCluster(
+        postgres.find_bin_dir(settings.pg_bin), data, free_port(), templates=settings.pg_templates
+    )
+    try:
+        cluster.start()
+        assert scalar(cluster.dsn(), "SELECT 1") == 1
+        assert cluster.log_path.parent == home
+        assert not list(state.iterdir()), "the cluster wrote into the state folder"
+    finally:
+        cluster.destroy()
+        gone = not home.exists()
+        shutil.rmtree(ram, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    assert gone, "the RAM folder outlived its cluster"
+
+
+def test_with_fsync_or_without_room_in_ram_the_cluster_stays_in_the_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    assert postgres.data_folder(tmp_path, fsync=True, ram_root=ram) == tmp_path / "pg" / "data"
+    assert postgres.data_folder(tmp_path, fsync=False, ram_root=tmp_path / "none") == (
+        tmp_path / "pg" / "data"
+    )
+    monkeypatch.setattr(postgres, "RAM_NEEDED", 1 << 62)  # more than any machine has
+    assert postgres.data_folder(tmp_path, fsync=False, ram_root=ram) == tmp_path / "pg" / "data"
+    assert not list(ram.iterdir())

@@ -41,7 +41,7 @@ def new_cluster(folder: Path) -> postgres.LocalCluster:
     settings = test_settings()
     return postgres.LocalCluster(
         postgres.find_bin_dir(settings.pg_bin),
-        folder / "data",
+        postgres.data_folder(folder, fsync=settings.pg_fsync == "on"),
         free_port(),
         fsync=settings.pg_fsync == "on",
         max_connections=settings.pg_max_connections,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import StackBusy
+from chaos.stack import postgres
 from chaos.stack.lifecycle import Stack
 from chaos.stack.process import ProcessRecord
 from chaos.stack.state import STATE_FILE, StackState
@@ -64,8 +65,20 @@ def postmaster(state: StackState) -> ProcessRecord:
 
 
 def litter(root: Path) -> list[str]:
-    """What runs left in ``root``."""
-    return sorted(path.name for pattern in RUN_LITTER for path in root.glob(pattern))
+    """What runs left in ``root``, and the RAM folders of their clusters."""
+    found = [path.name for pattern in RUN_LITTER for path in root.glob(pattern)]
+    return sorted(found + [home.name for home in ram_folders(root)])
+
+
+def ram_folders(root: Path) -> list[Path]:
+    """The clusters' RAM folders (``postgres.data_folder``) of stacks whose state folder is
+    (or was) under ``root``."""
+    found = []
+    for owner in postgres.RAM_ROOT.glob(f"{postgres.RAM_PREFIX}*/owner"):
+        with contextlib.suppress(OSError):
+            if Path(owner.read_text()).is_relative_to(root.resolve()):
+                found.append(owner.parent)
+    return found
 
 
 def assert_no_litter(root: Path, timeout: float = 10.0) -> None:
