@@ -64,19 +64,55 @@ def test_every_scenario_file_is_collected_with_its_marker() -> None:
         assert any(item in line for line in collected), item
 
 
-def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
+BREACHED = """\
+name: breached-gate
+description: A scenario no real run can pass, for the plugin test.
+load: {users: 4, spawn_rate: 4, mix: {deposits: 1}}
+timeline:
+  - {phase: steady, duration: 2s}
+thresholds:
+  "deposits.*":
+    steady: ["p99 < 0.001ms"]
+"""
+
+
+@pytest.mark.light
+def test_the_variant_option_makes_every_item_the_chosen_design(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
     shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
     (gate / "tiny.yaml").write_text(TINY)
+    legacy = pytest_run("--collect-only", "-q", "--scenario-variant=legacy", str(gate))
+    assert legacy.returncode == 0, legacy.stdout + legacy.stderr
+    assert "tiny.yaml::tiny-gate[legacy]" in legacy.stdout
+    isolated = pytest_run("--collect-only", "-q", str(gate))
+    assert "tiny.yaml::tiny-gate[isolated]" in isolated.stdout
+
+
+def test_a_scenario_runs_as_a_test_and_a_breach_fails_it(tmp_path: Path) -> None:
+    """One session: a scenario that passes is a passed test with its journal, one whose
+    threshold is breached a failed one that says what was breached."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
+    (gate / "tiny.yaml").write_text(TINY)
+    (gate / "breached.yaml").write_text(BREACHED)
     junit = tmp_path / "junit.xml"
     reports = tmp_path / "reports"
-    passed = pytest_run(str(gate), f"--junitxml={junit}", f"--scenario-reports={reports}")
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "1 passed" in passed.stdout
-    case = ET.parse(junit).getroot().find(".//testcase")
-    assert case is not None
-    assert case.get("name") == "tiny-gate[isolated]"
+    session = pytest_run(str(gate), f"--junitxml={junit}", f"--scenario-reports={reports}")
+    output = session.stdout + session.stderr
+    assert session.returncode == 1, output
+    assert "1 failed, 1 passed" in session.stdout, output
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"tiny-gate[isolated]", "breached-gate[isolated]"}
+    assert cases["tiny-gate[isolated]"].find("failure") is None
+    failure = cases["breached-gate[isolated]"].find("failure")
+    assert failure is not None
+    assert "FAIL (threshold) (exit 1, expect pass)" in (failure.text or ""), failure.text
+    assert "threshold deposits.* / steady: p99 < 0.001ms" in (failure.text or ""), failure.text
+    assert "replay: harness run --replay" in (failure.text or "")
+    breached = json.loads((reports / "breached-gate-isolated" / "journal.json").read_text())
+    assert breached["exit_code"] == 1
     journal = json.loads((reports / "tiny-gate-isolated" / "journal.json").read_text())
     # the journal carries the blast radius, the fault's timings and the oracle's counts
     [row] = journal["blast_radius"]
@@ -91,14 +127,6 @@ def test_a_scenario_runs_as_a_test_both_ways(tmp_path: Path) -> None:
     assert counts["checked"] > 0
     assert {"lost", "unexpected", "duplicated", "indeterminate"} <= set(counts)
     assert journal["limits"]["client_timeout"] > journal["limits"]["service_timeout"]
-
-    failed = pytest_run(str(gate), "--scenario-variant=legacy", f"--scenario-reports={reports}")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    # P2P's failures leak the shared pool and deposits wait (and a payment finished
-    # meanwhile may go uncredited: the old design loses money too, an invariant's failure)
-    verdict = failed.stdout[-4000:]
-    assert "FAIL (threshold)" in failed.stdout or "FAIL (invariant)" in failed.stdout, verdict
-    assert "threshold deposits.* / outage" in failed.stdout, verdict
 
 
 TIMED_CONFTEST = """\

@@ -575,9 +575,17 @@ async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) 
     server = web.Application()
     server.router.add_get("/health/live", live)
     async with serving(server) as url:
-        run = await run_locust(
-            tmp_path, "-H", url, users=3,
-            run_time=f"{CLIENT_TIMEOUT + 3:g}s", env={ENV_MIX: "health"},
+        # meanwhile, a run against a port nothing listens on: 3 s, not 1 (on a busy machine
+        # Locust's start took the whole second once, and left no sample)
+        run, refused = await asyncio.gather(
+            run_locust(
+                tmp_path, "-H", url, users=3,
+                run_time=f"{CLIENT_TIMEOUT + 3:g}s", env={ENV_MIX: "health"},
+            ),
+            run_locust(
+                tmp_path / "refused", "-H", f"http://127.0.0.1:{free_port()}", users=1,
+                run_time="3s", env={ENV_MIX: "health"},
+            ),
         )  # fmt: skip
     kinds = {
         (s.status, s.error_code, s.error_service, s.structured, s.transport_error)
@@ -592,12 +600,6 @@ async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) 
         (500, None, None, False, None), (0, None, None, False, "timeout"),
     }  # fmt: skip
     assert all(s.failed for s in run.samples)
-
-    # 3 s, not 1: on a busy machine Locust's start took the whole second once (no sample)
-    refused = await run_locust(
-        tmp_path / "refused", "-H", f"http://127.0.0.1:{free_port()}", users=1,
-        run_time="3s", env={ENV_MIX: "health"},
-    )  # fmt: skip
     assert refused.samples
     assert {(s.status, s.transport_error) for s in refused.samples} == {(0, "connection")}
 

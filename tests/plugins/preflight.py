@@ -3,11 +3,17 @@
 A missing binary stops the run here with one clear message (exit 4) instead of failing
 every test that needs it. The Toxiproxy server is built here if needed, so that parallel
 workers never race to build it.
+
+Started in the background of a script (``make test &``, ``nohup``), the suite ignores
+SIGINT, and so would every command it starts: a test that presses Ctrl-C for a command
+(``harness down`` finishing its stop, then exiting 130) would test an ignored signal. Each
+process of the suite answers SIGINT as from a terminal, and so do the commands it starts.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from typing import NoReturn
 
 import pytest
@@ -27,6 +33,8 @@ test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(config, "workerinput"):
         return  # an xdist worker: the controller has checked already
     try:
