@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TOXIPROXY := .tools/bin/toxiproxy-server
-# one worker per core and one more: the heavy tests take at most one core each at a time
-# (tests/plugins/ordering.py), and the extra worker runs the light ones beside them
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# one worker per core and two more: the heavy tests take at most one core each at a time
+# (tests/plugins/ordering.py), and the extra workers run the light ones beside them (many
+# of which wait on subprocesses: two cores kept three workers 71 % busy)
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 # Python keeps compiled modules (and pytest its rewritten tests) only if it may write them:
 # with PYTHONDONTWRITEBYTECODE set, every process of the stack and every test worker compiles
 # them again, which costs the suite more than a minute of CPU on two cores.

@@ -9,7 +9,9 @@ runs ``--alone`` times in a row on an idle machine (``harness run FILE --repeat 
 the scenario tests, started again whenever it ends, stopped afterwards: two workers that may
 both run a heavy test, one more than ``make test``'s heavy slots leave beside a scenario on
 two cores). A scenario whose
-``expect:`` names failures passes when they, and nothing else, happened.
+``expect:`` names failures passes when they, and nothing else, happened. A scenario that
+needs the machine to itself (``alone: true``: its limits are capacity) is not run beside
+the suite: there it is invalid by design (``machine to itself``), and the gate runs it alone.
 
 Prints per scenario and condition: the pass rate (``k/N``), the exit codes seen, the
 threshold that came closest to its limit (its smallest margin, absolute and relative to the
@@ -71,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(measure(path, args.alone, reports / "alone", "alone"))
                 print_row(rows[-1])
         if args.beside:
+            shared = [path for path in files if not load_scenario(path).alone]
+            for path in sorted(set(files) - set(shared)):
+                print(f"{path.name}: not run beside the suite (alone: true)", flush=True)
             with suite_beside(reports / "beside-suite.log"):
-                for path in files:
+                for path in shared:
                     rows.append(measure(path, args.beside, reports / "beside", "beside"))
                     print_row(rows[-1])
     finally:
