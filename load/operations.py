@@ -13,7 +13,7 @@ ended, never on the values the app answered. Each Locust process appends to
 
 An invoke without its completion (the process was killed meanwhile) is indeterminate.
 :data:`OPERATION_KINDS` is the contract between the users that write the record and the
-oracle (``chaos/judge/oracle.py``) that compares it with the database.
+oracle (``chaos/invariants/oracle.py``) that compares it with the database.
 """
 
 from __future__ import annotations

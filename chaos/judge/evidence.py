@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chaos.faults import Fault, FaultContext, Signature
-from chaos.judge.verdicts import InvariantResult
+from chaos.invariants import InvariantResult
 from chaos.scenario.model import Scenario
 from load.samples import Sample
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.judge.verdicts import ExpectationResult, InvariantResult, ThresholdVerdict
+from chaos.invariants import InvariantResult
+from chaos.judge.verdicts import ExpectationResult, ThresholdVerdict
 from chaos.scenario.model import ExpectedFailure
 
 

@@ -22,37 +22,12 @@ from chaos.errors import (
     EXIT_PASS,
     EXIT_THRESHOLD,
 )
+from chaos.invariants.base import InvariantResult
 from chaos.scenario.thresholds import Op, margin_of, relative_margin_of
 
 #: where a verdict comes from: a threshold of the scenario, the isolation judged by default
 #: in every faulted phase, or the rule that no failure goes unjudged
 Source = Literal["threshold", "isolation", "unjudged"]
-
-
-#: violations listed in a report at most (all are counted)
-MAX_LISTED = 20
-
-
-@dataclass(frozen=True)
-class InvariantResult:
-    """One money or resource invariant, checked after the run."""
-
-    name: str
-    passed: bool
-    checked: int
-    violations: list[str] = field(default_factory=list)
-    #: what the check counted, by category (the oracle's lost, unexpected, duplicated…)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "checked": self.checked,
-            "counts": self.counts,
-            "violations": self.violations[:MAX_LISTED],
-            "violation_count": len(self.violations),
-        }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ and records (:mod:`chaos.judge.evidence`): the verdicts are the judge's
 *Why one module of this length:* it is the orchestration of one run, read top to bottom in
 the order the run takes its steps; what is not orchestration is elsewhere (the server's
 samples in :mod:`chaos.run.server`, the record in :mod:`chaos.run.record`, the facts and
-invariants in :mod:`chaos.run.facts` and :mod:`chaos.run.invariants`, the verdicts in
+invariants in :mod:`chaos.invariants`, the verdicts in
 :mod:`chaos.judge`).
 """
 
@@ -42,16 +42,11 @@ import aiohttp
 from chaos.errors import ConfigError, HarnessError
 from chaos.faults import Fault, FaultContext, Recycle, residue
 from chaos.interruption import SIGNALS, Interruption, RunInterrupted
+from chaos.invariants import REGISTRY, Facts, InvariantResult, check_invariants
+from chaos.invariants.facts import database_now_at, provider_book, redeliver_ipns
+from chaos.invariants.oracle import ProviderPayment
 from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
 from chaos.judge.judgement import judge
-from chaos.judge.oracle import ProviderPayment
-from chaos.judge.verdicts import InvariantResult
-from chaos.run.facts import database_now_at, provider_book, redeliver_ipns
-from chaos.run.invariants import (
-    NO_OPERATION_LOST,
-    PROVIDER_RECONCILED,
-    check_database,
-)
 from chaos.run.record import RunRecord
 from chaos.run.server import pool_capacity, sample_server, settle, wait_ready
 from chaos.scenario.model import Scenario
@@ -277,7 +272,7 @@ class ScenarioRunner:
                     ready.cancel()
             self.record.residue = await residue(ctx)
             payments = None
-            if {NO_OPERATION_LOST, PROVIDER_RECONCILED} & set(scenario.checked_invariants):
+            if any(REGISTRY[n].reads_provider for n in scenario.checked_invariants):
                 payments = await asyncio.to_thread(self._provider_book, payments_url)
             invariants = await self._invariants(state, result, since, payments, capacity)
         self._judge(result, invariants)
@@ -398,26 +393,21 @@ class ScenarioRunner:
         capacity: dict[str, int],
     ) -> list[InvariantResult]:
         assert state.postgres is not None
-        names = list(self.scenario.checked_invariants)
-        found = await asyncio.to_thread(
-            check_database,
-            postgres.with_dbname(state.postgres.dsn, APP_DATABASE),
-            names,
+        facts = Facts(
+            cursor=None,
             operations=result.operations if result is not None else [],
-            capacity=capacity,
             since=since,
             payments=payments,
+            capacity=capacity,
+            residue=list(self.record.residue),
+            links=len(state.links),
         )
-        if "no_toxic_left" in names:
-            found.append(
-                InvariantResult(
-                    "no_toxic_left",
-                    not self.record.residue,
-                    len(state.links),
-                    list(self.record.residue),
-                )
-            )
-        return found
+        return await asyncio.to_thread(
+            check_invariants,
+            postgres.with_dbname(state.postgres.dsn, APP_DATABASE),
+            self.scenario.checked_invariants,
+            facts,
+        )
 
     def _judge(self, result: LoadResult | None, invariants: list[InvariantResult]) -> None:
         """Hand the record to the judge; keep the harness errors found on the way."""

@@ -1,12 +1,12 @@
-"""The vocabulary of a scenario file: its invariants' names and the field types its parts
-share (durations, think times, thresholds, strict numbers)."""
+"""The vocabulary of a scenario file: its invariants' names (those registered in
+:mod:`chaos.invariants`) and the field types its parts share (durations, think times,
+thresholds, strict numbers)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -17,41 +17,24 @@ from pydantic import (
     PlainValidator,
 )
 
+from chaos import invariants
 from chaos.errors import FieldProblem
 from chaos.scenario.thresholds import Threshold, parse_threshold
 from topology.durations import parse_duration
 
-Invariant = Literal[
-    "no_operation_lost",
-    "provider_reconciled",
-    "ledger_balanced",
-    "no_negative_balance",
-    "escrow_consistent",
-    "connections_return_to_baseline",
-    "no_toxic_left",
-    "acknowledged_deposits_exist",
-]
+
+def invariant_name(value: object) -> str:
+    """A registered invariant's name (an older name stands for the invariant it names)."""
+    if not isinstance(value, str):
+        raise ValueError(f"an invariant is named by a string, not {value!r}")  # noqa: TRY004 - pydantic reports ValueError
+    found = invariants.canonical(value)
+    if found is None:
+        raise ValueError(f"unknown invariant {value!r}: one of {', '.join(invariants.names())}")
+    return found
 
 
-#: older names still accepted in scenario files -> the invariant each stands for
-INVARIANT_ALIASES: Mapping[str, Invariant] = {"acknowledged_deposits_exist": "no_operation_lost"}
-
-
-#: every invariant, checked after the run unless the scenario names a subset
-INVARIANTS: tuple[Invariant, ...] = tuple(
-    name for name in get_args(Invariant) if name not in INVARIANT_ALIASES
-)
-
-
-#: the invariants that check what only some kinds of users make: invariant -> those kinds.
-#: Each of them checks nothing without one of these kinds in the mix, and an invariant that
-#: checked nothing makes the run invalid: naming it with such a mix is refused when the file
-#: is read, and leaving ``invariants`` out checks every invariant the mix can exercise.
-INVARIANT_NEEDS: Mapping[str, frozenset[str]] = {
-    "no_operation_lost": frozenset({"deposits", "wallet", "p2p", "swap", "express", "admin"}),
-    "provider_reconciled": frozenset({"deposits"}),
-    "escrow_consistent": frozenset({"p2p"}),
-}
+#: the name of a registered invariant (:mod:`chaos.invariants`), as its canonical name
+Invariant = Annotated[str, PlainValidator(invariant_name)]
 
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -27,11 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+from chaos import invariants as registered
 from chaos.errors import ConfigError, FieldProblem
 from chaos.scenario.fields import (
-    INVARIANT_ALIASES,
-    INVARIANT_NEEDS,
-    INVARIANTS,
     Invariant,
     Spec,
     StrictFloat,
@@ -55,8 +53,6 @@ from reference_app.settings import AppSettings
 from topology.services import DEFAULT_VARIANT, VARIANTS, Variant
 
 __all__ = [
-    "INVARIANTS",
-    "INVARIANT_ALIASES",
     "NO_THRESHOLDS_HINT",
     "Expectation",
     "ExpectedFailure",
@@ -244,13 +240,13 @@ class Scenario(Spec):
     ) -> tuple[Invariant, ...] | None:
         if invariants is None:
             return None
-        named = tuple(INVARIANT_ALIASES.get(name, name) for name in invariants)
+        named = invariants  # each as its registered name already (older names mapped)
         unique(named, "invariant")
         load: LoadSpec | None = info.data.get("load")
         if load is None:
             return named
         for index, name in enumerate(named):
-            needs = INVARIANT_NEEDS.get(name)
+            needs = registered.REGISTRY[name].needs
             if needs is not None and not needs & set(load.mix):
                 raise FieldProblem(
                     f"{name} would check nothing: only {', '.join(sorted(needs))} users make "
@@ -359,11 +355,7 @@ class Scenario(Spec):
         """The invariants checked after the run (see :attr:`invariants`)."""
         if self.invariants is not None:
             return self.invariants
-        mix = set(self.load.mix)
-        return tuple(
-            name for name in INVARIANTS
-            if INVARIANT_NEEDS.get(name) is None or INVARIANT_NEEDS[name] & mix
-        )  # fmt: skip
+        return registered.exercised_by(set(self.load.mix))
 
     def min_checked_of(self, invariant: str) -> int:
         """The fewest things ``invariant`` must have checked for the run to be valid."""

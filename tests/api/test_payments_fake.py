@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaos.run.facts import provider_book
+from chaos.invariants.facts import provider_book
 from reference_app.fakes.payments import (
     HAPPY_PATH,
     PaymentsFakeConfig,

@@ -11,8 +11,7 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from chaos.judge.verdicts import InvariantResult
-from chaos.run.invariants import check_database
+from chaos.invariants import Facts, InvariantResult, check_invariants
 from chaos.stack import postgres
 from load.operations import ACKNOWLEDGED, Operation
 from reference_app.migrate import migrate
@@ -117,7 +116,8 @@ def by_name(results: list[InvariantResult]) -> dict[str, InvariantResult]:
 
 
 def check(dsn: str, operations: list[Operation] | None = None) -> dict[str, InvariantResult]:
-    return by_name(check_database(dsn, ALL, operations=operations or [], capacity={"deposits": 5}))
+    facts = Facts(None, operations=operations or [], capacity={"deposits": 5})
+    return by_name(check_invariants(dsn, ALL, facts))
 
 
 def created(user: str, key: str, amount: str) -> Operation:

@@ -17,9 +17,13 @@ from typing import Any
 
 import pytest
 
-from chaos.judge.verdicts import InvariantResult
-from chaos.run.facts import database_now_at, provider_book, redeliver_ipns, stored_operations
-from chaos.run.invariants import check_database
+from chaos.invariants import Facts, InvariantResult, check_invariants
+from chaos.invariants.facts import (
+    database_now_at,
+    provider_book,
+    redeliver_ipns,
+    stored_operations,
+)
 from chaos.stack import postgres
 from load.operations import (
     ACKNOWLEDGED,
@@ -124,8 +128,8 @@ class Client:
         """The money invariants, as the runner checks them (off the loop the fake runs on)."""
         book = await asyncio.to_thread(provider_book, self.fake.url)
         results = await asyncio.to_thread(
-            check_database, dsn, MONEY, operations=self.operations, capacity={}, since=since,
-            payments=book,
+            check_invariants, dsn, MONEY,
+            Facts(None, operations=self.operations, since=since, payments=book),
         )  # fmt: skip
         return {r.name: r for r in results}
 

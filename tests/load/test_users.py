@@ -25,8 +25,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaos.run.facts import database_now_at, provider_book
-from chaos.run.invariants import check_database
+from chaos.invariants import Facts, check_invariants
+from chaos.invariants.facts import database_now_at, provider_book
 from load.kinds import CLIENT_TIMEOUT, KINDS, requests_of
 from load.operations import ACKNOWLEDGED, INDETERMINATE, OPERATION_KINDS, read_operations
 from load.samples import Sample, read_samples, read_summaries
@@ -194,8 +194,8 @@ async def test_every_kind_of_user_against_the_app(
     # book reconciles with the ledger.
     book = await asyncio.to_thread(provider_book, payments_fake.url)
     results = await asyncio.to_thread(
-        check_database, app_database, ["no_operation_lost", "provider_reconciled"],
-        operations=operations, capacity={}, since=since, payments=book,
+        check_invariants, app_database, ["no_operation_lost", "provider_reconciled"],
+        Facts(None, operations=operations, since=since, payments=book),
     )  # fmt: skip
     for result in results:
         assert result.passed, (result.name, result.violations[:5], result.counts)
@@ -637,7 +637,7 @@ async def test_one_seed_replays_what_each_user_does(
 
     async def run(name: str, seed: int) -> dict[str, list[str]]:
         done = await run_locust(
-            tmp_path / name, "-H", app_url(app), users=10, run_time="3s",
+            tmp_path / name, "-H", app_url(app), users=10, run_time="4s",
             env={**env, ENV_SEED: str(seed)},
         )  # fmt: skip
         assert_clean(done)
@@ -648,10 +648,16 @@ async def test_one_seed_replays_what_each_user_does(
              for n in (0, 1)}  # fmt: skip
     assert {key.split()[0] for key in first} == users, sorted(first)
     assert set(again) == set(first) == set(other)
+    compared = 0
     for key, done in first.items():
         shared = min(len(done), len(again[key]))
         assert agreed(done, again[key]) == shared, (key, done[:shared], again[key][:shared])
-        assert shared >= (5 if key.endswith("made") else 3), (key, done, again[key])
+        # each user compared on a decision of its own at least (its first two requests,
+        # signing up and being funded, are every user's), and all of them on many: a busy
+        # machine once left one user four requests in a run
+        assert shared >= (4 if key.endswith("made") else 2), (key, done, again[key])
+        compared += shared if key.endswith("made") else 0
+    assert compared >= 60, compared
     # Another seed, other decisions. A seed that did not reach the users would leave all
     # ten deciding alike; with it, most decide otherwise. A few may agree by chance: a
     # busy machine leaves a user time for a few decisions, and express buyers start alike

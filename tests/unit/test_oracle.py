@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from chaos.errors import EXIT_INVALID
-from chaos.judge.judgement import judge
-from chaos.judge.oracle import (
+from chaos.invariants import InvariantResult
+from chaos.invariants.oracle import (
     DepositCredit,
     ProviderPayment,
     StoredDeposit,
@@ -18,7 +18,7 @@ from chaos.judge.oracle import (
     judge_operations,
     reconcile_provider,
 )
-from chaos.judge.verdicts import InvariantResult
+from chaos.judge.judgement import judge
 from load.operations import (
     ACKNOWLEDGED,
     FAILED,

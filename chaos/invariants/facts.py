@@ -7,7 +7,7 @@ ledger, whose ``idempotency_key`` and ``reference`` say which request or record 
 (``withdraw:<user>:<key>``, ``fund:<key>``, ``express:liquidity:<key>``,
 ``deposit:<deposit id>``, ``swap:quote:<quote id>``, ``express:order:<order id>``,
 ``p2p:trade:<trade id>``); P2P transitions in ``p2p.trade_events``, with who asked. The
-comparison itself is :mod:`chaos.judge.oracle`'s, pure.
+comparison itself is :mod:`chaos.invariants.oracle`'s, pure.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from chaos.errors import ComponentError
-from chaos.judge.oracle import (
+from chaos.invariants.oracle import (
     FINISHED,
     DepositCredit,
     ProviderPayment,

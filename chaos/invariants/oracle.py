@@ -13,7 +13,7 @@ ways, never judged.
 ``finished`` is credited exactly once, with its amount, and nothing is credited without
 such a payment, even on a deposit the app had already expired.
 
-Database facts arrive as plain values: :mod:`chaos.run.facts` reads them.
+Database facts arrive as plain values: :mod:`chaos.invariants.facts` reads them.
 """
 
 from __future__ import annotations
