@@ -5,7 +5,7 @@
 What it judges, in order (each module documents its own rules):
 
 1. the scenario's thresholds, per request group and phase or window (:mod:`.windows`,
-   :mod:`.metrics`, :mod:`chaos.scenario.thresholds`);
+   :mod:`chaos.metrics`, :mod:`chaos.scenario.thresholds`);
 2. isolation in every faulted phase (:mod:`.isolation`), and the blast radius;
 3. that no failure goes unjudged: a request group that failed in a phase where neither a
    threshold nor isolation judges it is a breach;
@@ -36,10 +36,10 @@ from chaos.judge.effect import (
 from chaos.judge.evidence import Evidence, FaultRecord, PhaseRecord, ServerSample
 from chaos.judge.expectation import judge_expectations
 from chaos.judge.isolation import blast_radius, by_service, judge_isolation, targets_of
-from chaos.judge.metrics import GroupWindow, services_of
 from chaos.judge.saturation import alone_check, machine_check
 from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
 from chaos.judge.windows import assign, select
+from chaos.metrics import GroupWindow, services_of
 from chaos.scenario.model import Scenario
 from chaos.scenario.thresholds import evaluate
 from chaos.scenario.windows import Window

@@ -9,11 +9,12 @@ earlier phase, or, for ``codes``, with a set of error codes::
     reference  := [number "*"] phase "." metric [("+" | "-") quantity]
     quantity   := number [unit]
     op         := "<" | "<=" | ">" | ">=" | "==" | "!="
-    metric     := name | name "(" name ")"      (see METRICS and PARAMETRIC below)
+    metric     := name | name "(" name ")"      (the metrics of :mod:`chaos.metrics`)
     unit       := "ms" | "s"   (latencies; a bare number is milliseconds)
                 | "%"          (rates; a bare number is a fraction, 5% == 0.05)
 
-Metrics (client side, from every sample of the group in the window):
+Metrics (registered in :mod:`chaos.metrics`; client side, from every sample of the group in
+the window):
 
 - latencies (ms): ``p50 p90 p95 p99 max mean``;
 - rates: ``error_rate`` (failures / requests), ``share_naming(<service>)`` (the share of
@@ -54,10 +55,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from chaos.errors import ConfigError
+from chaos.metrics import Kind, Measured, kind_of, takes_argument, written
 
 __all__ = [
-    "METRICS",
-    "PARAMETRIC",
     "CodeSet",
     "Op",
     "Quantity",
@@ -67,63 +67,12 @@ __all__ = [
     "Verdict",
     "evaluate",
     "margin_of",
-    "metric_kind",
     "parse_threshold",
     "relative_margin_of",
 ]
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 OPS: tuple[Op, ...] = get_args(Op)
-
-Kind = Literal["latency", "rate", "throughput", "count", "set"]
-
-#: the plain metrics and their kinds
-METRICS: Mapping[str, Kind] = {
-    "count": "count",
-    "failures": "count",
-    "unstructured_5xx": "count",
-    "timeouts": "count",
-    "connection_errors": "count",
-    "foreign_failures": "count",
-    "in_flight_max": "count",
-    "pool_in_use_max": "count",
-    "pool_waiting_max": "count",
-    "acquire_timeouts": "count",
-    "rps": "throughput",
-    "error_rate": "rate",
-    "p50": "latency",
-    "p90": "latency",
-    "p95": "latency",
-    "p99": "latency",
-    "max": "latency",
-    "mean": "latency",
-    "codes": "set",
-}
-#: the metrics that take an argument, ``naming(p2p)``: name -> kind
-PARAMETRIC: Mapping[str, Kind] = {"naming": "count", "share_naming": "rate", "code": "count"}
-#: the metrics measured on the server (pool gauges), not on the client's samples
-SERVER_METRICS = frozenset({"pool_in_use_max", "pool_waiting_max", "acquire_timeouts"})
-_STATUS_METRIC = re.compile(r"status_([1-5]\d\d)")
-_ARGUMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def metric_kind(metric: str) -> Kind:
-    """The kind of a metric key (``p99``, ``status_503``, ``naming(p2p)``); KeyError if none."""
-    if metric in METRICS:
-        return METRICS[metric]
-    if _STATUS_METRIC.fullmatch(metric):
-        return "count"
-    name, paren, rest = metric.partition("(")
-    if paren and rest.endswith(")") and name in PARAMETRIC and _ARGUMENT.fullmatch(rest[:-1]):
-        return PARAMETRIC[name]
-    raise KeyError(metric)
-
-
-def metric_argument(metric: str) -> str | None:
-    """The argument of a parametric metric: ``naming(p2p)`` -> ``p2p``."""
-    _, paren, rest = metric.partition("(")
-    return rest[:-1] if paren else None
-
 
 #: unit -> (kind it applies to, factor to the kind's base unit: milliseconds or a fraction)
 _UNITS: Mapping[str, tuple[Kind, float]] = {
@@ -198,7 +147,7 @@ class Threshold:
 
     @property
     def kind(self) -> Kind:
-        return metric_kind(self.metric)
+        return kind_of(self.metric)
 
 
 @dataclass(frozen=True)
@@ -318,7 +267,7 @@ class _Parser:
         if token.kind != "name":
             raise self.fail(f"expected {what}, found {self.describe(token)}")
         name = token.text
-        if name in PARAMETRIC:
+        if takes_argument(name):
             self.advance()
             if self.token.text != "(":
                 raise self.fail(f"{name!r} takes an argument: write e.g. {name}(p2p)")
@@ -333,9 +282,9 @@ class _Parser:
             self.advance()
             return f"{name}({argument.text})"
         try:
-            metric_kind(name)
+            kind_of(name)
         except KeyError:
-            known = ", ".join([*METRICS, "status_<NNN>", *(f"{p}(...)" for p in PARAMETRIC)])
+            known = ", ".join(written())
             raise self.fail(f"unknown metric {name!r} (known: {known})") from None
         self.advance()
         return name
@@ -345,7 +294,7 @@ class _Parser:
             raise self.fail("empty threshold: write e.g. 'p99 < 250ms'")
         metric = self.metric("a metric")
         token = self.token
-        if metric_kind(metric) == "set":
+        if kind_of(metric) == "set":
             return self.code_set(metric)
         if token.kind != "op":
             raise self.fail(
@@ -353,7 +302,7 @@ class _Parser:
                 f"found {self.describe(token)}"
             )
         op = _op(self.advance().text)
-        rhs = self.rhs(metric_kind(metric), metric)
+        rhs = self.rhs(kind_of(metric), metric)
         rest = self.token
         if rest.kind != "end":
             hint = ""
@@ -415,10 +364,10 @@ class _Parser:
         self.advance()
         metric_position = self.token.position
         referenced = self.metric("a metric after the '.'")
-        if metric_kind(referenced) != kind:
+        if kind_of(referenced) != kind:
             raise self.fail(
                 f"{metric!r} is a {kind} and cannot be compared with "
-                f"{phase}.{referenced}, a {metric_kind(referenced)}",
+                f"{phase}.{referenced}, a {kind_of(referenced)}",
                 metric_position,
             )
         offset = 0.0
@@ -466,7 +415,6 @@ def parse_threshold(text: str) -> Threshold:
 
 
 #: a measured value: a number, or for ``codes`` the set of codes seen
-Measured = float | frozenset[str]
 
 
 def evaluate(

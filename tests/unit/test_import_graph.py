@@ -117,8 +117,8 @@ def package_of(module: str) -> str:
 
 
 def test_no_cycle_between_the_harness_s_packages() -> None:
-    """stack, faults, invariants, scenario, judge, run, report, cli: each uses only those
-    before it."""
+    """stack, faults, metrics, invariants, scenario, judge, run, report, cli: each uses
+    only those before it."""
     edges: dict[str, set[str]] = {}
     for name, deps in graph(MODULES).items():
         edges.setdefault(package_of(name), set()).update(
