@@ -12,7 +12,11 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from chaos.stack import postgres, toxiproxy_server
 from chaos.stack.state import StateStore
@@ -41,9 +45,27 @@ def readme_variables() -> set[str]:
     return set(re.findall(r"\b(?:HARNESS_[A-Z_]*[A-Z]|TOXIPROXY_(?:URL|SERVER))\b", text))
 
 
-def test_every_command_runs_with_every_variable_of_the_readme_set(
+@dataclass
+class Shell:
+    """A user's shell with every variable the docs mention set, and ``harness`` run in it."""
+
+    env: dict[str, str]
+    state_dir: Path
+    user_samples: Path
+    scenario: Path
+
+    def harness(self, *args: str) -> str:
+        result = commands.run([HARNESS, *args], env=self.env, timeout=180)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"harness {' '.join(args)}:\n{output}"
+        assert "unknown variable" not in output
+        return output
+
+
+@pytest.fixture
+def shell(
     fresh_cluster: postgres.LocalCluster, toxiproxy_url: str, tmp_path: Path
-) -> None:
+) -> Iterator[Shell]:
     settings = test_settings()
     binary = toxiproxy_server.find_binary(settings)
     assert binary is not None
@@ -74,53 +96,59 @@ def test_every_command_runs_with_every_variable_of_the_readme_set(
     }
     assert set(mentioned) == readme_variables() == {v.name for v in VARIABLES}
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
-    env = {**clean, **mentioned, "PYTHONUNBUFFERED": "1"}
     scenario = tmp_path / "short.yaml"
     scenario.write_text(SHORT)
-    reports = tmp_path / "reports"
-
-    def harness(*args: str) -> str:
-        result = commands.run([HARNESS, *args], env=env, timeout=180)
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"harness {' '.join(args)}:\n{output}"
-        assert "unknown variable" not in output
-        return output
-
+    found = Shell({**clean, **mentioned, "PYTHONUNBUFFERED": "1"}, state_dir, user_samples,
+                  scenario)  # fmt: skip
     try:
-        harness("validate", str(scenario))
-        harness("install-toxiproxy")
-        harness("up")
-        state = StateStore(state_dir).load()
-        assert state is not None
-        assert state.app is not None
-        assert state.postgres is not None
-        assert state.toxiproxy is not None
-        assert (state.postgres.kind, state.toxiproxy.kind) == ("external", "external")
-        # the user now points the load's variables at this stack, as the README says
-        env["HARNESS_ADMIN_TOKEN"] = state.app.admin_token
-        env["HARNESS_PAYMENTS_URL"] = f"http://{LOOPBACK}:{state.links['payments'].listen_port}"
-        harness("status")
-
-        loaded = harness(
-            "load", "--users", "2", "--duration", "3s", "--json", str(tmp_path / "l.json")
-        )
-        assert "(swap=1)" in loaded  # HARNESS_MIX is the default of --mix
-        groups = set(json.loads((tmp_path / "l.json").read_text())["groups"])
-        assert groups & {"swap.quote", "swap.execute"}, groups
-
-        harness("run", str(scenario), "--reuse", "--reports", str(reports))
-        journal = json.loads((reports / "short-isolated" / "journal.json").read_text())
-        ran = {group for phase in journal["stats"].values() for group in phase}
-        assert not any(g.startswith("swap.") for g in ran), ran  # HARNESS_MIX left out
-        demo = harness("demo", "--link", "pg_wallet", "--cut", "1")  # on the running stack
-        assert "PASS" in demo
-        harness("down")
-
-        suite = tmp_path / "suite"
-        suite.mkdir()
-        (suite / "short.yaml").write_text(SHORT)
-        harness("suite", str(suite), "--reports", str(tmp_path / "suite-reports"))
-        assert not user_samples.exists()  # every run keeps its samples in its own folder
+        yield found
     finally:
-        commands.run([HARNESS, "down"], env=env, timeout=120)
+        commands.run([HARNESS, "down"], env=found.env, timeout=120)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_every_stack_command_runs_with_every_variable_of_the_readme_set(
+    shell: Shell, tmp_path: Path
+) -> None:
+    harness, env, reports = shell.harness, shell.env, tmp_path / "reports"
+    harness("validate", str(shell.scenario))
+    harness("install-toxiproxy")
+    harness("up")
+    state = StateStore(shell.state_dir).load()
+    assert state is not None
+    assert state.app is not None
+    assert state.postgres is not None
+    assert state.toxiproxy is not None
+    assert (state.postgres.kind, state.toxiproxy.kind) == ("external", "external")
+    # the user now points the load's variables at this stack, as the README says
+    env["HARNESS_ADMIN_TOKEN"] = state.app.admin_token
+    env["HARNESS_PAYMENTS_URL"] = f"http://{LOOPBACK}:{state.links['payments'].listen_port}"
+    harness("status")
+
+    loaded = harness("load", "--users", "2", "--duration", "3s", "--json", str(tmp_path / "l.json"))
+    assert "(swap=1)" in loaded  # HARNESS_MIX is the default of --mix
+    groups = set(json.loads((tmp_path / "l.json").read_text())["groups"])
+    assert groups & {"swap.quote", "swap.execute"}, groups
+
+    harness("run", str(shell.scenario), "--reuse", "--reports", str(reports))
+    journal = json.loads((reports / "short-isolated" / "journal.json").read_text())
+    ran = {group for phase in journal["stats"].values() for group in phase}
+    assert not any(g.startswith("swap.") for g in ran), ran  # HARNESS_MIX left out
+    demo = harness("demo", "--link", "pg_wallet", "--cut", "1")  # on the running stack
+    assert "PASS" in demo
+    harness("down")
+    assert not shell.user_samples.exists()  # every run keeps its samples in its own folder
+
+
+def test_a_suite_runs_with_every_variable_of_the_readme_set(shell: Shell, tmp_path: Path) -> None:
+    """On its own throw-away stacks (beside the other test's, on another worker)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "short.yaml").write_text(SHORT)
+    shell.harness("suite", str(suite), "--reports", str(tmp_path / "suite-reports"))
+    journal = json.loads((tmp_path / "suite-reports" / "short-isolated" / "journal.json")
+                         .read_text())  # fmt: skip
+    ran = {group for phase in journal["stats"].values() for group in phase}
+    assert ran
+    assert not any(g.startswith("swap.") for g in ran), ran  # HARNESS_MIX left out
+    assert not shell.user_samples.exists()

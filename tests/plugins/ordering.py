@@ -48,6 +48,7 @@ HEAVY = (
 #: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (
     *HEAVY,
+    "tests/cli/test_environment_cli.py",
     "tests/cli/test_stack_cli.py",
     "tests/cli/test_load_cli.py",
     "tests/load/test_users.py",
