@@ -20,7 +20,7 @@ from topology.environment import PREFIX, VARIABLES
 from topology.services import DEFAULT_VARIANT, Variant
 from topology.state_file import DEFAULT_STATE_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: the variables the stack's settings are read from, by name
 _OWN = {v.name: v for v in VARIABLES if v.reader == "harness"}

@@ -113,3 +113,13 @@ def test_overrides_are_validated_and_none_ignored() -> None:
     assert base.with_overrides(pg_port=6001).pg_port == 6001
     with pytest.raises(ConfigError, match="HARNESS_PG_PORT=99999"):
         base.with_overrides(pg_port=99999)
+
+
+def test_the_tool_folder_is_the_one_make_builds_into() -> None:
+    """``make setup`` builds the Toxiproxy server into the repository's ``.tools`` (the
+    Makefile's TOXIPROXY); the harness must look there, or every ``make`` builds it again
+    (it once looked in ``chaos/.tools`` after the settings moved into a package)."""
+    root = Path(__file__).resolve().parents[2]
+    assert Settings.from_env({}).tools_dir == root / ".tools"
+    makefile = (root / "Makefile").read_text()
+    assert "TOXIPROXY := .tools/bin/toxiproxy-server" in makefile
