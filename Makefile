@@ -27,9 +27,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstalled only when pyproject.toml changes, so a second `make setup` takes no time.
+# uv installs the same packages as pip from the same index, in 3 s from its cache where
+# pip took 45 s (measured 2026-12-03, of a `make test` budgeted at six minutes).
+UV_VERSION := 0.13.9
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test,dev]'
 	@touch $@
 
 $(TOXIPROXY): | $(INSTALLED)
