@@ -2,6 +2,11 @@
 
 Every harness or infrastructure error, including bad input, is printed as one line naming
 the problem and the fix, and exits with code 4 (DESIGN §4).
+
+*Why one module of this length:* it is the command line's surface, one click command per
+``harness`` command with its options and help, so that ``harness --help`` and this file
+read alike; the work of the longer commands is in :mod:`.runs`, :mod:`.load`,
+:mod:`.demo` and :mod:`.replay`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ What it judges, in order (each module documents its own rules):
    the load achieved as planned (:mod:`.delivery`), each invariant having checked at least
    its floor;
 5. what ``expect: {fail: [...]}`` named (:mod:`.expectation`).
+
+*Why one module of this length:* it is the order of judgement above and the questions it
+asks of one run's evidence cut by phase (:class:`_Court`); each rule lives in the module
+named beside it.
 """
 
 from __future__ import annotations

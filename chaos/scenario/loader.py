@@ -9,6 +9,10 @@ problems too.
 
     scenario = load_scenario("scenarios/deposits_survive_p2p_outage.yaml")
     problems = validate_files(paths)          # every problem of every file, [] if none
+
+*Why one module of this length:* one job, a file's problems with their lines: the walk
+from an error's path to its YAML node and the wording of each kind of problem change
+together.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ object is then applied and reverted by the runner.
 Checks that span several fields (a threshold naming a phase of the timeline, a toxic's
 attributes against its type…) raise :class:`FieldProblem`, a ``ValueError`` that also says
 where, below the field being validated, the problem is; the loader adds that to the path.
+
+*Why one module of this length:* it is one model, a scenario file, and the checks that span
+its fields (thresholds against the timeline, expectations against what is checked,
+invariants against the mix) read best beside the fields they relate; its parts
+(:mod:`.parts`) and field types (:mod:`.fields`) are modules of their own.
 """
 
 from __future__ import annotations
