@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reference_app.fakes.control import Behaviour, FakeError, Tally
-from reference_app.payments_signature import canonical_body, sign
+from reference_app.fakes.payments import signing
 
 
 class PaymentStatus(StrEnum):
@@ -233,13 +233,13 @@ class PaymentBook:
             payment.actually_paid = payment.pay_amount
         payment.status = status
         payment.updated_at = timestamp()
-        body = payment.to_json()
+        body = signing.write(payment.to_json())
         ipn = Ipn(
             payment_id=payment_id,
             payment_status=status,
             url=payment.ipn_callback_url,
-            body=canonical_body(body),
-            signature=sign(body, self.config.ipn_secret),
+            body=body,
+            signature=signing.signature(body, self.config.ipn_secret),
         )
         self._last_ipn[payment_id] = ipn
         return ipn

@@ -1,5 +1,5 @@
 """How the fake speaks: NOWPayments' error shape, exact JSON numbers written as
-NOWPayments writes them (:func:`~reference_app.payments_signature.canonical_body`)."""
+NOWPayments writes them (:mod:`.signing`, the fake's own writer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 from reference_app.fakes.control import (
     Dialect,
 )
-from reference_app.payments_signature import canonical_body
+from reference_app.fakes.payments import signing
 
 #: NOWPayments' dialect: ``{"status": false, "statusCode", "code", "message"}`` errors
 DIALECT = Dialect(
@@ -20,7 +20,7 @@ DIALECT = Dialect(
         "code": error.code,
         "message": error.message,
     },
-    dumps=canonical_body,
+    dumps=signing.write,
     parse_float=Decimal,
 )
 invalid = DIALECT.invalid

@@ -8,7 +8,7 @@ import json
 import aiohttp
 
 from reference_app.fakes.payments.book import Ipn, IpnOutcome
-from reference_app.payments_signature import SIGNATURE_HEADER
+from reference_app.fakes.payments.signing import SIGNATURE_HEADER
 
 
 class IpnSender:
