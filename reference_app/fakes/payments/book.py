@@ -14,7 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from reference_app.fakes.control import Behaviour, FakeError, Tally
-from reference_app.fakes.payments import signing
+from reference_app.fakes.payments.signing import signature as signature_of
+from reference_app.fakes.payments.signing import write
 
 
 class PaymentStatus(StrEnum):
@@ -233,13 +234,13 @@ class PaymentBook:
             payment.actually_paid = payment.pay_amount
         payment.status = status
         payment.updated_at = timestamp()
-        body = signing.write(payment.to_json())
+        body = write(payment.to_json())
         ipn = Ipn(
             payment_id=payment_id,
             payment_status=status,
             url=payment.ipn_callback_url,
             body=body,
-            signature=signing.signature(body, self.config.ipn_secret),
+            signature=signature_of(body, self.config.ipn_secret),
         )
         self._last_ipn[payment_id] = ipn
         return ipn

@@ -8,7 +8,7 @@ from decimal import Decimal
 from reference_app.fakes.control import (
     Dialect,
 )
-from reference_app.fakes.payments import signing
+from reference_app.fakes.payments.signing import write
 
 #: NOWPayments' dialect: ``{"status": false, "statusCode", "code", "message"}`` errors
 DIALECT = Dialect(
@@ -20,7 +20,7 @@ DIALECT = Dialect(
         "code": error.code,
         "message": error.message,
     },
-    dumps=signing.write,
+    dumps=write,
     parse_float=Decimal,
 )
 invalid = DIALECT.invalid
