@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chaos.interruption import deferred  # noqa: E402
 from chaos.stack import backend, postgres  # noqa: E402
 from chaos.stack.lifecycle import Stack  # noqa: E402
 from chaos.stack.settings import Settings  # noqa: E402
@@ -186,11 +187,14 @@ def main() -> int:
         print(f"  app / bare flow                    {app / flow:5.2f}   (the app's own overhead)")
         return 0
     finally:
-        if bare is not None:
-            bare.terminate()
-            bare.wait(timeout=30)
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        # A second Ctrl-C (a test runner's worker group gets more than one) must not cut
+        # this short: the stack would be left running with its state folder gone.
+        with deferred("stopping the bench's processes"):
+            if bare is not None:
+                bare.terminate()
+                bare.wait(timeout=30)
+            stack.down()
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chaos.interruption import deferred  # noqa: E402
 from chaos.stack.lifecycle import Stack  # noqa: E402
 from chaos.stack.settings import Settings  # noqa: E402
 from load.runner import LoadPlan, run_load  # noqa: E402
@@ -94,8 +95,9 @@ def main() -> int:
         print("  target: ratio >= 0.5 with 2 workers")
         return 0
     finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        with deferred("stopping the bench's stack"):  # a second Ctrl-C waits for it
+            stack.down()
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

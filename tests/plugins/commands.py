@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -49,11 +50,27 @@ def stop(
     process: subprocess.Popen[str], grace: float = STOP_GRACE, *, interrupt: bool = True
 ) -> None:
     """SIGINT to ``process`` (if ``interrupt``), then up to ``grace`` seconds for it to end,
-    then SIGKILL."""
+    then SIGKILL.
+
+    A further interruption meanwhile (a second Ctrl-C, or the one an xdist worker sends
+    itself when its controller goes) does not cut the wait: the caller's clean-up would
+    then remove the folders the command is still stopping its stack from (a benchmark's
+    stack was left running so: its state file was gone before it could read it). It is
+    raised once the command has ended."""
     if interrupt and process.poll() is None:
         process.send_signal(signal.SIGINT)
-    try:
-        process.communicate(timeout=grace)  # reads its pipes meanwhile: a full one blocks it
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
+    deadline = time.monotonic() + grace
+    again: KeyboardInterrupt | None = None
+    while True:
+        try:
+            # reads its pipes meanwhile: a full one would block it
+            process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            break
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            break
+        except KeyboardInterrupt as exc:
+            again = exc
+    if again is not None:
+        raise again

@@ -83,6 +83,26 @@ def test_ctrl_c_waits_for_the_command_and_sends_no_second_sigint(
     assert gone(pid_in(tmp_path))
 
 
+def test_a_second_interruption_does_not_cut_the_command_s_cleanup(
+    tmp_path: Path, sigint_raises: None
+) -> None:
+    """Ctrl-C, then another SIGINT to this process while the command cleans up (what an
+    xdist worker sends itself when its controller goes): still waited for."""
+
+    def two_interruptions() -> None:
+        os.kill(pid_in(tmp_path), signal.SIGINT)
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.3)  # the command is cleaning up (for a second)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    main = threading.get_ident()
+    threading.Thread(target=two_interruptions).start()
+    with pytest.raises(KeyboardInterrupt):
+        commands.run([sys.executable, "-c", CLEANS_UP, str(tmp_path)], timeout=30)
+    assert (tmp_path / "cleaned").read_text() == "1"  # its cleanup was not cut short
+    assert gone(pid_in(tmp_path))
+
+
 def test_a_command_that_will_not_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
     stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
     started = time.monotonic()
