@@ -38,13 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chaos.interruption import deferred  # noqa: E402
-from chaos.stack import backend, postgres  # noqa: E402
-from chaos.stack.lifecycle import Stack  # noqa: E402
-from chaos.stack.settings import Settings  # noqa: E402
-from chaos.toxiproxy.client import ToxiproxyClient  # noqa: E402
-from topology.ports import LOOPBACK, free_port, is_listening  # noqa: E402
-from topology.services import APP_DATABASE  # noqa: E402
+from isolation_harness.chaos.interruption import deferred  # noqa: E402
+from isolation_harness.chaos.stack import backend, postgres  # noqa: E402
+from isolation_harness.chaos.stack.lifecycle import Stack  # noqa: E402
+from isolation_harness.chaos.stack.settings import Settings  # noqa: E402
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient  # noqa: E402
+from isolation_harness.topology.ports import LOOPBACK, free_port, is_listening  # noqa: E402
+from isolation_harness.topology.services import APP_DATABASE  # noqa: E402
 
 LUA = """
 local counter = 0

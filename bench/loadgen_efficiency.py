@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chaos.interruption import deferred  # noqa: E402
-from chaos.stack.lifecycle import Stack  # noqa: E402
-from chaos.stack.settings import Settings  # noqa: E402
-from load.runner import LoadPlan, run_load  # noqa: E402
-from load.stats import Window  # noqa: E402
+from isolation_harness.chaos.interruption import deferred  # noqa: E402
+from isolation_harness.chaos.stack.lifecycle import Stack  # noqa: E402
+from isolation_harness.chaos.stack.settings import Settings  # noqa: E402
+from isolation_harness.load.runner import LoadPlan, run_load  # noqa: E402
+from isolation_harness.load.stats import Window  # noqa: E402
 
 WARMUP = 2.0  # seconds at the start of a runner run left out (users still spawning)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from load.samples import read_samples, sample_line  # noqa: E402
+from isolation_harness.load.samples import read_samples, sample_line  # noqa: E402
 
 NAMES = ["deposits.create", "deposits.get", "wallet.balances", "p2p.trade_open", "swap.quote"]
 #: (status, error code, error service, structured, transport error), as a run has them

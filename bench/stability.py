@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chaos.scenario.loader import load_scenario  # noqa: E402
+from isolation_harness.chaos.scenario.loader import load_scenario  # noqa: E402
 
 HARNESS = str(ROOT / ".venv" / "bin" / "harness")
 PYTEST = str(ROOT / ".venv" / "bin" / "pytest")

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaos.run.record import RunRecord
+    from isolation_harness.chaos.run.record import RunRecord
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

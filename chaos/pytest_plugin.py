@@ -24,16 +24,16 @@ from typing import Any
 
 import pytest
 
-from chaos.errors import HarnessError
-from chaos.interruption import RunInterrupted
-from chaos.report.journal import write_journal
-from chaos.run.record import RunRecord
-from chaos.run.runner import run_scenario
-from chaos.run.turns import MachineTurns
-from chaos.scenario.loader import load_scenario
-from chaos.scenario.model import Scenario
-from chaos.stack.settings import Settings
-from topology.services import VARIANTS
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.interruption import RunInterrupted
+from isolation_harness.chaos.report.journal import write_journal
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.run.turns import MachineTurns
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.topology.services import VARIANTS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

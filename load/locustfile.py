@@ -50,14 +50,19 @@ from locust.env import Environment
 from locust.event import EventHook
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from load.kinds import FINISH_SIGNAL, KINDS, parse_mix, parse_think_time
-from load.recorder import Recorder
-from load.samples import SPAWNED_FILE
-from load.seeding import Roster, parse_seed, random_seed
-from load.users.base import LoadContext, context_of
-from load.users.seeded import use_roster
-from load.users.stack import stack_app
-from topology.environment import ENV_MIX, ENV_SAMPLES_DIR, ENV_SEED, ENV_THINK_TIME
+from isolation_harness.load.kinds import FINISH_SIGNAL, KINDS, parse_mix, parse_think_time
+from isolation_harness.load.recorder import Recorder
+from isolation_harness.load.samples import SPAWNED_FILE
+from isolation_harness.load.seeding import Roster, parse_seed, random_seed
+from isolation_harness.load.users.base import LoadContext, context_of
+from isolation_harness.load.users.seeded import use_roster
+from isolation_harness.load.users.stack import stack_app
+from isolation_harness.topology.environment import (
+    ENV_MIX,
+    ENV_SAMPLES_DIR,
+    ENV_SEED,
+    ENV_THINK_TIME,
+)
 
 DEFAULT_MIX = "deposits=4,wallet=3,p2p=2,swap=2"
 #: ``gc.set_threshold`` of every Locust process (Python's default: 700, 10, 10)
@@ -106,7 +111,7 @@ def user_classes(
     selected: dict[str, type[User]] = {}
     for kind, weight in mix.items():
         name = KINDS[kind]
-        base: type[User] = getattr(import_module(f"load.users.{kind}"), name)
+        base: type[User] = getattr(import_module(f"isolation_harness.load.users.{kind}"), name)
         attributes: dict[str, Any] = {
             "weight": weight, "__module__": __name__, "__doc__": base.__doc__,
         }  # fmt: skip

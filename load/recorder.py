@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from load.operations import Outcome, complete_line, invoke_line
-from load.samples import CONNECTION, STARTED_PREFIX, TIMEOUT, sample_line
+from isolation_harness.load.operations import Outcome, complete_line, invoke_line
+from isolation_harness.load.samples import CONNECTION, STARTED_PREFIX, TIMEOUT, sample_line
 
 #: the fields of the app's error object, each a non-empty string
 ERROR_FIELDS = ("code", "message", "service", "request_id")

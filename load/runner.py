@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from load.kinds import FINISH_SIGNAL, KINDS
-from load.operations import Operation, read_operations
-from load.samples import (
+from isolation_harness.load.kinds import FINISH_SIGNAL, KINDS
+from isolation_harness.load.operations import Operation, read_operations
+from isolation_harness.load.samples import (
     SPAWNED_FILE,
     Sample,
     SampleCounter,
@@ -41,9 +41,14 @@ from load.samples import (
     read_summaries,
     started_users,
 )
-from load.stats import GroupStats, Window, by_group, in_window
-from topology.environment import ENV_ADMIN_TOKEN, ENV_MIX, ENV_SAMPLES_DIR, load_variables
-from topology.ports import free_port
+from isolation_harness.load.stats import GroupStats, Window, by_group, in_window
+from isolation_harness.topology.environment import (
+    ENV_ADMIN_TOKEN,
+    ENV_MIX,
+    ENV_SAMPLES_DIR,
+    load_variables,
+)
+from isolation_harness.topology.ports import free_port
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 STOP_TIMEOUT = 5  # seconds Locust lets users finish their task when the run ends

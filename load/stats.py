@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from load.samples import Sample
+from isolation_harness.load.samples import Sample
 
 PERCENTILES = (50, 90, 95, 99)
 

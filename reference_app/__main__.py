@@ -1,7 +1,7 @@
-"""``python -m reference_app``: serve the app with several worker processes."""
+"""``python -m isolation_harness.reference_app``: serve the app with several worker processes."""
 
 import sys
 
-from reference_app.server import main
+from isolation_harness.reference_app.server import main
 
 sys.exit(main())

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from reference_app import fault_api, health
-from reference_app.app_keys import (
+from isolation_harness.reference_app import fault_api, health
+from isolation_harness.reference_app.app_keys import (
     ADMIN,
     DATABASES,
     DEPOSITS,
@@ -29,41 +29,41 @@ from reference_app.app_keys import (
     TOKENS,
     WALLET,
 )
-from reference_app.auth import Tokens
-from reference_app.boundary import Boundary
-from reference_app.db import (
+from isolation_harness.reference_app.auth import Tokens
+from isolation_harness.reference_app.boundary import Boundary
+from isolation_harness.reference_app.db import (
     DatabaseManager,
     ServiceDatabase,
     statement_cancellations_logged_once,
 )
-from reference_app.faults import FaultSwitches
-from reference_app.http_api import Route
-from reference_app.legacy import SharedPoolDatabase
-from reference_app.loop_lag import LoopLag
-from reference_app.metrics import AppMetrics
-from reference_app.middleware import deadline, errors, metrics, request_id
-from reference_app.migrate import migrate
-from reference_app.prices import Prices
-from reference_app.prices_client import PriceSource
-from reference_app.services.admin import views as admin_views
-from reference_app.services.admin.service import AdminService
-from reference_app.services.background import views as background_views
-from reference_app.services.background.domain import pairs_of
-from reference_app.services.background.feed import PriceFeed
-from reference_app.services.background.jobs import JobRunner, scheduled_jobs
-from reference_app.services.background.service import BackgroundService
-from reference_app.services.deposits import views as deposit_views
-from reference_app.services.deposits.provider import PaymentProvider
-from reference_app.services.deposits.service import DepositsService
-from reference_app.services.express import views as express_views
-from reference_app.services.express.service import ExpressService
-from reference_app.services.p2p import views as p2p_views
-from reference_app.services.p2p.service import P2PService
-from reference_app.services.swap import views as swap_views
-from reference_app.services.swap.service import SwapService
-from reference_app.services.wallet import views as wallet_views
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import LEGACY_POOL, SERVICES, AppSettings
+from isolation_harness.reference_app.faults import FaultSwitches
+from isolation_harness.reference_app.http_api import Route
+from isolation_harness.reference_app.legacy import SharedPoolDatabase
+from isolation_harness.reference_app.loop_lag import LoopLag
+from isolation_harness.reference_app.metrics import AppMetrics
+from isolation_harness.reference_app.middleware import deadline, errors, metrics, request_id
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.prices import Prices
+from isolation_harness.reference_app.prices_client import PriceSource
+from isolation_harness.reference_app.services.admin import views as admin_views
+from isolation_harness.reference_app.services.admin.service import AdminService
+from isolation_harness.reference_app.services.background import views as background_views
+from isolation_harness.reference_app.services.background.domain import pairs_of
+from isolation_harness.reference_app.services.background.feed import PriceFeed
+from isolation_harness.reference_app.services.background.jobs import JobRunner, scheduled_jobs
+from isolation_harness.reference_app.services.background.service import BackgroundService
+from isolation_harness.reference_app.services.deposits import views as deposit_views
+from isolation_harness.reference_app.services.deposits.provider import PaymentProvider
+from isolation_harness.reference_app.services.deposits.service import DepositsService
+from isolation_harness.reference_app.services.express import views as express_views
+from isolation_harness.reference_app.services.express.service import ExpressService
+from isolation_harness.reference_app.services.p2p import views as p2p_views
+from isolation_harness.reference_app.services.p2p.service import P2PService
+from isolation_harness.reference_app.services.swap import views as swap_views
+from isolation_harness.reference_app.services.swap.service import SwapService
+from isolation_harness.reference_app.services.wallet import views as wallet_views
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import LEGACY_POOL, SERVICES, AppSettings
 
 log = logging.getLogger("reference_app")
 

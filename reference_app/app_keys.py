@@ -5,19 +5,19 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from reference_app.auth import Tokens
-from reference_app.db import DatabaseManager
-from reference_app.faults import FaultSwitches
-from reference_app.http_api import Route
-from reference_app.metrics import AppMetrics
-from reference_app.prices_client import PriceSource
-from reference_app.services.admin.service import AdminService
-from reference_app.services.deposits.service import DepositsService
-from reference_app.services.express.service import ExpressService
-from reference_app.services.p2p.service import P2PService
-from reference_app.services.swap.service import SwapService
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.auth import Tokens
+from isolation_harness.reference_app.db import DatabaseManager
+from isolation_harness.reference_app.faults import FaultSwitches
+from isolation_harness.reference_app.http_api import Route
+from isolation_harness.reference_app.metrics import AppMetrics
+from isolation_harness.reference_app.prices_client import PriceSource
+from isolation_harness.reference_app.services.admin.service import AdminService
+from isolation_harness.reference_app.services.deposits.service import DepositsService
+from isolation_harness.reference_app.services.express.service import ExpressService
+from isolation_harness.reference_app.services.p2p.service import P2PService
+from isolation_harness.reference_app.services.swap.service import SwapService
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
 
 SETTINGS = web.AppKey("settings", AppSettings)
 TOKENS = web.AppKey("tokens", Tokens)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from reference_app.errors import Forbidden, Unauthorized
+from isolation_harness.reference_app.errors import Forbidden, Unauthorized
 
 _PREFIX = "u1"
 

@@ -27,9 +27,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import psycopg2
 
-from reference_app.db import PoolTimeout
-from reference_app.errors import AppError, DependencyUnavailable, ServiceBroken
-from reference_app.faults import InjectedFailure, use_case
+from isolation_harness.reference_app.db import PoolTimeout
+from isolation_harness.reference_app.errors import AppError, DependencyUnavailable, ServiceBroken
+from isolation_harness.reference_app.faults import InjectedFailure, use_case
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -20,9 +20,9 @@ import aiopg
 import psycopg2
 import psycopg2.extensions
 
-from reference_app.faults import FaultSwitches
-from reference_app.metrics import AppMetrics, PoolStats
-from reference_app.settings import PoolSettings
+from isolation_harness.reference_app.faults import FaultSwitches
+from isolation_harness.reference_app.metrics import AppMetrics, PoolStats
+from isolation_harness.reference_app.settings import PoolSettings
 
 #: errors after which a connection cannot be trusted: it is closed rather than reused
 BROKEN_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

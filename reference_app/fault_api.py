@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from reference_app.app_keys import DATABASES, FAULTS, TOKENS
-from reference_app.errors import NotFound
-from reference_app.faults import Fault, FaultMode
-from reference_app.http_api import Route, read_model, respond
+from isolation_harness.reference_app.app_keys import DATABASES, FAULTS, TOKENS
+from isolation_harness.reference_app.errors import NotFound
+from isolation_harness.reference_app.faults import Fault, FaultMode
+from isolation_harness.reference_app.http_api import Route, read_model, respond
 
 
 class SetFault(BaseModel):

@@ -9,10 +9,10 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from reference_app.app_keys import DATABASES, METRICS, SETTINGS
-from reference_app.errors import NotFound
-from reference_app.http_api import Route, respond
-from reference_app.settings import SERVICES
+from isolation_harness.reference_app.app_keys import DATABASES, METRICS, SETTINGS
+from isolation_harness.reference_app.errors import NotFound
+from isolation_harness.reference_app.http_api import Route, respond
+from isolation_harness.reference_app.settings import SERVICES
 
 READY_TIMEOUT = 1.0
 
@@ -52,7 +52,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from reference_app.openapi import document
+    from isolation_harness.reference_app.openapi import document
 
     return respond(document(request.app, request.app[SETTINGS]))
 

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar, overload
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from reference_app.errors import BadRequest
-from reference_app.money import to_json
+from isolation_harness.reference_app.errors import BadRequest
+from isolation_harness.reference_app.money import to_json
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Any]
@@ -110,7 +110,7 @@ def idempotency_key(request: web.Request, *, required: bool = True) -> str | Non
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:
     """A UUID from the path; a malformed one is a 404 (no such resource)."""
-    from reference_app.errors import NotFound
+    from isolation_harness.reference_app.errors import NotFound
 
     try:
         return uuid.UUID(request.match_info[name])

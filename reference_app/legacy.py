@@ -27,8 +27,8 @@ from collections.abc import AsyncIterator
 
 import aiopg
 
-from reference_app.db import ServiceDatabase
-from reference_app.errors import AppError
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.errors import AppError
 
 
 class SharedPoolDatabase(ServiceDatabase):

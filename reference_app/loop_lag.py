@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from reference_app.metrics import AppMetrics
+from isolation_harness.reference_app.metrics import AppMetrics
 
 #: seconds between two measurements: ten a second, a negligible cost to the loop
 INTERVAL = 0.1

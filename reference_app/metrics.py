@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from reference_app.settings import MULTIPROC_ENV
+from isolation_harness.reference_app.settings import MULTIPROC_ENV
 
 #: bytes of a metric file's header (how much of it is used), written once it is sized
 HEADER_BYTES = 8

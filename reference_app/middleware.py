@@ -10,10 +10,10 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from reference_app.app_keys import METRICS
-from reference_app.boundary import request_deadline
-from reference_app.errors import AppError, PayloadTooLarge
-from reference_app.http_api import respond
+from isolation_harness.reference_app.app_keys import METRICS
+from isolation_harness.reference_app.boundary import request_deadline
+from isolation_harness.reference_app.errors import AppError, PayloadTooLarge
+from isolation_harness.reference_app.http_api import respond
 
 log = logging.getLogger("reference_app")
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -19,7 +19,7 @@ from importlib import resources
 import psycopg2
 from psycopg2 import sql
 
-from topology.services import LEGACY_ROLE, role_of
+from isolation_harness.topology.services import LEGACY_ROLE, role_of
 
 #: the service whose role may read (only read) the other services' schemas
 READER_SERVICE = "admin"
@@ -28,7 +28,7 @@ _LOCK_KEY = 715_304_221  # pg_advisory_lock key serialising concurrent migration
 
 def migrations_of(service: str) -> list[tuple[str, str]]:
     """``(name, sql)`` of the service's migrations, in order."""
-    folder = resources.files("reference_app.migrations") / service
+    folder = resources.files("isolation_harness.reference_app.migrations") / service
     if not folder.is_dir():
         return []
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from reference_app.errors import BadRequest
+from isolation_harness.reference_app.errors import BadRequest
 
 #: currency -> number of decimal places accepted
 DEFAULT_CURRENCIES: Mapping[str, int] = {"BTC": 8, "ETH": 8, "USDT": 6, "USD": 2}

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_app.app_keys import ROUTES
-from reference_app.http_api import IDEMPOTENCY_HEADER
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.app_keys import ROUTES
+from isolation_harness.reference_app.http_api import IDEMPOTENCY_HEADER
+from isolation_harness.reference_app.settings import AppSettings
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

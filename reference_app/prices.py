@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reference_app.prices_client import MarketPrice
+from isolation_harness.reference_app.prices_client import MarketPrice
 
 
 class Prices(Protocol):

@@ -20,8 +20,8 @@ from decimal import Decimal
 
 import aiohttp
 
-from reference_app.clock import utc_now
-from reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.clock import utc_now
+from isolation_harness.reference_app.errors import DependencyUnavailable
 
 #: seconds after which a price is too old to quote on
 DEFAULT_MAX_AGE = 60.0

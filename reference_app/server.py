@@ -1,6 +1,6 @@
 """Serve the app with several worker processes on one port (``SO_REUSEPORT``).
 
-``python -m reference_app --config settings.json --port 8080 --workers 2``
+``python -m isolation_harness.reference_app --config settings.json --port 8080 --workers 2``
 
 The parent applies the migrations once, loads the app's modules, then forks the workers
 (nothing else is inherited: the parent never opens an event loop or a pool, and its
@@ -24,8 +24,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from reference_app.migrate import migrate
-from reference_app.settings import MULTIPROC_ENV, SERVICES, AppSettings
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.settings import MULTIPROC_ENV, SERVICES, AppSettings
 
 log = logging.getLogger("reference_app.server")
 RESTART_LIMIT = 20
@@ -35,7 +35,7 @@ def run_worker(settings_json: str, host: str, port: int, fault_file: str) -> Non
     """One worker process: its own app, pools and event loop."""
     from aiohttp import web
 
-    from reference_app.app import create_app
+    from isolation_harness.reference_app.app import create_app
 
     for signum in (signal.SIGTERM, signal.SIGINT):  # the server's handlers, until run_app's
         signal.signal(signum, signal.SIG_DFL)
@@ -58,7 +58,7 @@ def serve(settings: AppSettings, host: str, port: int, workers: int) -> int:
     metrics_dir.mkdir()
     # before prometheus-client is imported: it picks its per-process files by this variable
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
-    import reference_app.app  # noqa: F401  -- loaded once here, for every forked worker
+    import isolation_harness.reference_app.app  # noqa: F401  -- loaded once here, for every forked worker
 
     fault_file = str(runtime / "faults.json")
     context = multiprocessing.get_context("fork")
@@ -118,7 +118,9 @@ def _mark_dead(process: BaseProcess) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reference_app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m isolation_harness.reference_app", description=__doc__
+    )
     parser.add_argument("--config", type=Path, required=True, help="settings file (JSON)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reference_app.money import DEFAULT_CURRENCIES
-from topology.services import LEGACY_POOL, SERVICES, Variant
+from isolation_harness.reference_app.money import DEFAULT_CURRENCIES
+from isolation_harness.topology.services import LEGACY_POOL, SERVICES, Variant
 
 __all__ = ["LEGACY_POOL", "MULTIPROC_ENV", "SERVICES", "AppSettings", "PoolSettings", "Variant"]
 

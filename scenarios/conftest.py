@@ -1,6 +1,6 @@
 """`pytest scenarios/` runs each scenario file as a test (see chaos/pytest_plugin.py)."""
 
-from chaos.pytest_plugin import (
+from isolation_harness.chaos.pytest_plugin import (
     pytest_addoption,
     pytest_collect_file,
     pytest_configure,

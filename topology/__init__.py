@@ -5,11 +5,19 @@ It sits at the bottom: the app (its settings side), the harness, the load and th
 it, and it imports none of them.
 """
 
-from topology.durations import DurationError, parse_duration
-from topology.environment import VARIABLES, Variable, variable_named
-from topology.links import LINK_NAMES, LINKS, SHARED_LINK, Link, Target, database_link, link_named
-from topology.ports import LOOPBACK, free_port
-from topology.services import (
+from isolation_harness.topology.durations import DurationError, parse_duration
+from isolation_harness.topology.environment import VARIABLES, Variable, variable_named
+from isolation_harness.topology.links import (
+    LINK_NAMES,
+    LINKS,
+    SHARED_LINK,
+    Link,
+    Target,
+    database_link,
+    link_named,
+)
+from isolation_harness.topology.ports import LOOPBACK, free_port
+from isolation_harness.topology.services import (
     APP_DATABASE,
     DEFAULT_VARIANT,
     LEGACY_POOL,
@@ -19,7 +27,12 @@ from topology.services import (
     Variant,
     role_of,
 )
-from topology.state_file import DEFAULT_STATE_DIR, STATE_FILE, state_dir, state_path
+from isolation_harness.topology.state_file import (
+    DEFAULT_STATE_DIR,
+    STATE_FILE,
+    state_dir,
+    state_path,
+)
 
 __all__ = [
     "APP_DATABASE",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from topology.services import LEGACY_POOL, SERVICES
+from isolation_harness.topology.services import LEGACY_POOL, SERVICES
 
 Target = Literal["postgres", "payments", "prices"]
 

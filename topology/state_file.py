@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from topology.environment import ENV_STATE_DIR
+from isolation_harness.topology.environment import ENV_STATE_DIR
 
 DEFAULT_STATE_DIR = ".harness"
 STATE_FILE = "stack.json"

@@ -1,5 +1,5 @@
 """The ``harness`` command line: stack, load, run, suite, validate, demo."""
 
-from chaos.cli.commands import main
+from isolation_harness.chaos.cli.commands import main
 
 __all__ = ["main"]

@@ -26,13 +26,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from chaos.errors import EXIT_HARNESS_ERROR, HarnessError
-from chaos.stack import toxiproxy_server
-from chaos.stack.lifecycle import ComponentStatus, Stack
-from chaos.stack.settings import Settings
-from chaos.stack.state import StackState
-from topology.environment import ENV_ADMIN_TOKEN, ENV_MIX
-from topology.services import VARIANTS
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR, HarnessError
+from isolation_harness.chaos.stack import toxiproxy_server
+from isolation_harness.chaos.stack.lifecycle import ComponentStatus, Stack
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.topology.environment import ENV_ADMIN_TOKEN, ENV_MIX
+from isolation_harness.topology.services import VARIANTS
 
 # Wider than rich's 80 columns when not on a terminal, so that logs stay readable.
 _out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -159,7 +159,7 @@ def install_toxiproxy(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     """Start the stack, cut one link, show a client failing and recovering, stop the stack."""
-    from chaos.cli.demo import run_demo
+    from isolation_harness.chaos.cli.demo import run_demo
 
     stack = Stack(_settings(ctx), _report)
     result = run_demo(stack, link=link, cut_seconds=cut_seconds, console=_out)
@@ -213,7 +213,7 @@ def load(
     csv_prefix: str | None,
 ) -> None:
     """Run Locust against the app, keep every sample, print exact figures per group."""
-    from chaos.cli.load import LoadOptions, run_load_command
+    from isolation_harness.chaos.cli.load import LoadOptions, run_load_command
 
     options = LoadOptions(
         users, spawn_rate, duration, mix, workers, host, admin_token, json_path, csv_prefix
@@ -276,8 +276,8 @@ def run(
 ) -> None:
     """Run one scenario (or --replay a recorded run); exit 0 pass, 1 threshold, 2 invariant,
     3 invalid, 4 error."""
-    from chaos.cli.replay import replay_run
-    from chaos.cli.runs import run_files
+    from isolation_harness.chaos.cli.replay import replay_run
+    from isolation_harness.chaos.cli.runs import run_files
 
     if replayed is not None:
         given = [name for name, value in (("FILE", file), ("--seed", seed), ("--variant", variant))
@@ -335,7 +335,7 @@ def suite(
     jobs: int,
 ) -> None:
     """Run every scenario of a folder (recursively); exit with the most serious result."""
-    from chaos.cli.runs import run_files, scenario_files
+    from isolation_harness.chaos.cli.runs import run_files, scenario_files
 
     code = run_files(
         scenario_files(folder), _settings(ctx), _out, variant=variant, seed=seed, reuse=False,
@@ -349,7 +349,7 @@ def suite(
                 type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files without running them: each problem with file, line and field."""
-    from chaos.cli.runs import validate as validate_paths
+    from isolation_harness.chaos.cli.runs import validate as validate_paths
 
     sys.exit(validate_paths(list(files), _out))
 

@@ -17,7 +17,7 @@ import psycopg2
 from rich.console import Console
 from rich.table import Table
 
-from chaos.errors import (
+from isolation_harness.chaos.errors import (
     EXIT_INVALID,
     EXIT_INVARIANT,
     EXIT_PASS,
@@ -25,13 +25,13 @@ from chaos.errors import (
     ConfigError,
     HarnessError,
 )
-from chaos.faults import FaultContext, LinkDown, residue
-from chaos.stack import postgres
-from chaos.stack.lifecycle import Stack
-from chaos.stack.state import StackState
-from chaos.toxiproxy.client import ToxiproxyClient
-from topology.links import link_named
-from topology.ports import LOOPBACK
+from isolation_harness.chaos.faults import FaultContext, LinkDown, residue
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.topology.links import link_named
+from isolation_harness.topology.ports import LOOPBACK
 
 INTERVAL = 0.1
 BASELINE_SECONDS = 1.0

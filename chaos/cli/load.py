@@ -12,16 +12,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chaos.errors import ConfigError
-from chaos.report.load_report import stats_table, write_csv, write_json
-from chaos.stack.lifecycle import Stack
-from chaos.stack.warden import Warden
-from load.kinds import parse_mix, parse_think_time
-from load.operations import outcome_counts
-from load.runner import LoadError, LoadPlan, LoadResult, run_load
-from load.seeding import parse_seed
-from topology.durations import parse_duration
-from topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.report.load_report import stats_table, write_csv, write_json
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.warden import Warden
+from isolation_harness.load.kinds import parse_mix, parse_think_time
+from isolation_harness.load.operations import outcome_counts
+from isolation_harness.load.runner import LoadError, LoadPlan, LoadResult, run_load
+from isolation_harness.load.seeding import parse_seed
+from isolation_harness.topology.durations import parse_duration
+from isolation_harness.topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
 
 #: the load's variables `harness load` hands on to Locust as they are set in its environment,
 #: checked first (its options take the admin token and the mix, and the samples are its own)

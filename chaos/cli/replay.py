@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from chaos.cli.runs import run_files
-from chaos.errors import ConfigError
-from chaos.report.journal import JOURNAL_VERSION
-from chaos.scenario.loader import load_scenario
-from chaos.scenario.model import Scenario
-from chaos.stack.settings import Settings
+from isolation_harness.chaos.cli.runs import run_files
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.report.journal import JOURNAL_VERSION
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack.settings import Settings
 
 _A_JOURNAL = "pass the journal.json a run wrote (reports/<scenario>-<variant>/journal.json)"
 

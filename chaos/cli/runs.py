@@ -17,16 +17,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from chaos.errors import EXIT_PASS, ConfigError, worst
-from chaos.interruption import Interruption
-from chaos.report.journal import write_journal
-from chaos.report.junit import write_junit
-from chaos.report.repetition import repetition, write_repetitions
-from chaos.report.summary import print_repetition, print_run_line, print_summary, wall_line
-from chaos.run.runner import run_scenario
-from chaos.scenario.loader import load_scenario, validate_files
-from chaos.scenario.model import Scenario
-from chaos.stack.settings import Settings
+from isolation_harness.chaos.errors import EXIT_PASS, ConfigError, worst
+from isolation_harness.chaos.interruption import Interruption
+from isolation_harness.chaos.report.journal import write_journal
+from isolation_harness.chaos.report.junit import write_junit
+from isolation_harness.chaos.report.repetition import repetition, write_repetitions
+from isolation_harness.chaos.report.summary import (
+    print_repetition,
+    print_run_line,
+    print_summary,
+    wall_line,
+)
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.loader import load_scenario, validate_files
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack.settings import Settings
 
 
 def scenario_files(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ A new kind is one new module with a :class:`Fault` subclass (see :mod:`chaos.fau
 imported here, and its entry in ``docs/scenarios.md``.
 """
 
-from chaos.faults.base import (
+from isolation_harness.chaos.faults.base import (
     KINDS,
     PROVIDER_SERVICE,
     Fault,
@@ -24,16 +24,22 @@ from chaos.faults.base import (
     ServiceName,
     Signature,
 )
-from chaos.faults.context import FaultContext
-from chaos.faults.control import HTTP_TIMEOUT
-from chaos.faults.residue import residue
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.faults.control import HTTP_TIMEOUT
+from isolation_harness.chaos.faults.residue import residue
 
 # isort: off
 # The kinds, in the order scenario errors list them (each registers as it is defined).
-from chaos.faults.links import LinkDown, Toxic, checked_link, legacy_refusal, link_service
-from chaos.faults.service import Recycle, ServiceFault
-from chaos.faults.database import DB_TIMEOUT, DbCrash, DbRestart, DbStop
-from chaos.faults.provider import PROVIDER_MODES, ProviderFault
+from isolation_harness.chaos.faults.links import (
+    LinkDown,
+    Toxic,
+    checked_link,
+    legacy_refusal,
+    link_service,
+)
+from isolation_harness.chaos.faults.service import Recycle, ServiceFault
+from isolation_harness.chaos.faults.database import DB_TIMEOUT, DbCrash, DbRestart, DbStop
+from isolation_harness.chaos.faults.provider import PROVIDER_MODES, ProviderFault
 # isort: on
 
 __all__ = [

@@ -44,12 +44,12 @@ from pydantic import (
     WrapValidator,
 )
 
-from chaos.errors import FieldProblem
-from topology.links import LINK_NAMES
-from topology.services import SERVICES
+from isolation_harness.chaos.errors import FieldProblem
+from isolation_harness.topology.links import LINK_NAMES
+from isolation_harness.topology.services import SERVICES
 
 if TYPE_CHECKING:
-    from chaos.faults.context import FaultContext
+    from isolation_harness.chaos.faults.context import FaultContext
 
 #: fault ``type`` -> its kind, in the order the kinds were defined
 KINDS: dict[str, type[Fault]] = {}

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from chaos.errors import ConfigError
-from chaos.stack.postgres import LocalCluster
-from chaos.stack.state import StackState
-from chaos.toxiproxy.client import ToxiproxyClient
-from topology.ports import LOOPBACK
-from topology.services import DEFAULT_VARIANT, Variant
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.stack.postgres import LocalCluster
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.topology.ports import LOOPBACK
+from isolation_harness.topology.services import DEFAULT_VARIANT, Variant
 
 
 @dataclass

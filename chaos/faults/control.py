@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 from pydantic import PrivateAttr
 
-from chaos.errors import ComponentError
-from chaos.faults.base import Fault
-from chaos.faults.context import FaultContext
+from isolation_harness.chaos.errors import ComponentError
+from isolation_harness.chaos.faults.base import Fault
+from isolation_harness.chaos.faults.context import FaultContext
 
 #: seconds one call to the app's fault API or a fake's control API may take
 HTTP_TIMEOUT = 10.0

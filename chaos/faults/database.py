@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import PrivateAttr
 
-from chaos.errors import NotSupportedError
-from chaos.faults.base import Fault, Moment, Signature
-from chaos.faults.context import FaultContext
-from chaos.stack import postgres
-from chaos.stack.postgres import LocalCluster
+from isolation_harness.chaos.errors import NotSupportedError
+from isolation_harness.chaos.faults.base import Fault, Moment, Signature
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.postgres import LocalCluster
 
 #: seconds a database control (stop, start, restart) may take
 DB_TIMEOUT = 30.0

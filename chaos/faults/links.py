@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from pydantic import Field, PrivateAttr, StrictFloat, ValidationInfo, field_validator
 
-from chaos.errors import (
+from isolation_harness.chaos.errors import (
     AlreadyExists,
     ConfigError,
     FieldProblem,
@@ -27,11 +27,11 @@ from chaos.errors import (
     ToxicNotFound,
     ToxiproxyError,
 )
-from chaos.faults.base import PROVIDER_SERVICE, Fault, LinkName, Signature
-from chaos.faults.context import FaultContext
-from chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
-from topology.links import SHARED_LINK, link_named
-from topology.services import Variant
+from isolation_harness.chaos.faults.base import PROVIDER_SERVICE, Fault, LinkName, Signature
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.toxiproxy.client import TOXIC_ATTRIBUTES, TOXIC_TYPES
+from isolation_harness.topology.links import SHARED_LINK, link_named
+from isolation_harness.topology.services import Variant
 
 
 def legacy_refusal(name: str) -> tuple[str, str] | None:

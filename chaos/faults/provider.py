@@ -9,10 +9,16 @@ from typing import Annotated, Any, Literal
 import aiohttp
 from pydantic import Field, model_validator
 
-from chaos.errors import FieldProblem, HarnessError
-from chaos.faults.base import PROVIDER_SERVICE, Moment, Signature
-from chaos.faults.context import FaultContext
-from chaos.faults.control import ControlledFault, call, fake_fix, fake_mode, fake_url
+from isolation_harness.chaos.errors import FieldProblem, HarnessError
+from isolation_harness.chaos.faults.base import PROVIDER_SERVICE, Moment, Signature
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.faults.control import (
+    ControlledFault,
+    call,
+    fake_fix,
+    fake_mode,
+    fake_url,
+)
 
 #: the misbehaviours each provider fake offers (``normal`` mends it)
 PROVIDER_MODES: Mapping[str, frozenset[str]] = {

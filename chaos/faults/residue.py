@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from chaos.errors import ComponentError, HarnessError
-from chaos.faults.context import FaultContext
-from chaos.faults.control import app_faults, fake_mode
-from chaos.stack import postgres
+from isolation_harness.chaos.errors import ComponentError, HarnessError
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.faults.control import app_faults, fake_mode
+from isolation_harness.chaos.stack import postgres
 
 
 async def _proxy_residue(ctx: FaultContext) -> list[str]:

@@ -7,10 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from chaos.errors import FieldProblem
-from chaos.faults.base import ServiceName, Signature
-from chaos.faults.context import FaultContext
-from chaos.faults.control import APP_FIX, ControlledFault, app_faults, app_url, call
+from isolation_harness.chaos.errors import FieldProblem
+from isolation_harness.chaos.faults.base import ServiceName, Signature
+from isolation_harness.chaos.faults.context import FaultContext
+from isolation_harness.chaos.faults.control import (
+    APP_FIX,
+    ControlledFault,
+    app_faults,
+    app_url,
+    call,
+)
 
 
 class ServiceFault(ControlledFault):

@@ -7,7 +7,7 @@ A new invariant is one new module, imported here, and its entry in ``docs/scenar
 (see :mod:`chaos.invariants.base`).
 """
 
-from chaos.invariants.base import (
+from isolation_harness.chaos.invariants.base import (
     EPOCH,
     REGISTRY,
     Facts,
@@ -18,14 +18,18 @@ from chaos.invariants.base import (
     invariant,
     names,
 )
-from chaos.invariants.check import check_invariants
+from isolation_harness.chaos.invariants.check import check_invariants
 
 # isort: off
 # The invariants, in the order a run checks them (each registers as it is defined).
-from chaos.invariants.no_operation_lost import NAME as NO_OPERATION_LOST
-from chaos.invariants.provider_reconciled import NAME as PROVIDER_RECONCILED
-from chaos.invariants import ledger_balanced, no_negative_balance, escrow_consistent
-from chaos.invariants import connections, no_toxic_left
+from isolation_harness.chaos.invariants.no_operation_lost import NAME as NO_OPERATION_LOST
+from isolation_harness.chaos.invariants.provider_reconciled import NAME as PROVIDER_RECONCILED
+from isolation_harness.chaos.invariants import (
+    ledger_balanced,
+    no_negative_balance,
+    escrow_consistent,
+)
+from isolation_harness.chaos.invariants import connections, no_toxic_left
 # isort: on
 
 __all__ = [

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaos.invariants.oracle import ProviderPayment
-    from load.operations import Operation
+    from isolation_harness.chaos.invariants.oracle import ProviderPayment
+    from isolation_harness.load.operations import Operation
 
 #: violations listed in a report at most (all are counted)
 MAX_LISTED = 20

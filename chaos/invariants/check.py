@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import psycopg2
 
-from chaos.invariants.base import REGISTRY, Facts, InvariantResult
-from chaos.stack import postgres
+from isolation_harness.chaos.invariants.base import REGISTRY, Facts, InvariantResult
+from isolation_harness.chaos.stack import postgres
 
 
 def check_invariants(admin_dsn: str, names: Sequence[str], facts: Facts) -> list[InvariantResult]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from chaos.invariants.base import Facts, InvariantResult, invariant
+from isolation_harness.chaos.invariants.base import Facts, InvariantResult, invariant
 
 NAME = "connections_return_to_baseline"
 #: a connection is left behind if it is still busy (or too many) this long after the first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from chaos.invariants.base import Facts, InvariantResult, invariant
+from isolation_harness.chaos.invariants.base import Facts, InvariantResult, invariant
 
 NAME = "escrow_consistent"
 

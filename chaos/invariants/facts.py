@@ -23,15 +23,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chaos.errors import ComponentError
-from chaos.invariants.oracle import (
+from isolation_harness.chaos.errors import ComponentError
+from isolation_harness.chaos.invariants.oracle import (
     FINISHED,
     DepositCredit,
     ProviderPayment,
     StoredDeposit,
     StoredOperation,
 )
-from chaos.stack import postgres
+from isolation_harness.chaos.stack import postgres
 
 #: the ledger transaction kinds that record operations the load asks for
 LEDGER_KINDS = ("deposit", "withdrawal", "funding", "liquidity_funding", "swap", "express_buy",

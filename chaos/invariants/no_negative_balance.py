@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaos.invariants.base import Facts, InvariantResult, invariant
+from isolation_harness.chaos.invariants.base import Facts, InvariantResult, invariant
 
 NAME = "no_negative_balance"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chaos.invariants.base import EPOCH, Facts, InvariantResult, invariant
-from chaos.invariants.facts import stored_operations
-from chaos.invariants.oracle import judge_operations
+from isolation_harness.chaos.invariants.base import EPOCH, Facts, InvariantResult, invariant
+from isolation_harness.chaos.invariants.facts import stored_operations
+from isolation_harness.chaos.invariants.oracle import judge_operations
 
 NAME = "no_operation_lost"
 

@@ -23,7 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from load.operations import ACKNOWLEDGED, FAILED, INDETERMINATE, OPERATION_KINDS, Operation
+from isolation_harness.load.operations import (
+    ACKNOWLEDGED,
+    FAILED,
+    INDETERMINATE,
+    OPERATION_KINDS,
+    Operation,
+)
 
 #: sent fields compared as decimal amounts; every other field is compared as text
 AMOUNT_FIELDS = frozenset({"amount"})

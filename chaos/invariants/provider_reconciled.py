@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chaos.invariants.base import EPOCH, Facts, InvariantResult, invariant
-from chaos.invariants.facts import deposit_facts
-from chaos.invariants.oracle import reconcile_provider
+from isolation_harness.chaos.invariants.base import EPOCH, Facts, InvariantResult, invariant
+from isolation_harness.chaos.invariants.facts import deposit_facts
+from isolation_harness.chaos.invariants.oracle import reconcile_provider
 
 NAME = "provider_reconciled"
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.judge.evidence import PhaseRecord
-from chaos.judge.isolation import targets_of
-from chaos.judge.verdicts import ValidityCheck
-from load.kinds import service_of
-from load.samples import Sample
+from isolation_harness.chaos.judge.evidence import PhaseRecord
+from isolation_harness.chaos.judge.isolation import targets_of
+from isolation_harness.chaos.judge.verdicts import ValidityCheck
+from isolation_harness.load.kinds import service_of
+from isolation_harness.load.samples import Sample
 
 #: at least this share of the planned users must have made a request in the timeline
 #: (every one of them does in a correct run; a tenth is left for what cannot be foreseen)

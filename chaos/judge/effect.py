@@ -38,10 +38,10 @@ from types import ModuleType
 
 import numpy as np
 
-from chaos.judge.evidence import FaultRecord, ServerSample
-from load.kinds import service_of
-from load.samples import Sample
-from reference_app.settings import LEGACY_POOL
+from isolation_harness.chaos.judge.evidence import FaultRecord, ServerSample
+from isolation_harness.load.kinds import service_of
+from isolation_harness.load.samples import Sample
+from isolation_harness.reference_app.settings import LEGACY_POOL
 
 ALPHA = 0.005
 MIN_SUPERIORITY = 0.56

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chaos.faults import Fault, FaultContext, Signature
-from chaos.invariants import InvariantResult
-from chaos.scenario.model import Scenario
-from load.samples import Sample
+from isolation_harness.chaos.faults import Fault, FaultContext, Signature
+from isolation_harness.chaos.invariants import InvariantResult
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.load.samples import Sample
 
 #: one server sample, as the runner took it every second (see ``chaos.run.runner``):
 #: ``{"at": epoch s, "pools": {service: {"in_use", "waiting", "size", "free", "max_size",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.invariants import InvariantResult
-from chaos.judge.verdicts import ExpectationResult, ThresholdVerdict
-from chaos.scenario.model import ExpectedFailure
+from isolation_harness.chaos.invariants import InvariantResult
+from isolation_harness.chaos.judge.verdicts import ExpectationResult, ThresholdVerdict
+from isolation_harness.chaos.scenario.model import ExpectedFailure
 
 
 def judge_expectations(

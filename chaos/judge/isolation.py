@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from chaos.judge.evidence import FaultRecord, Limits, PhaseRecord
-from chaos.judge.verdicts import ThresholdVerdict
-from chaos.scenario.model import Scenario
-from load.kinds import service_of
-from load.samples import Sample
-from load.stats import error_key
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.judge.evidence import FaultRecord, Limits, PhaseRecord
+from isolation_harness.chaos.judge.verdicts import ThresholdVerdict
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.load.kinds import service_of
+from isolation_harness.load.samples import Sample
+from isolation_harness.load.stats import error_key
+from isolation_harness.reference_app.settings import SERVICES
 
 #: a service silent under a fault is undefined if its baseline pace made this many expected
 MIN_EXPECTED = 10.0

@@ -29,27 +29,32 @@ from typing import Any
 
 import numpy as np
 
-from chaos.judge.delivery import pace_check, users_check
-from chaos.judge.effect import (
+from isolation_harness.chaos.judge.delivery import pace_check, users_check
+from isolation_harness.chaos.judge.effect import (
     Effect,
     database_effect,
     held_effect,
     provider_effect,
     target_effect,
 )
-from chaos.judge.evidence import Evidence, FaultRecord, PhaseRecord, ServerSample
-from chaos.judge.expectation import judge_expectations
-from chaos.judge.isolation import blast_radius, by_service, judge_isolation, targets_of
-from chaos.judge.saturation import alone_check, machine_check
-from chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
-from chaos.judge.windows import assign, select
-from chaos.metrics import GroupWindow, services_of
-from chaos.scenario.model import Scenario
-from chaos.scenario.thresholds import evaluate
-from chaos.scenario.windows import Window
-from load.kinds import requests_of, service_of
-from load.samples import Sample
-from load.stats import by_group
+from isolation_harness.chaos.judge.evidence import Evidence, FaultRecord, PhaseRecord, ServerSample
+from isolation_harness.chaos.judge.expectation import judge_expectations
+from isolation_harness.chaos.judge.isolation import (
+    blast_radius,
+    by_service,
+    judge_isolation,
+    targets_of,
+)
+from isolation_harness.chaos.judge.saturation import alone_check, machine_check
+from isolation_harness.chaos.judge.verdicts import Outcome, ThresholdVerdict, ValidityCheck
+from isolation_harness.chaos.judge.windows import assign, select
+from isolation_harness.chaos.metrics import GroupWindow, services_of
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.scenario.thresholds import evaluate
+from isolation_harness.chaos.scenario.windows import Window
+from isolation_harness.load.kinds import requests_of, service_of
+from isolation_harness.load.samples import Sample
+from isolation_harness.load.stats import by_group
 
 #: fewer requests than this in a judged group and phase make a pass meaningless
 MIN_SAMPLES = 10

@@ -46,8 +46,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.judge.evidence import PhaseRecord, ServerSample
-from chaos.judge.verdicts import ValidityCheck
+from isolation_harness.chaos.judge.evidence import PhaseRecord, ServerSample
+from isolation_harness.chaos.judge.verdicts import ValidityCheck
 
 #: a share of the machine's CPU time idle at or under this is none to spare (a second of a
 #: busy two-CPU machine still shows a few ticks idle)

@@ -15,15 +15,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from chaos.errors import (
+from isolation_harness.chaos.errors import (
     EXIT_HARNESS_ERROR,
     EXIT_INVALID,
     EXIT_INVARIANT,
     EXIT_PASS,
     EXIT_THRESHOLD,
 )
-from chaos.invariants.base import InvariantResult
-from chaos.scenario.thresholds import Op, margin_of, relative_margin_of
+from isolation_harness.chaos.invariants.base import InvariantResult
+from isolation_harness.chaos.scenario.thresholds import Op, margin_of, relative_margin_of
 
 #: where a verdict comes from: a threshold of the scenario, the isolation judged by default
 #: in every faulted phase, or the rule that no failure goes unjudged

@@ -25,11 +25,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from chaos.scenario.windows import Window
-from load.samples import Sample
+from isolation_harness.chaos.scenario.windows import Window
+from isolation_harness.load.samples import Sample
 
 if TYPE_CHECKING:  # the scenario model parses windows, and the evidence holds a scenario
-    from chaos.judge.evidence import PhaseRecord
+    from isolation_harness.chaos.judge.evidence import PhaseRecord
 
 
 def assign(samples: Sequence[Sample], phases: Sequence[PhaseRecord]) -> dict[str, list[Sample]]:

@@ -6,7 +6,7 @@ A new metric is one new module, imported here, and its line in ``docs/scenarios.
 (see :mod:`chaos.metrics.base`).
 """
 
-from chaos.metrics.base import (
+from isolation_harness.chaos.metrics.base import (
     REGISTRY,
     Kind,
     Measured,
@@ -18,11 +18,11 @@ from chaos.metrics.base import (
     takes_argument,
     written,
 )
-from chaos.metrics.window import GroupWindow, services_of
+from isolation_harness.chaos.metrics.window import GroupWindow, services_of
 
 # isort: off
 # The metrics, in the order error messages list them (each registers as it is defined).
-from chaos.metrics import counts, pools, failures, latency
+from isolation_harness.chaos.metrics import counts, pools, failures, latency
 # isort: on
 
 __all__ = [

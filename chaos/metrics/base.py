@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from chaos.metrics.window import GroupWindow
+    from isolation_harness.chaos.metrics.window import GroupWindow
 
 Kind = Literal["latency", "rate", "throughput", "count", "set"]
 #: what a metric measures: a number, NaN when undefined, or a set of names (``codes``)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.metrics.base import Measured, metric
-from chaos.metrics.window import GroupWindow
-from load.samples import Sample
+from isolation_harness.chaos.metrics.base import Measured, metric
+from isolation_harness.chaos.metrics.window import GroupWindow
+from isolation_harness.load.samples import Sample
 
 
 @metric("count", "count")

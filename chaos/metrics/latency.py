@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from chaos.metrics.base import Measured, metric
-from chaos.metrics.window import GroupWindow
+from isolation_harness.chaos.metrics.base import Measured, metric
+from isolation_harness.chaos.metrics.window import GroupWindow
 
 
 def _percentile(q: int) -> None:

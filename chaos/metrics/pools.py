@@ -6,9 +6,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.metrics.base import Measured, metric
-from chaos.metrics.window import GroupWindow
-from reference_app.settings import LEGACY_POOL
+from isolation_harness.chaos.metrics.base import Measured, metric
+from isolation_harness.chaos.metrics.window import GroupWindow
+from isolation_harness.reference_app.settings import LEGACY_POOL
 
 
 def _readings(window: GroupWindow) -> list[Mapping[str, Any]]:

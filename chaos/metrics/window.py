@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from chaos.metrics.base import REGISTRY, Measured, lookup
-from load.kinds import service_of
-from load.samples import Sample
+from isolation_harness.chaos.metrics.base import REGISTRY, Measured, lookup
+from isolation_harness.load.kinds import service_of
+from isolation_harness.load.samples import Sample
 
 NAN = math.nan
 

@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from chaos.run.record import RunRecord
+from isolation_harness.chaos.run.record import RunRecord
 
 JOURNAL_VERSION = 2
 

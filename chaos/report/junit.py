@@ -16,8 +16,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chaos.errors import EXIT_PASS, worst
-from chaos.report.repetition import margin_spread
+from isolation_harness.chaos.errors import EXIT_PASS, worst
+from isolation_harness.chaos.report.repetition import margin_spread
 
 Journal = Mapping[str, Any]
 K = TypeVar("K", bound=Hashable)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from load.operations import outcome_counts
-from load.runner import LoadResult
-from load.stats import GroupStats
+from isolation_harness.load.operations import outcome_counts
+from isolation_harness.load.runner import LoadResult
+from isolation_harness.load.stats import GroupStats
 
 
 def _ms(value: float) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chaos.errors import EXIT_PASS, worst
+from isolation_harness.chaos.errors import EXIT_PASS, worst
 
 #: what identifies a threshold across runs: source, request group, phase, expression
 Key = tuple[str, str, str, str]

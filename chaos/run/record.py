@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.judge.evidence import Limits, PhaseRecord
-from chaos.judge.verdicts import Outcome
-from chaos.scenario.model import Scenario
+from isolation_harness.chaos.judge.evidence import Limits, PhaseRecord
+from isolation_harness.chaos.judge.verdicts import Outcome
+from isolation_harness.chaos.scenario.model import Scenario
 
 #: the steps of a run, as :meth:`RunRecord.lap` records them
 STEPS = ("stack_up", "ramp", "phases", "load_stop", "readiness", "checks", "stack_down")

@@ -39,30 +39,30 @@ from typing import Any
 
 import aiohttp
 
-from chaos.errors import ConfigError, HarnessError
-from chaos.faults import Fault, FaultContext, Recycle, residue
-from chaos.interruption import SIGNALS, Interruption, RunInterrupted
-from chaos.invariants import REGISTRY, Facts, InvariantResult, check_invariants
-from chaos.invariants.facts import database_now_at, provider_book, redeliver_ipns
-from chaos.invariants.oracle import ProviderPayment
-from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
-from chaos.judge.judgement import judge
-from chaos.run.record import RunRecord
-from chaos.run.server import pool_capacity, sample_server, settle, wait_ready
-from chaos.scenario.model import Scenario
-from chaos.stack import backend, postgres
-from chaos.stack.lifecycle import Stack
-from chaos.stack.settings import Settings
-from chaos.stack.state import StackState
-from chaos.stack.warden import Warden
-from chaos.toxiproxy.client import ToxiproxyClient
-from load.kinds import CLIENT_TIMEOUT
-from load.operations import outcome_counts
-from load.runner import LoadError, LoadPlan, LoadResult, LoadRun
-from load.seeding import random_seed
-from reference_app.settings import AppSettings
-from topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
-from topology.services import APP_DATABASE
+from isolation_harness.chaos.errors import ConfigError, HarnessError
+from isolation_harness.chaos.faults import Fault, FaultContext, Recycle, residue
+from isolation_harness.chaos.interruption import SIGNALS, Interruption, RunInterrupted
+from isolation_harness.chaos.invariants import REGISTRY, Facts, InvariantResult, check_invariants
+from isolation_harness.chaos.invariants.facts import database_now_at, provider_book, redeliver_ipns
+from isolation_harness.chaos.invariants.oracle import ProviderPayment
+from isolation_harness.chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.run.server import pool_capacity, sample_server, settle, wait_ready
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack import backend, postgres
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.stack.warden import Warden
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.load.kinds import CLIENT_TIMEOUT
+from isolation_harness.load.operations import outcome_counts
+from isolation_harness.load.runner import LoadError, LoadPlan, LoadResult, LoadRun
+from isolation_harness.load.seeding import random_seed
+from isolation_harness.reference_app.settings import AppSettings
+from isolation_harness.topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
+from isolation_harness.topology.services import APP_DATABASE
 
 #: seconds an answer needs to come back after the app's time limit ran out
 ANSWER_MARGIN = 0.5

@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import psycopg2
 
-from chaos.errors import HarnessError
-from chaos.run.cpu import CpuReading, Roots, cpu_use, read_cpu
-from chaos.stack import backend, postgres
-from chaos.stack.state import StackState
-from chaos.toxiproxy.client import ToxiproxyClient
-from topology.services import APP_DATABASE
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.run.cpu import CpuReading, Roots, cpu_use, read_cpu
+from isolation_harness.chaos.stack import backend, postgres
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.topology.services import APP_DATABASE
 
 #: seconds the requests still in the app when the load ends may take to give back their
 #: connections before the invariants look

@@ -16,8 +16,8 @@ scenario that runs the same claim on the legacy design. The counterpart must:
 
 from __future__ import annotations
 
-from chaos.scenario.model import Scenario
-from load.kinds import service_of
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.load.kinds import service_of
 
 
 def counterpart_problems(counterpart: Scenario) -> list[str]:

@@ -17,10 +17,10 @@ from pydantic import (
     PlainValidator,
 )
 
-from chaos import invariants
-from chaos.errors import FieldProblem
-from chaos.scenario.thresholds import Threshold, parse_threshold
-from topology.durations import parse_duration
+from isolation_harness.chaos import invariants
+from isolation_harness.chaos.errors import FieldProblem
+from isolation_harness.chaos.scenario.thresholds import Threshold, parse_threshold
+from isolation_harness.topology.durations import parse_duration
 
 
 def invariant_name(value: object) -> str:

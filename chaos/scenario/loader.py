@@ -29,10 +29,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from chaos.errors import ConfigError
-from chaos.faults import KINDS, Fault
-from chaos.scenario.counterparts import counterpart_problems
-from chaos.scenario.model import NO_THRESHOLDS_HINT, Scenario
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.faults import KINDS, Fault
+from isolation_harness.chaos.scenario.counterparts import counterpart_problems
+from isolation_harness.chaos.scenario.model import NO_THRESHOLDS_HINT, Scenario
 
 __all__ = ["Problem", "ScenarioFileError", "load_scenario", "validate_files"]
 

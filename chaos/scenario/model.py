@@ -32,9 +32,9 @@ from pydantic import (
     model_validator,
 )
 
-from chaos import invariants as registered
-from chaos.errors import ConfigError, FieldProblem
-from chaos.scenario.fields import (
+from isolation_harness.chaos import invariants as registered
+from isolation_harness.chaos.errors import ConfigError, FieldProblem
+from isolation_harness.chaos.scenario.fields import (
     Invariant,
     Spec,
     StrictFloat,
@@ -43,7 +43,7 @@ from chaos.scenario.fields import (
     duration,
     unique,
 )
-from chaos.scenario.parts import (
+from isolation_harness.chaos.scenario.parts import (
     Expectation,
     ExpectedFailure,
     IsolationSpec,
@@ -51,11 +51,11 @@ from chaos.scenario.parts import (
     LoadSpec,
     Phase,
 )
-from chaos.scenario.thresholds import Reference, Threshold
-from chaos.scenario.windows import Window
-from load.kinds import requests_of
-from reference_app.settings import AppSettings
-from topology.services import DEFAULT_VARIANT, VARIANTS, Variant
+from isolation_harness.chaos.scenario.thresholds import Reference, Threshold
+from isolation_harness.chaos.scenario.windows import Window
+from isolation_harness.load.kinds import requests_of
+from isolation_harness.reference_app.settings import AppSettings
+from isolation_harness.topology.services import DEFAULT_VARIANT, VARIANTS, Variant
 
 __all__ = [
     "NO_THRESHOLDS_HINT",

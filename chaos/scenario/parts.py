@@ -12,9 +12,9 @@ from pydantic import (
     model_validator,
 )
 
-from chaos.errors import FieldProblem
-from chaos.faults import FaultEntry, ServiceName
-from chaos.scenario.fields import (
+from isolation_harness.chaos.errors import FieldProblem
+from isolation_harness.chaos.faults import FaultEntry, ServiceName
+from isolation_harness.chaos.scenario.fields import (
     IDENTIFIER,
     Invariant,
     Seconds,
@@ -24,7 +24,7 @@ from chaos.scenario.fields import (
     think_time_of,
     unique,
 )
-from load.kinds import KINDS, parse_mix
+from isolation_harness.load.kinds import KINDS, parse_mix
 
 
 class LoadSpec(Spec):

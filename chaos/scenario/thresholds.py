@@ -54,8 +54,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from chaos.errors import ConfigError
-from chaos.metrics import Kind, Measured, kind_of, takes_argument, written
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.metrics import Kind, Measured, kind_of, takes_argument, written
 
 __all__ = [
     "CodeSet",

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from topology.durations import parse_duration
+from isolation_harness.topology.durations import parse_duration
 
 Anchor = Literal["faulted", "restored"]
 ANCHORS: tuple[Anchor, ...] = ("faulted", "restored")

@@ -17,14 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import ComponentError, NotReadyError
-from chaos.stack import postgres
-from chaos.stack.process import ProcessRecord, spawn_detached, stop
-from chaos.stack.state import StackState
-from reference_app.settings import AppSettings, PoolSettings
-from topology.links import SHARED_LINK, database_link
-from topology.ports import LOOPBACK, is_listening
-from topology.services import APP_DATABASE, LEGACY_ROLE, SERVICES, Variant, role_of
+from isolation_harness.chaos.errors import ComponentError, NotReadyError
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.process import ProcessRecord, spawn_detached, stop
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.reference_app.settings import AppSettings, PoolSettings
+from isolation_harness.topology.links import SHARED_LINK, database_link
+from isolation_harness.topology.ports import LOOPBACK, is_listening
+from isolation_harness.topology.services import (
+    APP_DATABASE,
+    LEGACY_ROLE,
+    SERVICES,
+    Variant,
+    role_of,
+)
 
 #: pool sizes per worker: the source document's 10..50 for the busiest service
 POOLS: dict[str, dict[str, int]] = {
@@ -110,13 +116,13 @@ def start_fakes(
     ``on_spawn(name, record)`` as soon as each exists, before the next one is started."""
     logs = state_dir / "logs"
     on_spawn("payments_fake", spawn_detached(
-        [sys.executable, "-m", "reference_app.fakes.payments", "--host", LOOPBACK,
+        [sys.executable, "-m", "isolation_harness.reference_app.fakes.payments", "--host", LOOPBACK,
          "--port", str(state.fake_ports["payments"]), "--api-key", PAYMENTS_API_KEY,
          "--ipn-secret", ipn_secret, "--first-payment-id", str(first_payment_id())],
         logs / "payments-fake.log",
     ))  # fmt: skip
     on_spawn("prices_fake", spawn_detached(
-        [sys.executable, "-m", "reference_app.fakes.prices", "--host", LOOPBACK,
+        [sys.executable, "-m", "isolation_harness.reference_app.fakes.prices", "--host", LOOPBACK,
          "--port", str(state.fake_ports["prices"])],
         logs / "prices-fake.log",
     ))  # fmt: skip
@@ -141,11 +147,12 @@ def wait_fakes(state: StackState, records: dict[str, ProcessRecord], state_dir: 
 def start_app(
     settings_file: Path, port: int, workers: int, log_path: Path, temp_dir: Path
 ) -> ProcessRecord:
-    """Start ``python -m reference_app`` with ``workers`` processes on ``port``, its
-    temporary files in ``temp_dir`` (gone with the stack, even if the app is killed)."""
+    """Start ``python -m isolation_harness.reference_app`` with ``workers`` processes on
+    ``port``, its temporary files in ``temp_dir`` (gone with the stack, even if the app is
+    killed)."""
     temp_dir.mkdir(parents=True, exist_ok=True)
     return spawn_detached(
-        [sys.executable, "-m", "reference_app", "--config", str(settings_file),
+        [sys.executable, "-m", "isolation_harness.reference_app", "--config", str(settings_file),
          "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)],
         log_path,
         env={"TMPDIR": str(temp_dir)},

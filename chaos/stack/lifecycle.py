@@ -28,12 +28,17 @@ from typing import Any
 
 import psycopg2.extensions
 
-from chaos.errors import ComponentError, HarnessError, PortInUseError, ProxyNotFound
-from chaos.interruption import deferred
-from chaos.stack import backend, postgres, toxiproxy_server
-from chaos.stack.process import ProcessRecord, stop
-from chaos.stack.settings import Settings
-from chaos.stack.state import (
+from isolation_harness.chaos.errors import (
+    ComponentError,
+    HarnessError,
+    PortInUseError,
+    ProxyNotFound,
+)
+from isolation_harness.chaos.interruption import deferred
+from isolation_harness.chaos.stack import backend, postgres, toxiproxy_server
+from isolation_harness.chaos.stack.process import ProcessRecord, stop
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.state import (
     AppState,
     LinkState,
     PostgresState,
@@ -42,10 +47,10 @@ from chaos.stack.state import (
     StateStore,
     ToxiproxyState,
 )
-from chaos.toxiproxy.client import ProxySpec, ToxiproxyClient
-from topology.links import LINK_NAMES, LINKS
-from topology.ports import LOOPBACK, free_port, is_listening, wait_closed
-from topology.services import APP_DATABASE
+from isolation_harness.chaos.toxiproxy.client import ProxySpec, ToxiproxyClient
+from isolation_harness.topology.links import LINK_NAMES, LINKS
+from isolation_harness.topology.ports import LOOPBACK, free_port, is_listening, wait_closed
+from isolation_harness.topology.services import APP_DATABASE
 
 Report = Callable[[str], None]
 

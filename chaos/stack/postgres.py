@@ -30,9 +30,20 @@ from typing import Literal, Protocol
 import psycopg2
 from psycopg2 import sql
 
-from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
-from chaos.stack.process import ProcessRecord, children_of, start_ticks, wait_gone, wait_reaped
-from topology.ports import LOOPBACK
+from isolation_harness.chaos.errors import (
+    ComponentError,
+    MissingToolError,
+    NotReadyError,
+    NotSupportedError,
+)
+from isolation_harness.chaos.stack.process import (
+    ProcessRecord,
+    children_of,
+    start_ticks,
+    wait_gone,
+    wait_reaped,
+)
+from isolation_harness.topology.ports import LOOPBACK
 
 StopMode = Literal["smart", "fast", "immediate"]
 RestartMode = Literal["fast", "immediate"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.errors import ComponentError
+from isolation_harness.chaos.errors import ComponentError
 
 
 @dataclass(frozen=True)

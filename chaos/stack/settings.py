@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chaos.errors import ConfigError
-from topology.environment import PREFIX, VARIABLES
-from topology.services import DEFAULT_VARIANT, Variant
-from topology.state_file import DEFAULT_STATE_DIR
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.topology.environment import PREFIX, VARIABLES
+from isolation_harness.topology.services import DEFAULT_VARIANT, Variant
+from isolation_harness.topology.state_file import DEFAULT_STATE_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

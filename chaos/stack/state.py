@@ -16,10 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from chaos.errors import ConfigError, StackBusy
-from chaos.stack.process import ProcessRecord
-from topology.services import Variant
-from topology.state_file import STATE_FILE
+from isolation_harness.chaos.errors import ConfigError, StackBusy
+from isolation_harness.chaos.stack.process import ProcessRecord
+from isolation_harness.topology.services import Variant
+from isolation_harness.topology.state_file import STATE_FILE
 
 
 class ProcessState(BaseModel):

@@ -19,10 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.errors import ComponentError, ConfigError, MissingToolError, NotReadyError
-from chaos.stack.process import ProcessRecord, spawn_detached, stop
-from chaos.stack.settings import Settings
-from topology.ports import LOOPBACK, wait_closed
+from isolation_harness.chaos.errors import (
+    ComponentError,
+    ConfigError,
+    MissingToolError,
+    NotReadyError,
+)
+from isolation_harness.chaos.stack.process import ProcessRecord, spawn_detached, stop
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.topology.ports import LOOPBACK, wait_closed
 
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 VERSION = "v2.12.0"

@@ -12,8 +12,9 @@ ends. Released, it exits. At the end of the pipe without a release, it stops eve
 and every stack it was told of, then removes the folders, as ``harness down`` would.
 Testcontainers' Ryuk does the same for containers.
 
-Run as ``python -m chaos.stack.warden LOG``. It writes ``LOG`` only when it has to act, and removes
-it again when it stopped everything: what it could not stop is named there.
+Run as ``python -m isolation_harness.chaos.stack.warden LOG``. It writes ``LOG`` only when
+it has to act, and removes it again when it stopped everything: what it could not stop is
+named there.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from chaos.errors import ComponentError, StackBusy
-from chaos.stack.process import ProcessRecord, start_ticks, stop
+from isolation_harness.chaos.errors import ComponentError, StackBusy
+from isolation_harness.chaos.stack.process import ProcessRecord, start_ticks, stop
 
 if TYPE_CHECKING:
-    from chaos.stack.lifecycle import Stack
+    from isolation_harness.chaos.stack.lifecycle import Stack
 
 #: seconds the warden gets to exit once released (it only reads the release and exits)
 RELEASE_WAIT = 10.0
@@ -57,7 +58,7 @@ class Warden:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "chaos.stack.warden", str(log_path)],
+                [sys.executable, "-m", "isolation_harness.chaos.stack.warden", str(log_path)],
                 # the pipe's write end is not inheritable: no other child keeps it open
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
@@ -157,9 +158,9 @@ class Orders:
         """Stop the processes (the load first: it keeps the app busy), then the stacks, then
         remove the folders, except a stack's that could not be stopped (its state file is
         what ``harness down`` needs). True if everything is stopped."""
-        from chaos.errors import HarnessError
-        from chaos.stack.lifecycle import Stack
-        from chaos.stack.settings import Settings
+        from isolation_harness.chaos.errors import HarnessError
+        from isolation_harness.chaos.stack.lifecycle import Stack
+        from isolation_harness.chaos.stack.settings import Settings
 
         stopped_all = True
         for record in self.processes:

@@ -29,7 +29,7 @@ from typing import Any, Self, TypeVar
 import aiohttp
 from yarl import URL
 
-from chaos.errors import (
+from isolation_harness.chaos.errors import (
     AlreadyExists,
     ComponentError,
     ConfigError,

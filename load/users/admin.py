@@ -7,8 +7,8 @@ from decimal import Decimal
 from locust import task
 from locust.exception import StopUser
 
-from load.users.base import HarnessUser, random_amount
-from load.users.p2p import TRADE_FIELDS
+from isolation_harness.load.users.base import HarnessUser, random_amount
+from isolation_harness.load.users.p2p import TRADE_FIELDS
 
 #: currency -> (smallest, largest) amount of one credit
 CREDITS: dict[str, tuple[Decimal, Decimal]] = {

@@ -15,8 +15,8 @@ from __future__ import annotations
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
-from load.kinds import CLIENT_TIMEOUT
-from load.users.seeded import SeededUser
+from isolation_harness.load.kinds import CLIENT_TIMEOUT
+from isolation_harness.load.users.seeded import SeededUser
 
 
 class ApiUser(SeededUser, FastHttpUser):

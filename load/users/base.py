@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
-from load.operations import OPERATION_KINDS, Outcome, outcome_of
-from load.recorder import Recorder
-from load.users.api import ApiUser
-from load.users.stack import admin_token, payments_url
+from isolation_harness.load.operations import OPERATION_KINDS, Outcome, outcome_of
+from isolation_harness.load.recorder import Recorder
+from isolation_harness.load.users.api import ApiUser
+from isolation_harness.load.users.stack import admin_token, payments_url
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 from locust import task
 from locust.env import Environment
 
-from load.operations import ACKNOWLEDGED, FAILED, INDETERMINATE, Outcome
-from load.users.base import Funding, HarnessUser, random_amount
+from isolation_harness.load.operations import ACKNOWLEDGED, FAILED, INDETERMINATE, Outcome
+from isolation_harness.load.users.base import Funding, HarnessUser, random_amount
 
 #: currency -> (smallest, largest) amount of a deposit, in the currency's units. No USDT:
 #: the app sends it to the provider as "usdt", which the provider refuses (it knows

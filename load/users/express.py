@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from locust import task
 
-from load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
+from isolation_harness.load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
 
 #: (bought, paid with, smallest and largest amount bought)
 BUYS: tuple[tuple[str, str, Decimal, Decimal], ...] = (

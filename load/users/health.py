@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from locust import task
 
-from load.users.api import ApiUser
+from isolation_harness.load.users.api import ApiUser
 
 
 class LivenessUser(ApiUser):

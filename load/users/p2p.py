@@ -11,7 +11,7 @@ from typing import ClassVar
 from locust import task
 from locust.env import Environment
 
-from load.users.base import Funding, HarnessUser, Reply
+from isolation_harness.load.users.base import Funding, HarnessUser, Reply
 
 CURRENCY = "BTC"
 FIAT = "USD"

@@ -17,8 +17,8 @@ from locust import User
 from locust.env import Environment
 from locust.user.task import DefaultTaskSet
 
-from load.kinds import kind_of
-from load.seeding import DECISIONS, PAUSES, Roster, SimulatedUser, random_seed
+from isolation_harness.load.kinds import kind_of
+from isolation_harness.load.seeding import DECISIONS, PAUSES, Roster, SimulatedUser, random_seed
 
 _ROSTER_ATTRIBUTE = "harness_roster"
 

@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from topology.environment import ENV_ADMIN_TOKEN, ENV_PAYMENTS_URL
-from topology.ports import LOOPBACK
-from topology.state_file import state_path
+from isolation_harness.topology.environment import ENV_ADMIN_TOKEN, ENV_PAYMENTS_URL
+from isolation_harness.topology.ports import LOOPBACK
+from isolation_harness.topology.state_file import state_path
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import ClassVar
 from locust import task
 from locust.env import Environment
 
-from load.users.base import Funding, HarnessUser, Reply, random_amount
+from isolation_harness.load.users.base import Funding, HarnessUser, Reply, random_amount
 
 #: (sell, buy, smallest and largest amount sold)
 SWAPS: tuple[tuple[str, str, Decimal, Decimal], ...] = (

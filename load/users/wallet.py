@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from locust import task
 
-from load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
+from isolation_harness.load.users.base import MOVED_FIELDS, Funding, HarnessUser, random_amount
 
 #: withdrawals outpace the top-ups, so the insufficient-funds answer is exercised too
 WITHDRAWAL = (Decimal("0.50"), Decimal("8.00"))

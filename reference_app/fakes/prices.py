@@ -1,7 +1,7 @@
 """A price source, faked as its own aiohttp app: fixed, deterministic prices, a drift and a
 mode switch. Its protocol (price API, control API, errors) is in ``docs/fakes.md``.
 
-Run standalone: ``python -m reference_app.fakes.prices --port N``.
+Run standalone: ``python -m isolation_harness.reference_app.fakes.prices --port N``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_app.fakes import control
-from reference_app.fakes.control import Mode
+from isolation_harness.reference_app.fakes import control
+from isolation_harness.reference_app.fakes.control import Mode
 
 #: decimal places of a computed (inverse) price, and the most a set price may have
 PRICE_PLACES = 18
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake price source on its own."""
     control.serve(
         argv,
-        prog="python -m reference_app.fakes.prices",
+        prog="python -m isolation_harness.reference_app.fakes.prices",
         description="A price-source fake with fixed prices and a mode switch.",
         port=8791,
         build=lambda args: create_prices_app(PricesFakeConfig()),

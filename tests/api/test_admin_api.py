@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from reference_app.settings import SERVICES
+from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 DASHBOARD = "/api/admin/dashboard"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from reference_app.app_keys import DEPOSITS, WALLET
-from reference_app.payments_signature import sign
+from isolation_harness.reference_app.app_keys import DEPOSITS, WALLET
+from isolation_harness.reference_app.payments_signature import sign
 from tests.plugins.reference_app import ADMIN_TOKEN, IPN_SECRET, PaymentsFake, RunningApp
 
 CREATE = "/api/nowpayments/create-deposit"

@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from reference_app.errors import Conflict
-from reference_app.middleware import errors, request_id
+from isolation_harness.reference_app.errors import Conflict
+from isolation_harness.reference_app.middleware import errors, request_id
 
 
 async def broken(request: web.Request) -> web.Response:

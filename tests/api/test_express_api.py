@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from reference_app.app_keys import EXPRESS, WALLET
-from reference_app.money import DEFAULT_CURRENCIES
+from isolation_harness.reference_app.app_keys import EXPRESS, WALLET
+from isolation_harness.reference_app.money import DEFAULT_CURRENCIES
 from tests.plugins.reference_app import ADMIN_TOKEN, PricesFake, RunningApp, StartApp
 
 QUOTES = "/api/express/quotes"

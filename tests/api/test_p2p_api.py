@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reference_app.app_keys import P2P
+from isolation_harness.reference_app.app_keys import P2P
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 
 OFFERS = "/api/p2p/offers"

@@ -15,15 +15,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaos.invariants.facts import provider_book
-from reference_app.fakes.payments import (
+from isolation_harness.chaos.invariants.facts import provider_book
+from isolation_harness.reference_app.fakes.payments import (
     HAPPY_PATH,
     PaymentsFakeConfig,
     PaymentStatus,
     create_payments_app,
 )
-from reference_app.payments_signature import SIGNATURE_HEADER, canonical_body, verify
-from topology.ports import free_port
+from isolation_harness.reference_app.payments_signature import (
+    SIGNATURE_HEADER,
+    canonical_body,
+    verify,
+)
+from isolation_harness.topology.ports import free_port
 
 API_KEY = "test-api-key"
 IPN_SECRET = "test-ipn-secret"

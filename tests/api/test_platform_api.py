@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app_keys import DATABASES, ROUTES
-from reference_app.loop_lag import INTERVAL
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.app_keys import DATABASES, ROUTES
+from isolation_harness.reference_app.loop_lag import INTERVAL
+from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.api_helpers import metric
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp

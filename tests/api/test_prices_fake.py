@@ -19,10 +19,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from reference_app.errors import DependencyUnavailable
-from reference_app.fakes.prices import DEFAULT_PRICES, PricesFakeConfig, create_prices_app
-from reference_app.prices_client import PriceSource
-from topology.ports import free_port
+from isolation_harness.reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.fakes.prices import (
+    DEFAULT_PRICES,
+    PricesFakeConfig,
+    create_prices_app,
+)
+from isolation_harness.reference_app.prices_client import PriceSource
+from isolation_harness.topology.ports import free_port
 
 TABLE = {
     "BTC-USDT": "64000.00",
@@ -316,8 +320,8 @@ async def test_client_refuses_malformed_prices(body: Any) -> None:
 async def test_runs_standalone() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "reference_app.fakes.prices", "--host", "127.0.0.1",
-         "--port", str(port)],
+        [sys.executable, "-m", "isolation_harness.reference_app.fakes.prices",
+         "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

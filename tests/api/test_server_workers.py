@@ -1,4 +1,5 @@
-"""The app served by several worker processes on one port, as `python -m reference_app`."""
+"""The app served by several worker processes on one port, as
+`python -m isolation_harness.reference_app`."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from chaos.stack.process import ProcessRecord, children_of, wait_gone
-from chaos.toxiproxy.client import Proxy
+from isolation_harness.chaos.stack.process import ProcessRecord, children_of, wait_gone
+from isolation_harness.chaos.toxiproxy.client import Proxy
+from isolation_harness.topology.ports import free_port, is_listening
 from tests.plugins.api_helpers import metric
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import ADMIN_TOKEN, make_settings
-from topology.ports import free_port, is_listening
 
 WORKERS = 2
 
@@ -46,7 +47,7 @@ async def served(
     config = tmp_path / "settings.json"
     config.write_text(settings.model_dump_json())
     process = subprocess.Popen(
-        [sys.executable, "-m", "reference_app", "--config", str(config),
+        [sys.executable, "-m", "isolation_harness.reference_app", "--config", str(config),
          "--port", str(port), "--workers", str(WORKERS)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
@@ -121,7 +122,7 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "settings.json"
     config.write_text(json.dumps({"architecture": "isolated"}))
     result = subprocess.run(
-        [sys.executable, "-m", "reference_app", "--config", str(config)],
+        [sys.executable, "-m", "isolation_harness.reference_app", "--config", str(config)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reference_app.app_keys import SWAP
+from isolation_harness.reference_app.app_keys import SWAP
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 
 QUOTES = "/api/swap/quotes"

@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app_keys import DATABASES
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.app_keys import DATABASES
+from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp
 

@@ -3,8 +3,8 @@ with the right exit code and a reason naming that verdict.
 
 A broken build is the reference app with one patch, applied in its own process only: a
 ``sitecustomize`` module on ``PYTHONPATH`` that Python imports at start-up patches the app
-when the process is ``python -m reference_app`` (its workers are forked from it, patch
-included; never the fakes, Locust or the harness).
+when the process is ``python -m isolation_harness.reference_app`` (its workers are forked
+from it, patch included; never the fakes, Locust or the harness).
 The patches live here, in the tests, never in the product.
 """
 
@@ -17,17 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_INVARIANT, EXIT_THRESHOLD
-from chaos.run.record import RunRecord
-from chaos.run.runner import run_scenario
-from chaos.scenario.loader import load_scenario
-from chaos.stack.settings import Settings
+from isolation_harness.chaos.errors import (
+    EXIT_HARNESS_ERROR,
+    EXIT_INVALID,
+    EXIT_INVARIANT,
+    EXIT_THRESHOLD,
+)
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.stack.settings import Settings
 from tests.chaos.test_scenarios import ROOT, describe, short
 
 SITECUSTOMIZE = """\
 import sys
 
-if sys.orig_argv[1:3] == ["-m", "reference_app"]:  # the app's server, before its workers fork
+# the app's server, before its workers fork
+if sys.orig_argv[1:3] == ["-m", "isolation_harness.reference_app"]:
 {patch}
 """
 
@@ -60,8 +66,8 @@ async def run(name: str, **overrides: object) -> RunRecord:
 # P2P's failures answered as the app's anonymous 500s: the headline scenario's deposits are
 # untouched, so only isolation can tell.
 ANONYMOUS_P2P = """
-from reference_app.boundary import Boundary
-from reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.boundary import Boundary
+from isolation_harness.reference_app.errors import DependencyUnavailable
 original = Boundary.call
 async def call(self, fn, *args, **kwargs):
     try:
@@ -90,7 +96,7 @@ async def test_a_target_failing_anonymously_fails_isolation(broken_build) -> Non
 
 # Every fifth deposit answered 201 and then deleted: acknowledged, but not there.
 LOSSY_DEPOSITS = """
-from reference_app.services.deposits.service import DepositsService
+from isolation_harness.reference_app.services.deposits.service import DepositsService
 original = DepositsService.create_deposit
 made = [0]
 async def create_deposit(self, *args, **kwargs):
@@ -117,7 +123,7 @@ async def test_acknowledged_deposits_that_vanish_are_lost(broken_build) -> None:
 
 # The fault API's "raise" does nothing: the scenario's fault has no effect.
 NO_OP_FAULTS = """
-from reference_app.faults import FaultMode, FaultSwitches
+from isolation_harness.reference_app.faults import FaultMode, FaultSwitches
 _on_connection = FaultSwitches.on_connection
 async def on_connection(self, service):
     if self.get(service).mode is not FaultMode.RAISE:
@@ -141,7 +147,7 @@ async def test_a_fault_that_does_nothing_makes_the_run_invalid(broken_build) -> 
 BURNING_LOOP = """
 import asyncio
 import time
-from reference_app import app as app_module
+from isolation_harness.reference_app import app as app_module
 create_app = app_module.create_app
 async def burn(app):
     async def forever():
@@ -234,8 +240,8 @@ async def test_a_load_generator_that_dies_is_a_harness_error_not_a_verdict() -> 
 # the missing acquire timeout remain, and swap's failures no longer reach deposits. The
 # counterpart must then fail its expectation: it rests on the mechanism, not on the fault.
 LEGACY_WITHOUT_THE_LEAK = """
-from reference_app.db import ServiceDatabase
-from reference_app.legacy import SharedPoolDatabase
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.legacy import SharedPoolDatabase
 SharedPoolDatabase.connection = ServiceDatabase.connection
 """
 

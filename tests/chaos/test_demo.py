@@ -7,10 +7,10 @@ import shutil
 import pytest
 from rich.console import Console
 
-from chaos.cli.demo import run_demo
-from chaos.errors import EXIT_INVARIANT
-from chaos.faults import FaultContext, LinkDown
-from chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.cli.demo import run_demo
+from isolation_harness.chaos.errors import EXIT_INVARIANT
+from isolation_harness.chaos.faults import FaultContext, LinkDown
+from isolation_harness.chaos.stack.lifecycle import Stack
 from tests.plugins.pg_cluster import cluster_folder
 from tests.plugins.preflight import test_settings
 

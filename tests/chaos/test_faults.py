@@ -22,8 +22,13 @@ import psycopg2
 import pytest
 from pydantic import ValidationError
 
-from chaos.errors import ComponentError, ConfigError, NotSupportedError, ProxyNotFound
-from chaos.faults import (
+from isolation_harness.chaos.errors import (
+    ComponentError,
+    ConfigError,
+    NotSupportedError,
+    ProxyNotFound,
+)
+from isolation_harness.chaos.faults import (
     KINDS,
     DbCrash,
     DbRestart,
@@ -38,16 +43,16 @@ from chaos.faults import (
     checked_link,
     residue,
 )
-from chaos.scenario.model import Phase
-from chaos.stack import postgres
-from chaos.stack.process import ProcessRecord
-from chaos.stack.state import AppState, LinkState, PostgresState, StackState
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app_keys import DATABASES
+from isolation_harness.chaos.scenario.model import Phase
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.process import ProcessRecord
+from isolation_harness.chaos.stack.state import AppState, LinkState, PostgresState, StackState
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.app_keys import DATABASES
+from isolation_harness.topology.ports import free_port
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
-from topology.ports import free_port
 
 LATENCY_MS = 300
 BACKEND_PID = "SELECT pg_backend_pid()"

@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaos.stack import postgres
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, RunningApp, StartApp

@@ -9,10 +9,17 @@ from typing import Any, Literal
 
 import pytest
 
-from chaos.errors import EXIT_INVALID
-from chaos.faults import KINDS, Fault, FaultContext, Moment, ServiceName, Signature
-from chaos.run.runner import run_scenario
-from chaos.scenario.model import Scenario
+from isolation_harness.chaos.errors import EXIT_INVALID
+from isolation_harness.chaos.faults import (
+    KINDS,
+    Fault,
+    FaultContext,
+    Moment,
+    ServiceName,
+    Signature,
+)
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.model import Scenario
 from tests.plugins.preflight import test_settings
 
 CALLS: list[str] = []

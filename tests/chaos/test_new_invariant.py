@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import EXIT_INVARIANT, ConfigError
-from chaos.invariants import REGISTRY, Facts, InvariantResult, invariant
-from chaos.run.runner import run_scenario
-from chaos.scenario.loader import load_scenario
-from chaos.scenario.model import Scenario
+from isolation_harness.chaos.errors import EXIT_INVARIANT, ConfigError
+from isolation_harness.chaos.invariants import REGISTRY, Facts, InvariantResult, invariant
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.scenario.model import Scenario
 from tests.plugins.preflight import test_settings
 
 HOLDS = "users_have_wallets"

@@ -10,12 +10,16 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from chaos.errors import EXIT_THRESHOLD
-from chaos.metrics import REGISTRY, GroupWindow, Measured, metric
-from chaos.run.runner import run_scenario
-from chaos.scenario.model import Scenario
-from chaos.scenario.thresholds import Quantity, ThresholdSyntaxError, parse_threshold
-from load.samples import Sample
+from isolation_harness.chaos.errors import EXIT_THRESHOLD
+from isolation_harness.chaos.metrics import REGISTRY, GroupWindow, Measured, metric
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.scenario.thresholds import (
+    Quantity,
+    ThresholdSyntaxError,
+    parse_threshold,
+)
+from isolation_harness.load.samples import Sample
 from tests.plugins.preflight import test_settings
 
 

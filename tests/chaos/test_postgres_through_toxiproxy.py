@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import psycopg2
 import pytest
 
-from chaos.errors import ComponentError
-from chaos.stack import postgres
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.chaos.errors import ComponentError
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from tests.plugins.pg_cluster import PostgresServer
 
 LATENCY_MS = 200

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
 from tests.plugins.polling import until
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 

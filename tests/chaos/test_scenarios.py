@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
-from chaos.run.record import RunRecord
-from chaos.run.runner import run_scenario
-from chaos.scenario.counterparts import bystander_breaches
-from chaos.scenario.loader import load_scenario
-from chaos.scenario.model import Scenario
-from chaos.stack.settings import Settings
+from isolation_harness.chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.run.runner import run_scenario
+from isolation_harness.chaos.scenario.counterparts import bystander_breaches
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATION = [

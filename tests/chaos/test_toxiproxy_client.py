@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaos.errors import (
+from isolation_harness.chaos.errors import (
     AlreadyExists,
     ComponentError,
     ConfigError,
@@ -21,7 +21,7 @@ from chaos.errors import (
     ToxicNotFound,
     ToxiproxyError,
 )
-from chaos.toxiproxy.client import (
+from isolation_harness.chaos.toxiproxy.client import (
     TOXIC_TYPES,
     Proxy,
     ProxySpec,

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import postgres, toxiproxy_server
-from chaos.stack.state import StateStore
+from isolation_harness.chaos.stack import postgres, toxiproxy_server
+from isolation_harness.chaos.stack.state import StateStore
+from isolation_harness.topology.environment import VARIABLES
+from isolation_harness.topology.ports import LOOPBACK, free_port
 from tests.cli.conftest import HARNESS
 from tests.plugins import commands
 from tests.plugins.pg_cluster import cluster_folder
 from tests.plugins.preflight import test_settings
-from topology.environment import VARIABLES
-from topology.ports import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

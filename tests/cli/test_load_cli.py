@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from isolation_harness.topology.ports import free_port
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import with_folder_in_environment
 from tests.plugins.run_folders import assert_no_litter
-from topology.ports import free_port
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 

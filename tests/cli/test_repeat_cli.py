@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaos.cli import commands as cli
-from chaos.cli import runs as scenario_command
-from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.judge.verdicts import ThresholdVerdict
-from chaos.run.record import RunRecord
-from chaos.scenario.model import Scenario
-from chaos.stack.settings import Settings
+from isolation_harness.chaos.cli import commands as cli
+from isolation_harness.chaos.cli import runs as scenario_command
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR
+from isolation_harness.chaos.judge.verdicts import ThresholdVerdict
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.stack.settings import Settings
 from tests.plugins import commands
 
 ROOT = Path(__file__).resolve().parents[2]

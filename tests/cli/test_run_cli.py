@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.cli import commands as cli
-from chaos.cli import runs as scenario_command
-from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.stack.state import StackState
+from isolation_harness.chaos.cli import commands as cli
+from isolation_harness.chaos.cli import runs as scenario_command
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR
+from isolation_harness.chaos.stack.state import StackState
 from tests.plugins import commands
 from tests.plugins.polling import wait_until
 from tests.plugins.processes import descendants, with_folder_in_environment

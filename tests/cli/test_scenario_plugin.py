@@ -132,8 +132,8 @@ def test_a_scenario_runs_as_a_test_and_a_breach_fails_it(tmp_path: Path) -> None
 TIMED_CONFTEST = """\
 import asyncio, json, os, time
 
-from chaos import pytest_plugin
-from chaos.pytest_plugin import (
+from isolation_harness.chaos import pytest_plugin
+from isolation_harness.chaos.pytest_plugin import (
     pytest_addoption, pytest_collect_file, pytest_configure, pytest_unconfigure,
 )
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import postgres
-from chaos.stack.lifecycle import Stack
-from chaos.stack.process import ProcessRecord, children_of
-from chaos.stack.settings import Settings
-from chaos.stack.state import StackState
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.process import ProcessRecord, children_of
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.state import StackState
 from tests.plugins import commands
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from chaos.cli import commands as cli
-from chaos.cli import runs as scenario_command
-from chaos.errors import EXIT_HARNESS_ERROR
-from chaos.run.record import RunRecord
-from chaos.scenario.model import Scenario
+from isolation_harness.chaos.cli import commands as cli
+from isolation_harness.chaos.cli import runs as scenario_command
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.scenario.model import Scenario
 from tests.plugins import commands
 
 HARNESS = str(Path(sys.executable).with_name("harness"))

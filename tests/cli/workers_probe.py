@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import postgres
-from chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
 from tests.plugins.pg_cluster import PostgresServer
 
 

@@ -18,11 +18,12 @@ import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
-from chaos.stack import postgres
-from reference_app.app_keys import WALLET
-from reference_app.migrate import migrate
-from reference_app.services.admin.domain import UNATTRIBUTED, attribute
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.reference_app.app_keys import WALLET
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.services.admin.domain import UNATTRIBUTED, attribute
+from isolation_harness.reference_app.settings import SERVICES
+from isolation_harness.topology.services import role_of
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import (
     ADMIN_TOKEN,
@@ -32,7 +33,6 @@ from tests.plugins.reference_app import (
     RunningApp,
     StartApp,
 )
-from topology.services import role_of
 
 OTHER_SCHEMAS = [s for s in SERVICES if s != "admin"]
 REVENUE = "platform:revenue"

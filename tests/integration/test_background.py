@@ -15,17 +15,22 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app_keys import DEPOSITS, P2P, SETTINGS, SWAP, WALLET
-from reference_app.services.background.domain import JobName, JobOutcome, JobStatus
-from reference_app.services.background.service import BackgroundService
-from reference_app.services.background.views import BACKGROUND, JOBS
-from reference_app.services.deposits.domain import Deposit, DepositStatus
-from reference_app.services.p2p.domain import Trade, TradeState
-from reference_app.services.p2p.service import P2PService
-from reference_app.services.swap.domain import Quote, QuoteState
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.app_keys import DEPOSITS, P2P, SETTINGS, SWAP, WALLET
+from isolation_harness.reference_app.services.background.domain import (
+    JobName,
+    JobOutcome,
+    JobStatus,
+)
+from isolation_harness.reference_app.services.background.service import BackgroundService
+from isolation_harness.reference_app.services.background.views import BACKGROUND, JOBS
+from isolation_harness.reference_app.services.deposits.domain import Deposit, DepositStatus
+from isolation_harness.reference_app.services.p2p.domain import Trade, TradeState
+from isolation_harness.reference_app.services.p2p.service import P2PService
+from isolation_harness.reference_app.services.swap.domain import Quote, QuoteState
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
+from isolation_harness.topology.ports import free_port
 from tests.plugins.ledger import funded_user
 from tests.plugins.polling import until
 from tests.plugins.reference_app import (
@@ -35,7 +40,6 @@ from tests.plugins.reference_app import (
     RunningApp,
     StartApp,
 )
-from topology.ports import free_port
 
 D = Decimal
 QUOTES = "/api/swap/quotes"

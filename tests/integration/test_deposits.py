@@ -9,11 +9,16 @@ from decimal import Decimal
 
 import pytest
 
-from reference_app.app_keys import DEPOSITS, WALLET
-from reference_app.errors import Conflict, DependencyUnavailable, NotFound, UpstreamRefused
-from reference_app.payments_signature import sign
-from reference_app.services.deposits.domain import DepositStatus, Outcome
-from reference_app.services.deposits.service import DepositsService
+from isolation_harness.reference_app.app_keys import DEPOSITS, WALLET
+from isolation_harness.reference_app.errors import (
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    UpstreamRefused,
+)
+from isolation_harness.reference_app.payments_signature import sign
+from isolation_harness.reference_app.services.deposits.domain import DepositStatus, Outcome
+from isolation_harness.reference_app.services.deposits.service import DepositsService
 from tests.plugins.reference_app import IPN_SECRET, PaymentsFake, RunningApp
 
 
@@ -83,7 +88,7 @@ async def test_provider_failure_rolls_back(
 async def test_provider_link_down_rolls_back(
     api: RunningApp, deposits: DepositsService, payments_fake: PaymentsFake, toxiproxy: object
 ) -> None:
-    from chaos.toxiproxy.client import ToxiproxyClient
+    from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
 
     assert isinstance(toxiproxy, ToxiproxyClient)
     user = uuid.uuid4()

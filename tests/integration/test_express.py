@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import pytest
 
-from reference_app.app_keys import EXPRESS, WALLET
-from reference_app.errors import (
+from isolation_harness.reference_app.app_keys import EXPRESS, WALLET
+from isolation_harness.reference_app.errors import (
     BadRequest,
     Conflict,
     DependencyUnavailable,
@@ -25,21 +25,25 @@ from reference_app.errors import (
     InsufficientFunds,
     NotFound,
 )
-from reference_app.fakes.prices import (
+from isolation_harness.reference_app.fakes.prices import (
     Behaviour,
     Mode,
     PriceBook,
 )
-from reference_app.money import DEFAULT_CURRENCIES
-from reference_app.services.express.domain import (
+from isolation_harness.reference_app.money import DEFAULT_CURRENCIES
+from isolation_harness.reference_app.services.express.domain import (
     OrderState,
     Quote,
     QuoteState,
 )
-from reference_app.services.express.service import ExpressService
-from reference_app.services.wallet.domain import PLATFORM_LIQUIDITY, PLATFORM_REVENUE, TREASURY
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.services.express.service import ExpressService
+from isolation_harness.reference_app.services.wallet.domain import (
+    PLATFORM_LIQUIDITY,
+    PLATFORM_REVENUE,
+    TREASURY,
+)
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
 from tests.plugins.ledger import funded_user, ledger_sums, system_balance
 from tests.plugins.quotes import places, until_expired
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp

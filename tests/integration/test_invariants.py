@@ -11,11 +11,11 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from chaos.invariants import Facts, InvariantResult, check_invariants
-from chaos.stack import postgres
-from load.operations import ACKNOWLEDGED, Operation
-from reference_app.migrate import migrate
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.invariants import Facts, InvariantResult, check_invariants
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.load.operations import ACKNOWLEDGED, Operation
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.pg_cluster import PostgresServer
 
 ALL = [

@@ -17,23 +17,23 @@ from typing import Any
 
 import pytest
 
-from chaos.invariants import Facts, InvariantResult, check_invariants
-from chaos.invariants.facts import (
+from isolation_harness.chaos.invariants import Facts, InvariantResult, check_invariants
+from isolation_harness.chaos.invariants.facts import (
     database_now_at,
     provider_book,
     redeliver_ipns,
     stored_operations,
 )
-from chaos.stack import postgres
-from load.operations import (
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.load.operations import (
     ACKNOWLEDGED,
     INDETERMINATE,
     OPERATION_KINDS,
     Operation,
     outcome_of,
 )
-from reference_app.app_keys import WALLET
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.app_keys import WALLET
+from isolation_harness.reference_app.services.wallet.service import WalletService
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
 

@@ -9,13 +9,23 @@ from decimal import Decimal
 
 import pytest
 
-from reference_app.app_keys import FAULTS, P2P, WALLET
-from reference_app.errors import BadRequest, Conflict, DependencyUnavailable, Forbidden, NotFound
-from reference_app.faults import Fault, FaultMode
-from reference_app.services.p2p.domain import Actor, Offer, Trade, TradeState
-from reference_app.services.p2p.service import P2PService
-from reference_app.services.wallet.domain import PLATFORM_REVENUE, TREASURY, LockState
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.app_keys import FAULTS, P2P, WALLET
+from isolation_harness.reference_app.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    NotFound,
+)
+from isolation_harness.reference_app.faults import Fault, FaultMode
+from isolation_harness.reference_app.services.p2p.domain import Actor, Offer, Trade, TradeState
+from isolation_harness.reference_app.services.p2p.service import P2PService
+from isolation_harness.reference_app.services.wallet.domain import (
+    PLATFORM_REVENUE,
+    TREASURY,
+    LockState,
+)
+from isolation_harness.reference_app.services.wallet.service import WalletService
 from tests.plugins.reference_app import RunningApp
 
 D = Decimal

@@ -10,11 +10,11 @@ from typing import Any
 import psycopg2
 import pytest
 
-from reference_app.app_keys import DATABASES, P2P
-from reference_app.errors import DependencyUnavailable
-from reference_app.settings import SERVICES
+from isolation_harness.reference_app.app_keys import DATABASES, P2P
+from isolation_harness.reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.settings import SERVICES
+from isolation_harness.topology.services import role_of
 from tests.plugins.reference_app import StartApp
-from topology.services import role_of
 
 POOL = {"min_size": 2, "max_size": 4, "statement_timeout_ms": 700}
 

@@ -11,12 +11,17 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from chaos.errors import ComponentError, MissingToolError, NotReadyError, NotSupportedError
-from chaos.stack import postgres
-from chaos.stack.process import ProcessRecord, children_of
+from isolation_harness.chaos.errors import (
+    ComponentError,
+    MissingToolError,
+    NotReadyError,
+    NotSupportedError,
+)
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.process import ProcessRecord, children_of
+from isolation_harness.topology.ports import free_port
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder, new_cluster
 from tests.plugins.preflight import test_settings
-from topology.ports import free_port
 
 RECONNECT_DEADLINE = 10.0
 

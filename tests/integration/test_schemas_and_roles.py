@@ -5,12 +5,12 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from chaos.stack import postgres
-from reference_app.migrate import migrate, migrations_of
-from reference_app.settings import SERVICES
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.reference_app.migrate import migrate, migrations_of
+from isolation_harness.reference_app.settings import SERVICES
+from isolation_harness.topology.services import LEGACY_ROLE, role_of
 from tests.plugins.pg_cluster import PostgresServer
 from tests.plugins.reference_app import APP_DATABASE
-from topology.services import LEGACY_ROLE, role_of
 
 TABLES = {"deposits": "deposits", "wallet": "accounts", "p2p": "trades", "swap": "quotes"}
 

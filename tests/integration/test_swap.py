@@ -10,17 +10,22 @@ from fractions import Fraction
 
 import pytest
 
-from reference_app.app_keys import SWAP, WALLET
-from reference_app.errors import DependencyUnavailable, Gone, InsufficientFunds, NotFound
-from reference_app.fakes.prices import (
+from isolation_harness.reference_app.app_keys import SWAP, WALLET
+from isolation_harness.reference_app.errors import (
+    DependencyUnavailable,
+    Gone,
+    InsufficientFunds,
+    NotFound,
+)
+from isolation_harness.reference_app.fakes.prices import (
     Behaviour,
     Mode,
     PriceBook,
 )
-from reference_app.services.swap.domain import Quote, QuoteState
-from reference_app.services.swap.service import SwapService
-from reference_app.services.wallet.domain import PLATFORM_REVENUE, SWAP_DESK
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.services.swap.domain import Quote, QuoteState
+from isolation_harness.reference_app.services.swap.service import SwapService
+from isolation_harness.reference_app.services.wallet.domain import PLATFORM_REVENUE, SWAP_DESK
+from isolation_harness.reference_app.services.wallet.service import WalletService
 from tests.plugins.ledger import funded_user, ledger_sums, system_balance
 from tests.plugins.quotes import places, until_expired
 from tests.plugins.reference_app import PricesFake, RunningApp, StartApp

@@ -9,9 +9,9 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from reference_app.app_keys import WALLET
-from reference_app.errors import Conflict, InsufficientFunds, NotFound
-from reference_app.services.wallet.domain import (
+from isolation_harness.reference_app.app_keys import WALLET
+from isolation_harness.reference_app.errors import Conflict, InsufficientFunds, NotFound
+from isolation_harness.reference_app.services.wallet.domain import (
     DEPOSITS_SOURCE,
     SYSTEM_SLOTS,
     TREASURY,
@@ -21,7 +21,7 @@ from reference_app.services.wallet.domain import (
     LockState,
     spread,
 )
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.services.wallet.service import WalletService
 from tests.plugins.reference_app import RunningApp
 
 

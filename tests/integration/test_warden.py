@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import backend
-from chaos.stack.process import ProcessRecord, children_of, stop
-from chaos.stack.state import STATE_FILE, PostgresState, StackState, StateStore
-from chaos.stack.warden import Warden
+from isolation_harness.chaos.stack import backend
+from isolation_harness.chaos.stack.process import ProcessRecord, children_of, stop
+from isolation_harness.chaos.stack.state import STATE_FILE, PostgresState, StackState, StateStore
+from isolation_harness.chaos.stack.warden import Warden
+from isolation_harness.topology.ports import LOOPBACK, free_port
 from tests.plugins.polling import until
-from topology.ports import LOOPBACK, free_port
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def test_a_released_warden_touches_nothing(sleeper: ProcessRecord, tmp_path: Pat
 OWNER = """\
 import os, signal, sys
 from pathlib import Path
-from chaos.stack.process import ProcessRecord
-from chaos.stack.warden import Warden
+from isolation_harness.chaos.stack.process import ProcessRecord
+from isolation_harness.chaos.stack.warden import Warden
 warden = Warden.start(Path(sys.argv[1]))
 warden.watch_process(ProcessRecord(int(sys.argv[2]), int(sys.argv[3])))
 warden.watch_folder(Path(sys.argv[4]))
@@ -102,8 +102,8 @@ async def test_a_warden_that_cannot_stop_a_stack_keeps_its_state_and_says_so(
 STACK_OWNER = """\
 import os, signal, sys
 from pathlib import Path
-from chaos.stack.settings import Settings
-from chaos.stack.warden import Warden
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.warden import Warden
 warden = Warden.start(Path(sys.argv[1]))
 state_dir = Path(sys.argv[2])
 warden.watch_stack(Settings(state_dir=state_dir).model_dump(mode="json"))

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chaos.stack.lifecycle import Stack
-from chaos.stack.settings import Settings
-from chaos.stack.state import StackState
-from load.runner import LOCUSTFILE, LoadPlan, LoadResult, LoadRun, run_load
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.load.runner import LOCUSTFILE, LoadPlan, LoadResult, LoadRun, run_load
 from tests.plugins.pg_cluster import cluster_folder
 
 #: request group -> (method, route template) as the app's metrics name it

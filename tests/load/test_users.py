@@ -25,21 +25,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaos.invariants import Facts, check_invariants
-from chaos.invariants.facts import database_now_at, provider_book
-from load.kinds import CLIENT_TIMEOUT, KINDS, requests_of
-from load.operations import ACKNOWLEDGED, INDETERMINATE, OPERATION_KINDS, read_operations
-from load.samples import Sample, read_samples, read_summaries
-from load.users.stack import admin_token, stack_app
-from tests.plugins.polling import until
-from tests.plugins.reference_app import (
-    ADMIN_TOKEN,
-    PaymentsFake,
-    PricesFake,
-    RunningApp,
-    StartApp,
+from isolation_harness.chaos.invariants import Facts, check_invariants
+from isolation_harness.chaos.invariants.facts import database_now_at, provider_book
+from isolation_harness.load.kinds import CLIENT_TIMEOUT, KINDS, requests_of
+from isolation_harness.load.operations import (
+    ACKNOWLEDGED,
+    INDETERMINATE,
+    OPERATION_KINDS,
+    read_operations,
 )
-from topology.environment import (
+from isolation_harness.load.samples import Sample, read_samples, read_summaries
+from isolation_harness.load.users.stack import admin_token, stack_app
+from isolation_harness.topology.environment import (
     ENV_ADMIN_TOKEN,
     ENV_MIX,
     ENV_PAYMENTS_URL,
@@ -48,7 +45,15 @@ from topology.environment import (
     ENV_STATE_DIR,
     ENV_THINK_TIME,
 )
-from topology.ports import free_port
+from isolation_harness.topology.ports import free_port
+from tests.plugins.polling import until
+from tests.plugins.reference_app import (
+    ADMIN_TOKEN,
+    PaymentsFake,
+    PricesFake,
+    RunningApp,
+    StartApp,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "load" / "locustfile.py"
@@ -344,7 +349,7 @@ def test_every_locust_process_shares_the_client_settings() -> None:
         "{'api': sorted(n for n, c in classes.items() if issubclass(c, ApiUser)),"
         " 'gc': gc.get_threshold(),"
         " 'wanted': sys.modules[next(iter(classes.values())).__module__].GC_THRESHOLDS}",
-        "from load.users.api import ApiUser",
+        "from isolation_harness.load.users.api import ApiUser",
     )
     assert returncode == 0, stderr
     assert found["api"] == sorted(KINDS.values())
@@ -415,8 +420,8 @@ def test_each_user_draws_its_tasks_and_pauses_from_its_own_seeded_streams() -> N
     )
     build = (
         "from locust.env import Environment",
-        "from load.seeding import Roster",
-        "from load.users.seeded import use_roster",
+        "from isolation_harness.load.seeding import Roster",
+        "from isolation_harness.load.users.seeded import use_roster",
         "def build():",
         "    environment = Environment()",
         "    locustfile = sys.modules[next(iter(classes.values())).__module__]",

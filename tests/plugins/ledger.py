@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from reference_app.services.wallet.domain import TREASURY
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.services.wallet.domain import TREASURY
+from isolation_harness.reference_app.services.wallet.service import WalletService
 
 
 async def funded_user(wallet: WalletService, **funds: str) -> uuid.UUID:

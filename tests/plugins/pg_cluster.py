@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import HarnessError
-from chaos.stack import postgres
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.topology.ports import free_port
 from tests.plugins.preflight import stop_run, test_settings
-from topology.ports import free_port
 
 PostgresServer = postgres.LocalCluster | postgres.ExternalPostgres
 

@@ -18,10 +18,10 @@ from typing import NoReturn
 
 import pytest
 
-from chaos.errors import HarnessError
-from chaos.stack.postgres import find_bin_dir
-from chaos.stack.settings import Settings
-from chaos.stack.toxiproxy_server import ensure_binary
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.stack.postgres import find_bin_dir
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.toxiproxy_server import ensure_binary
 
 
 def test_settings() -> Settings:

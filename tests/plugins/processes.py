@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from chaos.errors import HarnessError
-from chaos.stack.process import ProcessRecord, children_of
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.stack.process import ProcessRecord, children_of
 
 
 def descendants(pid: int) -> list[ProcessRecord]:

@@ -16,15 +16,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaos.stack import postgres
-from chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from reference_app.app import create_app
-from reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
-from reference_app.fakes.prices import PRICE_BOOK, PriceBook, PricesFakeConfig, create_prices_app
-from reference_app.migrate import migrate
-from reference_app.settings import SERVICES, AppSettings, PoolSettings
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
+from isolation_harness.reference_app.app import create_app
+from isolation_harness.reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
+from isolation_harness.reference_app.fakes.prices import (
+    PRICE_BOOK,
+    PriceBook,
+    PricesFakeConfig,
+    create_prices_app,
+)
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.settings import SERVICES, AppSettings, PoolSettings
+from isolation_harness.topology.services import APP_DATABASE, LEGACY_ROLE, role_of
 from tests.plugins.pg_cluster import PostgresServer
-from topology.services import APP_DATABASE, LEGACY_ROLE, role_of
 
 ADMIN_TOKEN = "admin-" + "t" * 24
 TOKEN_SECRET = "secret-" + "s" * 24

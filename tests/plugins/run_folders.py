@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import StackBusy
-from chaos.stack import postgres
-from chaos.stack.lifecycle import Stack
-from chaos.stack.process import ProcessRecord
-from chaos.stack.state import STATE_FILE, StackState
+from isolation_harness.chaos.errors import StackBusy
+from isolation_harness.chaos.stack import postgres
+from isolation_harness.chaos.stack.lifecycle import Stack
+from isolation_harness.chaos.stack.process import ProcessRecord
+from isolation_harness.chaos.stack.state import STATE_FILE, StackState
 from tests.plugins.preflight import test_settings
 
 #: what a run leaves in its TMPDIR while it runs: its state folder, its load's samples folder

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import HarnessError
-from chaos.stack import toxiproxy_server as server
-from chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.chaos.errors import HarnessError
+from isolation_harness.chaos.stack import toxiproxy_server as server
+from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
+from isolation_harness.topology.ports import free_port
 from tests.plugins.preflight import stop_run, test_settings
-from topology.ports import free_port
 
 
 @pytest.fixture(scope="session")

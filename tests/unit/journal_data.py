@@ -6,10 +6,10 @@ import dataclasses
 import json
 from typing import Any
 
-from chaos.judge.evidence import Evidence
-from chaos.judge.judgement import judge
-from chaos.report.journal import journal
-from chaos.run.record import RunRecord
+from isolation_harness.chaos.judge.evidence import Evidence
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.chaos.report.journal import journal
+from isolation_harness.chaos.run.record import RunRecord
 from tests.unit.judge_data import correct_run, evidence, scenario
 
 #: the headline story, with a latency threshold on deposits during the outage

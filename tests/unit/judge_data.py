@@ -6,9 +6,9 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
-from chaos.scenario.model import Scenario
-from load.samples import Sample
+from isolation_harness.chaos.judge.evidence import Evidence, FaultRecord, Limits, PhaseRecord
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.load.samples import Sample
 
 LIMITS = Limits(acquire_timeout=2.0, service_timeout=4.0, client_timeout=5.0)
 MIX = {"deposits": 6, "p2p": 2, "wallet": 2, "swap": 2}

@@ -7,9 +7,15 @@ import asyncio
 
 import pytest
 
-from reference_app.boundary import Boundary, request_deadline
-from reference_app.errors import DependencyUnavailable, ServiceBroken
-from reference_app.faults import Fault, FaultMode, FaultSwitches, InjectedFailure, use_case
+from isolation_harness.reference_app.boundary import Boundary, request_deadline
+from isolation_harness.reference_app.errors import DependencyUnavailable, ServiceBroken
+from isolation_harness.reference_app.faults import (
+    Fault,
+    FaultMode,
+    FaultSwitches,
+    InjectedFailure,
+    use_case,
+)
 
 
 async def test_the_503_comes_before_a_slow_clean_up_ends() -> None:

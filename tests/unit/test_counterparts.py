@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.scenario.loader import load_scenario, validate_files
+from isolation_harness.chaos.scenario.loader import load_scenario, validate_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.run.cpu import (
+from isolation_harness.chaos.run.cpu import (
     CpuReading,
     MachineTimes,
     TreeTimes,

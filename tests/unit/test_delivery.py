@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chaos.errors import EXIT_INVALID, EXIT_PASS
-from chaos.judge.judgement import judge
-from chaos.judge.verdicts import Outcome, ValidityCheck
-from load.samples import Sample
+from isolation_harness.chaos.errors import EXIT_INVALID, EXIT_PASS
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.chaos.judge.verdicts import Outcome, ValidityCheck
+from isolation_harness.load.samples import Sample
 from tests.unit.judge_data import correct_run, evidence, scenario
 
 #: the headline story (40 users): 30 depositors and 10 traders, P2P's link cut in the outage

@@ -11,10 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from chaos.faults import DbRestart, DbStop, ProviderFault
-from chaos.judge.effect import database_effect, held_effect, provider_effect, target_effect
-from chaos.judge.evidence import FaultRecord
-from load.samples import Sample
+from isolation_harness.chaos.faults import DbRestart, DbStop, ProviderFault
+from isolation_harness.chaos.judge.effect import (
+    database_effect,
+    held_effect,
+    provider_effect,
+    target_effect,
+)
+from isolation_harness.chaos.judge.evidence import FaultRecord
+from isolation_harness.load.samples import Sample
 
 DRAWS = 500
 OTHER = ("deposits.create", "deposits")

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from reference_app.fakes.control import (
+from isolation_harness.reference_app.fakes.control import (
     COMMON_MODES,
     FAULT_MESSAGE,
     Behaviour,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from reference_app import payments_signature
-from reference_app.fakes.payments import signing
+from isolation_harness.reference_app import payments_signature
+from isolation_harness.reference_app.fakes.payments import signing
 
 SECRET = "ipn-secret"
 #: an IPN as the fake sends one, with the amounts it writes

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
-from chaos.judge.judgement import judge
-from chaos.judge.verdicts import Outcome
-from load.samples import Sample
+from isolation_harness.chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.chaos.judge.verdicts import Outcome
+from isolation_harness.load.samples import Sample
 from tests.unit.judge_data import (
     correct_run,
     evidence,

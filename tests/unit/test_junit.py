@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.report.junit import write_junit
+from isolation_harness.chaos.report.junit import write_junit
 from tests.unit.journal_data import passing, slow_deposits
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from topology.links import LINK_NAMES, LINKS, link_named
+from isolation_harness.topology.links import LINK_NAMES, LINKS, link_named
 
 
 def test_every_service_has_its_own_database_link() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from load.kinds import parse_mix, parse_think_time
-from load.runner import LoadError, LoadPlan
-from load.samples import Sample, SampleCounter, read_samples
-from load.stats import Window, by_group, group_stats, in_window, matching
+from isolation_harness.load.kinds import parse_mix, parse_think_time
+from isolation_harness.load.runner import LoadError, LoadPlan
+from isolation_harness.load.samples import Sample, SampleCounter, read_samples
+from isolation_harness.load.stats import Window, by_group, group_stats, in_window, matching
 
 
 def synthetic(n: int = 5000, seed: int = 7) -> list[Sample]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from chaos.run.server import loop_lag
-from reference_app.loop_lag import LoopLag
-from reference_app.metrics import AppMetrics
+from isolation_harness.chaos.run.server import loop_lag
+from isolation_harness.reference_app.loop_lag import LoopLag
+from isolation_harness.reference_app.metrics import AppMetrics
 from tests.plugins.api_helpers import metric
 
 

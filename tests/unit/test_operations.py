@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from load.operations import (
+from isolation_harness.load.operations import (
     ACKNOWLEDGED,
     FAILED,
     INDETERMINATE,

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from chaos.errors import EXIT_INVALID
-from chaos.invariants import InvariantResult
-from chaos.invariants.oracle import (
+from isolation_harness.chaos.errors import EXIT_INVALID
+from isolation_harness.chaos.invariants import InvariantResult
+from isolation_harness.chaos.invariants.oracle import (
     DepositCredit,
     ProviderPayment,
     StoredDeposit,
@@ -18,8 +18,8 @@ from chaos.invariants.oracle import (
     judge_operations,
     reconcile_provider,
 )
-from chaos.judge.judgement import judge
-from load.operations import (
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.load.operations import (
     ACKNOWLEDGED,
     FAILED,
     INDETERMINATE,

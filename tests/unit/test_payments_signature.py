@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from reference_app.payments_signature import canonical_body, js_number, sign, verify
+from isolation_harness.reference_app.payments_signature import (
+    canonical_body,
+    js_number,
+    sign,
+    verify,
+)
 
 SECRET = "ipn-secret"
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaos.report.repetition import margin_spread, repetition
-from chaos.report.summary import print_repetition
+from isolation_harness.chaos.report.repetition import margin_spread, repetition
+from isolation_harness.chaos.report.summary import print_repetition
 from tests.unit.journal_data import passing, slow_deposits
 
 

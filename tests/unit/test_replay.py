@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from chaos.cli.replay import read_recorded_run
-from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.report.journal import JOURNAL_VERSION, write_journal
-from chaos.report.summary import print_summary
-from chaos.run.record import RunRecord
-from chaos.scenario.loader import load_scenario
-from chaos.scenario.model import Scenario
+from isolation_harness.chaos.cli.replay import read_recorded_run
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR, ConfigError
+from isolation_harness.chaos.report.journal import JOURNAL_VERSION, write_journal
+from isolation_harness.chaos.report.summary import print_summary
+from isolation_harness.chaos.run.record import RunRecord
+from isolation_harness.chaos.scenario.loader import load_scenario
+from isolation_harness.chaos.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "scenarios"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
-from chaos.judge.evidence import Evidence, PhaseRecord
-from chaos.judge.judgement import judge
-from chaos.judge.saturation import lag_quantile
-from chaos.judge.verdicts import Outcome, ValidityCheck
-from chaos.report.journal import journal
-from chaos.run.record import RunRecord
+from isolation_harness.chaos.errors import EXIT_INVALID, EXIT_PASS, EXIT_THRESHOLD
+from isolation_harness.chaos.judge.evidence import Evidence, PhaseRecord
+from isolation_harness.chaos.judge.judgement import judge
+from isolation_harness.chaos.judge.saturation import lag_quantile
+from isolation_harness.chaos.judge.verdicts import Outcome, ValidityCheck
+from isolation_harness.chaos.report.journal import journal
+from isolation_harness.chaos.run.record import RunRecord
 from tests.unit.judge_data import correct_run, evidence, healthy, p2p_failing, traffic
 
 #: upper bounds of the made-up loop-lag histogram (seconds, as Prometheus writes them)

@@ -2,12 +2,17 @@ from pathlib import Path
 
 import pytest
 
-from chaos import invariants
-from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.faults import DbRestart, LinkDown, ProviderFault, ServiceFault, Toxic
-from chaos.scenario.loader import Problem, ScenarioFileError, load_scenario, validate_files
-from chaos.scenario.model import Scenario
-from chaos.scenario.thresholds import Reference
+from isolation_harness.chaos import invariants
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR, ConfigError
+from isolation_harness.chaos.faults import DbRestart, LinkDown, ProviderFault, ServiceFault, Toxic
+from isolation_harness.chaos.scenario.loader import (
+    Problem,
+    ScenarioFileError,
+    load_scenario,
+    validate_files,
+)
+from isolation_harness.chaos.scenario.model import Scenario
+from isolation_harness.chaos.scenario.thresholds import Reference
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from load.seeding import DECISIONS, PAUSES, Roster, SimulatedUser, parse_seed
+from isolation_harness.load.seeding import DECISIONS, PAUSES, Roster, SimulatedUser, parse_seed
 
 
 def draws(seed: int, user: SimulatedUser, stream: str = DECISIONS) -> list[float]:
@@ -43,7 +43,7 @@ def test_decisions_and_pauses_are_separate_streams() -> None:
 def test_the_same_in_another_process() -> None:
     """Derived from the seed and the name alone: not from the process, nor its hash seed."""
     probe = (
-        "from load.seeding import SimulatedUser\n"
+        "from isolation_harness.load.seeding import SimulatedUser\n"
         "print(SimulatedUser('swap', 2, 5).random(99, 'decisions').random())\n"
     )
     outputs = {

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.errors import EXIT_HARNESS_ERROR, ConfigError
-from chaos.stack.settings import Settings
-from topology.environment import VARIABLES
+from isolation_harness.chaos.errors import EXIT_HARNESS_ERROR, ConfigError
+from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.topology.environment import VARIABLES
 
 
 def test_defaults_without_variables() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from chaos.cli.runs import _Slots
-from chaos.interruption import Interruption
+from isolation_harness.chaos.cli.runs import _Slots
+from isolation_harness.chaos.interruption import Interruption
 
 
 def test_a_later_rank_waits_for_an_expected_earlier_one_whose_thread_has_not_asked() -> None:

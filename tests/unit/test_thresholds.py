@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from chaos import metrics
-from chaos.errors import ConfigError
-from chaos.scenario.thresholds import (
+from isolation_harness.chaos import metrics
+from isolation_harness.chaos.errors import ConfigError
+from isolation_harness.chaos.scenario.thresholds import (
     CodeSet,
     Op,
     Quantity,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from topology.durations import DurationError, parse_duration
-from topology.environment import PREFIX, VARIABLES, variable_named
-from topology.links import LINK_NAMES, SHARED_LINK, database_link, link_named
-from topology.services import LEGACY_POOL, SERVICES, VARIANTS, role_of
+from isolation_harness.topology.durations import DurationError, parse_duration
+from isolation_harness.topology.environment import PREFIX, VARIABLES, variable_named
+from isolation_harness.topology.links import LINK_NAMES, SHARED_LINK, database_link, link_named
+from isolation_harness.topology.services import LEGACY_POOL, SERVICES, VARIANTS, role_of
 
 ROOT = Path(__file__).resolve().parents[2]
 _NAME = re.compile(r"\b(?:HARNESS_[A-Z_]*[A-Z]|TOXIPROXY_(?:URL|SERVER))\b")

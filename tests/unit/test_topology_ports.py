@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from topology import ports
+from isolation_harness.topology import ports
 
 
 @pytest.fixture(autouse=True)

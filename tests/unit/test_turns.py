@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from chaos.run.turns import MachineTurns
+from isolation_harness.chaos.run.turns import MachineTurns
 
 
 class Holder:

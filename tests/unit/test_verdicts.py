@@ -3,7 +3,7 @@ and named expected failures."""
 
 from __future__ import annotations
 
-from chaos.judge.verdicts import (
+from isolation_harness.chaos.judge.verdicts import (
     ExpectationResult,
     InvariantResult,
     Outcome,

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from reference_app.metrics import WorkerFiles
+from isolation_harness.reference_app.metrics import WorkerFiles
 
 
 def worker_file(folder: Path, pid: int, value: float) -> None:

@@ -1,4 +1,7 @@
-"""``python -m reference_app.fakes.payments --port N --api-key K --ipn-secret S``."""
+"""The payment fake's command line:
+
+python -m isolation_harness.reference_app.fakes.payments --port N --api-key K --ipn-secret S
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from reference_app.fakes.control import serve
-from reference_app.fakes.payments.app import create_payments_app
-from reference_app.fakes.payments.book import DEFAULT_FIRST_PAYMENT_ID, PaymentsFakeConfig
+from isolation_harness.reference_app.fakes.control import serve
+from isolation_harness.reference_app.fakes.payments.app import create_payments_app
+from isolation_harness.reference_app.fakes.payments.book import (
+    DEFAULT_FIRST_PAYMENT_ID,
+    PaymentsFakeConfig,
+)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake provider on its own."""
     serve(
         argv,
-        prog="python -m reference_app.fakes.payments",
+        prog="python -m isolation_harness.reference_app.fakes.payments",
         description="A NOWPayments-compatible payment provider fake.",
         port=8790,
         build=_app,

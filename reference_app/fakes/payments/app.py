@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from reference_app.fakes.control import FakeError, fake_app, parse_behaviour
-from reference_app.fakes.payments.book import (
+from isolation_harness.reference_app.fakes.control import FakeError, fake_app, parse_behaviour
+from isolation_harness.reference_app.fakes.payments.book import (
     HAPPY_PATH,
     Ipn,
     IpnAttempt,
@@ -18,9 +18,9 @@ from reference_app.fakes.payments.book import (
     PaymentsFakeConfig,
     PaymentStatus,
 )
-from reference_app.fakes.payments.dialect import DIALECT, invalid
-from reference_app.fakes.payments.ipn import IpnSender
-from reference_app.fakes.payments.parsing import (
+from isolation_harness.reference_app.fakes.payments.dialect import DIALECT, invalid
+from isolation_harness.reference_app.fakes.payments.ipn import IpnSender
+from isolation_harness.reference_app.fakes.payments.parsing import (
     check_api_key,
     parse_amount,
     parse_new_payment,

@@ -13,9 +13,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from reference_app.fakes.control import Behaviour, FakeError, Tally
-from reference_app.fakes.payments.signing import signature as signature_of
-from reference_app.fakes.payments.signing import write
+from isolation_harness.reference_app.fakes.control import Behaviour, FakeError, Tally
+from isolation_harness.reference_app.fakes.payments.signing import signature as signature_of
+from isolation_harness.reference_app.fakes.payments.signing import write
 
 
 class PaymentStatus(StrEnum):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from reference_app.fakes.control import (
+from isolation_harness.reference_app.fakes.control import (
     Dialect,
 )
-from reference_app.fakes.payments.signing import write
+from isolation_harness.reference_app.fakes.payments.signing import write
 
 #: NOWPayments' dialect: ``{"status": false, "statusCode", "code", "message"}`` errors
 DIALECT = Dialect(

@@ -7,8 +7,8 @@ import json
 
 import aiohttp
 
-from reference_app.fakes.payments.book import Ipn, IpnOutcome
-from reference_app.fakes.payments.signing import SIGNATURE_HEADER
+from isolation_harness.reference_app.fakes.payments.book import Ipn, IpnOutcome
+from isolation_harness.reference_app.fakes.payments.signing import SIGNATURE_HEADER
 
 
 class IpnSender:

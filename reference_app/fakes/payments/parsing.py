@@ -11,9 +11,14 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from reference_app.fakes.control import FakeError
-from reference_app.fakes.payments.book import CURRENCIES, STATUS_NAMES, NewPayment, PaymentStatus
-from reference_app.fakes.payments.dialect import invalid
+from isolation_harness.reference_app.fakes.control import FakeError
+from isolation_harness.reference_app.fakes.payments.book import (
+    CURRENCIES,
+    STATUS_NAMES,
+    NewPayment,
+    PaymentStatus,
+)
+from isolation_harness.reference_app.fakes.payments.dialect import invalid
 
 MAX_DECIMALS = 18
 

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from reference_app.metrics import PoolStats
-from reference_app.services.deposits.domain import DepositStatus
-from reference_app.services.p2p.domain import TradeState
-from reference_app.services.swap.domain import QuoteState
-from reference_app.services.wallet.domain import PLATFORM_LIQUIDITY, PLATFORM_REVENUE
+from isolation_harness.reference_app.metrics import PoolStats
+from isolation_harness.reference_app.services.deposits.domain import DepositStatus
+from isolation_harness.reference_app.services.p2p.domain import TradeState
+from isolation_harness.reference_app.services.swap.domain import QuoteState
+from isolation_harness.reference_app.services.wallet.domain import (
+    PLATFORM_LIQUIDITY,
+    PLATFORM_REVENUE,
+)
 
 #: the services that earn fees, in the order the dashboard lists them
 EARNING_SERVICES: tuple[str, ...] = ("p2p", "swap", "express")

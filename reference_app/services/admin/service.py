@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.db import ServiceDatabase
-from reference_app.metrics import PoolStats
-from reference_app.services.admin import queries as q
-from reference_app.services.admin.domain import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.metrics import PoolStats
+from isolation_harness.reference_app.services.admin import queries as q
+from isolation_harness.reference_app.services.admin.domain import (
     COUNTED_STATES,
     Dashboard,
     FeeCredit,
@@ -24,8 +24,11 @@ from reference_app.services.admin.domain import (
     Revenue,
     state_counts,
 )
-from reference_app.services.wallet.domain import PLATFORM_LIQUIDITY, PLATFORM_REVENUE
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.services.wallet.domain import (
+    PLATFORM_LIQUIDITY,
+    PLATFORM_REVENUE,
+)
+from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "admin"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_app.app_keys import ADMIN, TOKENS
-from reference_app.errors import BadRequest
-from reference_app.http_api import Route, respond
-from reference_app.services.admin.domain import BadPeriod, Dashboard, Period
+from isolation_harness.reference_app.app_keys import ADMIN, TOKENS
+from isolation_harness.reference_app.errors import BadRequest
+from isolation_harness.reference_app.http_api import Route, respond
+from isolation_harness.reference_app.services.admin.domain import BadPeriod, Dashboard, Period
 
 DASHBOARD_PARAMETERS = frozenset({"from", "to"})
 _MAX_TIME_LENGTH = 64

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from reference_app.prices_client import MarketPrice
+from isolation_harness.reference_app.prices_client import MarketPrice
 
 
 def pairs_of(currencies: Iterable[str]) -> list[tuple[str, str]]:

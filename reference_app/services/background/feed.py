@@ -36,11 +36,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from reference_app.clock import utc_now
-from reference_app.errors import DependencyUnavailable
-from reference_app.prices_client import MarketPrice, PriceSource
-from reference_app.services.background.domain import FeedEntry, Poll
-from reference_app.services.background.jobs import cancel_and_wait
+from isolation_harness.reference_app.clock import utc_now
+from isolation_harness.reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.prices_client import MarketPrice, PriceSource
+from isolation_harness.reference_app.services.background.domain import FeedEntry, Poll
+from isolation_harness.reference_app.services.background.jobs import cancel_and_wait
 
 log = logging.getLogger("reference_app.background")
 

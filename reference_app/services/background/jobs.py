@@ -55,11 +55,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reference_app.clock import utc_now
-from reference_app.errors import AppError
-from reference_app.services.background.domain import JobName, JobOutcome, JobRun, JobStatus
-from reference_app.services.background.service import BackgroundService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.clock import utc_now
+from isolation_harness.reference_app.errors import AppError
+from isolation_harness.reference_app.services.background.domain import (
+    JobName,
+    JobOutcome,
+    JobRun,
+    JobStatus,
+)
+from isolation_harness.reference_app.services.background.service import BackgroundService
+from isolation_harness.reference_app.settings import AppSettings
 
 log = logging.getLogger("reference_app.background")
 

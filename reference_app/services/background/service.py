@@ -15,16 +15,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.db import ServiceDatabase
-from reference_app.prices_client import MarketPrice
-from reference_app.services.background import queries as q
-from reference_app.services.background.domain import PriceRecord
-from reference_app.services.deposits.service import DepositsService
-from reference_app.services.express.service import ExpressService
-from reference_app.services.p2p.service import P2PService
-from reference_app.services.swap.service import SwapService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.prices_client import MarketPrice
+from isolation_harness.reference_app.services.background import queries as q
+from isolation_harness.reference_app.services.background.domain import PriceRecord
+from isolation_harness.reference_app.services.deposits.service import DepositsService
+from isolation_harness.reference_app.services.express.service import ExpressService
+from isolation_harness.reference_app.services.p2p.service import P2PService
+from isolation_harness.reference_app.services.swap.service import SwapService
+from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "background"
 #: rows one tick of a job changes at most; the next tick goes on with the rest

@@ -12,13 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_app.app_keys import SETTINGS, TOKENS
-from reference_app.errors import BadRequest, NotFound
-from reference_app.http_api import Route, query_int, respond
-from reference_app.services.background.domain import FeedEntry, JobName, JobRun, JobStatus
-from reference_app.services.background.feed import PriceFeed
-from reference_app.services.background.jobs import JobRunner
-from reference_app.services.background.service import BackgroundService
+from isolation_harness.reference_app.app_keys import SETTINGS, TOKENS
+from isolation_harness.reference_app.errors import BadRequest, NotFound
+from isolation_harness.reference_app.http_api import Route, query_int, respond
+from isolation_harness.reference_app.services.background.domain import (
+    FeedEntry,
+    JobName,
+    JobRun,
+    JobStatus,
+)
+from isolation_harness.reference_app.services.background.feed import PriceFeed
+from isolation_harness.reference_app.services.background.jobs import JobRunner
+from isolation_harness.reference_app.services.background.service import BackgroundService
 
 #: the background's state (here until ``reference_app.app_keys`` takes them in)
 BACKGROUND = web.AppKey("background", BackgroundService)

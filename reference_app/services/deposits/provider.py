@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import aiohttp
 
-from reference_app.services.deposits.domain import ProviderPayment
+from isolation_harness.reference_app.services.deposits.domain import ProviderPayment
 
 #: our currency -> NOWPayments' ticker (USDT is taken on TRON, as the provider names it)
 PROVIDER_TICKERS: dict[str, str] = {"BTC": "btc", "ETH": "eth", "USDT": "usdttrc20"}

@@ -10,9 +10,9 @@ from typing import Any
 
 import aiopg
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.db import ServiceDatabase
-from reference_app.errors import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.errors import (
     BadRequest,
     Conflict,
     DependencyUnavailable,
@@ -20,21 +20,21 @@ from reference_app.errors import (
     Unauthorized,
     UpstreamRefused,
 )
-from reference_app.payments_signature import verify
-from reference_app.services.deposits import queries as q
-from reference_app.services.deposits.domain import (
+from isolation_harness.reference_app.payments_signature import verify
+from isolation_harness.reference_app.services.deposits import queries as q
+from isolation_harness.reference_app.services.deposits.domain import (
     Deposit,
     DepositStatus,
     Outcome,
     judge,
 )
-from reference_app.services.deposits.provider import (
+from isolation_harness.reference_app.services.deposits.provider import (
     PaymentProvider,
     ProviderRefused,
     ProviderUnavailable,
 )
-from reference_app.services.wallet.domain import DEPOSITS_SOURCE
-from reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.services.wallet.domain import DEPOSITS_SOURCE
+from isolation_harness.reference_app.services.wallet.service import WalletService
 
 SERVICE = "deposits"
 

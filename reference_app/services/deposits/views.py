@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
-from reference_app.errors import BadRequest
-from reference_app.http_api import (
+from isolation_harness.reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
+from isolation_harness.reference_app.errors import BadRequest
+from isolation_harness.reference_app.http_api import (
     Route,
     idempotency_key,
     path_uuid,
@@ -15,9 +15,9 @@ from reference_app.http_api import (
     read_model,
     respond,
 )
-from reference_app.money import parse_amount, parse_currency
-from reference_app.services.deposits.domain import Deposit
-from reference_app.services.deposits.provider import PROVIDER_TICKERS
+from isolation_harness.reference_app.money import parse_amount, parse_currency
+from isolation_harness.reference_app.services.deposits.domain import Deposit
+from isolation_harness.reference_app.services.deposits.provider import PROVIDER_TICKERS
 
 IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
 

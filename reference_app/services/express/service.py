@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.clock import utc_now
-from reference_app.db import ServiceDatabase
-from reference_app.errors import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.clock import utc_now
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.errors import (
     AppError,
     BadRequest,
     Conflict,
@@ -20,10 +20,10 @@ from reference_app.errors import (
     Gone,
     NotFound,
 )
-from reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
-from reference_app.prices import Prices
-from reference_app.services.express import queries as q
-from reference_app.services.express.domain import (
+from isolation_harness.reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
+from isolation_harness.reference_app.prices import Prices
+from isolation_harness.reference_app.services.express import queries as q
+from isolation_harness.reference_app.services.express.domain import (
     Order,
     OrderState,
     Placement,
@@ -32,9 +32,9 @@ from reference_app.services.express.domain import (
     order_states_before,
     quote_terms,
 )
-from reference_app.services.wallet.domain import Posted
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.services.wallet.domain import Posted
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "express"
 #: how many expired quotes one call of :meth:`ExpressService.expire_quotes` marks at most

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
-from reference_app.money import unit
+from isolation_harness.reference_app.money import unit
 
 #: fiat currencies an offer may be priced in, with the decimal places of a price
 FIAT_CURRENCIES: Mapping[str, int] = {"USD": 2, "EUR": 2, "GBP": 2}

@@ -33,12 +33,18 @@ from typing import Any
 
 import aiopg
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.db import ServiceDatabase, rows_as_dicts
-from reference_app.errors import BadRequest, Conflict, Forbidden, InsufficientFunds, NotFound
-from reference_app.money import unit
-from reference_app.services.p2p import queries as q
-from reference_app.services.p2p.domain import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.db import ServiceDatabase, rows_as_dicts
+from isolation_harness.reference_app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InsufficientFunds,
+    NotFound,
+)
+from isolation_harness.reference_app.money import unit
+from isolation_harness.reference_app.services.p2p import queries as q
+from isolation_harness.reference_app.services.p2p.domain import (
     ESCROW_MOVES,
     FIAT_CURRENCIES,
     RESOLUTIONS,
@@ -58,9 +64,9 @@ from reference_app.services.p2p.domain import (
     fee_for,
     fiat_total,
 )
-from reference_app.services.wallet.domain import LockState
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.services.wallet.domain import LockState
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "p2p"
 #: how often a transition waits for another one under way on the same trade before giving up

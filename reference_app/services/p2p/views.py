@@ -15,8 +15,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from reference_app.app_keys import P2P, SETTINGS, TOKENS
-from reference_app.http_api import (
+from isolation_harness.reference_app.app_keys import P2P, SETTINGS, TOKENS
+from isolation_harness.reference_app.http_api import (
     Route,
     idempotency_key,
     path_uuid,
@@ -24,8 +24,8 @@ from reference_app.http_api import (
     read_model,
     respond,
 )
-from reference_app.money import parse_amount, parse_currency
-from reference_app.services.p2p.domain import FIAT_CURRENCIES, Actor, Offer, Trade
+from isolation_harness.reference_app.money import parse_amount, parse_currency
+from isolation_harness.reference_app.services.p2p.domain import FIAT_CURRENCIES, Actor, Offer, Trade
 
 #: an amount as sent: a decimal string (preferred) or an integer, never a float or a bool
 AmountIn = StrictStr | StrictInt

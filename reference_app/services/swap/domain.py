@@ -21,8 +21,8 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 from enum import StrEnum
 from typing import ClassVar
 
-from reference_app.deadlines import Expiring
-from reference_app.money import RATE_PLACES, UnquotableAmount, unit
+from isolation_harness.reference_app.deadlines import Expiring
+from isolation_harness.reference_app.money import RATE_PLACES, UnquotableAmount, unit
 
 
 class QuoteState(StrEnum):

@@ -9,22 +9,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.clock import utc_now
-from reference_app.db import ServiceDatabase
-from reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
-from reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
-from reference_app.prices import Prices
-from reference_app.services.swap import queries as q
-from reference_app.services.swap.domain import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.clock import utc_now
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.errors import AppError, BadRequest, Conflict, Gone, NotFound
+from isolation_harness.reference_app.money import MAX_AMOUNT, UnquotableAmount, as_decimal
+from isolation_harness.reference_app.prices import Prices
+from isolation_harness.reference_app.services.swap import queries as q
+from isolation_harness.reference_app.services.swap.domain import (
     Execution,
     Quote,
     QuoteState,
     quote_terms,
     states_before,
 )
-from reference_app.services.wallet.service import WalletService
-from reference_app.settings import AppSettings
+from isolation_harness.reference_app.services.wallet.service import WalletService
+from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "swap"
 

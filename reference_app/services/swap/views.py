@@ -8,10 +8,16 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictStr
 
-from reference_app.app_keys import SETTINGS, SWAP, TOKENS
-from reference_app.http_api import Route, idempotency_key, path_uuid, read_model, respond
-from reference_app.money import parse_amount, parse_currency_pair
-from reference_app.services.swap.domain import Quote
+from isolation_harness.reference_app.app_keys import SETTINGS, SWAP, TOKENS
+from isolation_harness.reference_app.http_api import (
+    Route,
+    idempotency_key,
+    path_uuid,
+    read_model,
+    respond,
+)
+from isolation_harness.reference_app.money import parse_amount, parse_currency_pair
+from isolation_harness.reference_app.services.swap.domain import Quote
 
 
 class RequestQuote(BaseModel):

@@ -10,11 +10,11 @@ from typing import Any
 
 import aiopg
 
-from reference_app.boundary import Boundary, BoundedService
-from reference_app.db import ServiceDatabase, rows_as_dicts
-from reference_app.errors import BadRequest, Conflict, InsufficientFunds, NotFound
-from reference_app.services.wallet import queries as q
-from reference_app.services.wallet.domain import (
+from isolation_harness.reference_app.boundary import Boundary, BoundedService
+from isolation_harness.reference_app.db import ServiceDatabase, rows_as_dicts
+from isolation_harness.reference_app.errors import BadRequest, Conflict, InsufficientFunds, NotFound
+from isolation_harness.reference_app.services.wallet import queries as q
+from isolation_harness.reference_app.services.wallet.domain import (
     DEPOSITS_SOURCE,
     LOCK_TRANSITIONS,
     PLATFORM_LIQUIDITY,

@@ -7,16 +7,16 @@ import uuid
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from reference_app.app_keys import SETTINGS, TOKENS, WALLET
-from reference_app.http_api import (
+from isolation_harness.reference_app.app_keys import SETTINGS, TOKENS, WALLET
+from isolation_harness.reference_app.http_api import (
     Route,
     idempotency_key,
     query_int,
     read_model,
     respond,
 )
-from reference_app.money import parse_amount, parse_currency
-from reference_app.services.wallet.domain import TREASURY, WITHDRAWALS
+from isolation_harness.reference_app.money import parse_amount, parse_currency
+from isolation_harness.reference_app.services.wallet.domain import TREASURY, WITHDRAWALS
 
 
 class CreateUser(BaseModel):
