@@ -17,12 +17,13 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
 import click
+from click.decorators import FC
 from rich.console import Console
 from rich.table import Table
 
@@ -229,13 +230,18 @@ _REPORTS = click.option(
     show_default=True,
     help="Folder for reports.",
 )
-_REPEAT = click.option(
+
+
+def _count(name: str, text: str) -> Callable[[FC], FC]:
+    """An option ``--name N``: a whole number of at least 1, 1 unless given."""
+    return click.option(
+        name, metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help=text
+    )
+
+
+_REPEAT = _count(
     "--repeat",
-    metavar="N",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Run each scenario N times: print the pass rate and each threshold's margins; "
+    "Run each scenario N times: print the pass rate and each threshold's margins; "
     "exit with the worst run's code.",
 )
 
@@ -314,13 +320,9 @@ def run(
 )
 @_REPORTS
 @_REPEAT
-@click.option(
+@_count(
     "--jobs",
-    metavar="N",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Run up to N scenarios at once, each on its own stack; longest first, each run's "
+    "Run up to N scenarios at once, each on its own stack; longest first, each run's "
     "lines printed when it ends.",
 )
 @click.pass_context

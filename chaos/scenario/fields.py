@@ -40,6 +40,13 @@ Invariant = Annotated[str, PlainValidator(invariant_name)]
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def name_matching(pattern: re.Pattern[str], name: str, what: str, rule: str) -> str:
+    """``name`` if ``pattern`` matches all of it, else "<what> name 'x' must be <rule>"."""
+    if not pattern.fullmatch(name):
+        raise ValueError(f"{what} name {name!r} must be {rule}")
+    return name
+
+
 def duration(value: object) -> float:
     """Seconds, from ``"10s"``, ``"1m30s"``, ``"500ms"`` or a plain number of seconds."""
     if isinstance(value, str):

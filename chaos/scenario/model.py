@@ -41,6 +41,7 @@ from isolation_harness.chaos.scenario.fields import (
     StrictInt,
     ThresholdExpr,
     duration,
+    name_matching,
     unique,
 )
 from isolation_harness.chaos.scenario.parts import (
@@ -162,12 +163,8 @@ class Scenario(Spec):
     @field_validator("name")
     @classmethod
     def _slug(cls, name: str) -> str:
-        if not _SCENARIO_NAME.fullmatch(name):
-            raise ValueError(
-                f"scenario name {name!r} must be letters, digits, '.', '_' and '-' "
-                "(it names report files and test cases)"
-            )
-        return name
+        rule = "letters, digits, '.', '_' and '-' (it names report files and test cases)"
+        return name_matching(_SCENARIO_NAME, name, "scenario", rule)
 
     @field_validator("timeline")
     @classmethod

@@ -21,6 +21,7 @@ from isolation_harness.chaos.scenario.fields import (
     Spec,
     StrictFloat,
     StrictInt,
+    name_matching,
     think_time_of,
     unique,
 )
@@ -73,12 +74,11 @@ class Phase(Spec):
     @field_validator("phase")
     @classmethod
     def _identifier(cls, name: str) -> str:
-        if not IDENTIFIER.fullmatch(name):
-            raise ValueError(
-                f"phase name {name!r} must be an identifier (letters, digits and _, "
-                "not starting with a digit), so that thresholds can say e.g. baseline.p99"
-            )
-        return name
+        rule = (
+            "an identifier (letters, digits and _, not starting with a digit), so that "
+            "thresholds can say e.g. baseline.p99"
+        )
+        return name_matching(IDENTIFIER, name, "phase", rule)
 
     @field_validator("recycle")
     @classmethod

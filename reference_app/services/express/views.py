@@ -37,18 +37,25 @@ class FundLiquidity(BaseModel):
     amount: StrictStr | StrictInt
 
 
-def quote_json(quote: Quote) -> dict[str, Any]:
-    """The JSON form of a quote, with its state as of now."""
+def _terms(quote: Quote) -> dict[str, Any]:
+    """What a quote's buyer gets and pays: in the quote's JSON and in its order's."""
     return {
-        "quote_id": quote.id,
-        "state": quote.state_at(datetime.now(UTC)),
-        "pair": quote.pair,
         "buy": quote.buy_currency,
         "pay": quote.pay_currency,
         "buy_amount": quote.buy_amount,
         "pay_amount": quote.pay_amount,
         "fee": quote.fee,
         "fee_currency": quote.pay_currency,
+    }
+
+
+def quote_json(quote: Quote) -> dict[str, Any]:
+    """The JSON form of a quote, with its state as of now."""
+    return {
+        "quote_id": quote.id,
+        "state": quote.state_at(datetime.now(UTC)),
+        "pair": quote.pair,
+        **_terms(quote),
         "price": quote.price,
         "markup": quote.markup,
         "rate": quote.rate,
@@ -66,12 +73,7 @@ def order_json(order: Order) -> dict[str, Any]:
         "quote_id": quote.id,
         "state": order.state,
         "reason": order.reason,
-        "buy": quote.buy_currency,
-        "pay": quote.pay_currency,
-        "buy_amount": quote.buy_amount,
-        "pay_amount": quote.pay_amount,
-        "fee": quote.fee,
-        "fee_currency": quote.pay_currency,
+        **_terms(quote),
         "rate": quote.rate,
         "created_at": order.created_at,
         "filled_at": order.filled_at,
