@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TOXIPROXY := .tools/bin/toxiproxy-server
+# the workflow linter the suite checks .github/workflows with, built the way Toxiproxy is
+ACTIONLINT := .tools/bin/actionlint
+ACTIONLINT_VERSION := v1.7.12
+# Go's own installer puts it in /usr/local/go, often not on PATH
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 # one worker per core and two more: the heavy tests take at most one core each at a time
 # (tests/plugins/ordering.py), and the extra workers run the light ones beside them (many
 # of which wait on subprocesses: two cores kept three workers 71 % busy)
@@ -13,15 +18,21 @@ PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 # them again, which costs the suite more than a minute of CPU on two cores.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo gate test lint format clean
+.PHONY: setup system-packages demo gate test lint format clean
 
-## setup: virtualenv in .venv, editable install with test and dev tools, Toxiproxy build
-setup: $(INSTALLED) $(TOXIPROXY)
+## setup: system packages if missing, virtualenv in .venv, editable install with test and
+## dev tools, Toxiproxy build
+setup: system-packages $(INSTALLED) $(TOXIPROXY) $(ACTIONLINT)
 	@# Compiled once here, not by the many processes of the first stacks at once (measured
 	@# once: 364 s for `make test` without __pycache__, 354 s with); then only what changed.
 	$(BIN)/python -m compileall -q -j 0 chaos load reference_app topology bench
 
-$(BIN)/python:
+## system-packages: PostgreSQL's server, python3-venv and wrk, installed with apt-get as
+## root when missing, or named with the command to run (scripts/system-packages.sh)
+system-packages:
+	@PYTHON=$(PYTHON) scripts/system-packages.sh
+
+$(BIN)/python: | system-packages
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: Python 3.11 or newer is needed (found: $$($(PYTHON) --version 2>&1)) — install it or run make PYTHON=python3.12"; exit 4; }
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +48,10 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 $(TOXIPROXY): | $(INSTALLED)
 	$(BIN)/harness install-toxiproxy
+
+$(ACTIONLINT):
+	@[ -x "$(GO)" ] || { echo "error: Go is needed to build actionlint (and Toxiproxy): install Go >= 1.23 (https://go.dev/doc/install)"; exit 4; }
+	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-buildvcs=false $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 ## demo: the headline scenario: deposits survive a P2P database outage (own throw-away stack)
 demo: setup

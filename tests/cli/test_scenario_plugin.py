@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -64,6 +63,24 @@ def test_every_scenario_file_is_collected_with_its_marker() -> None:
         assert any(item in line for line in collected), item
 
 
+@pytest.mark.light
+def test_only_the_scenario_folders_yaml_files_are_tests(tmp_path: Path) -> None:
+    """Other YAML files (a CI file, a test's data) are never collected; a folder named by
+    --scenarios that does not exist is a usage error, not an empty run."""
+    gate, data = tmp_path / "gate", tmp_path / "data"
+    gate.mkdir()
+    data.mkdir()
+    (gate / "tiny.yaml").write_text(TINY)
+    (data / "not-a-scenario.yaml").write_text("jobs: {build: {runs-on: x}}\n")
+    both = pytest_run("--collect-only", "-q", f"--scenarios={gate}", str(data))
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "tiny.yaml::tiny-gate[isolated]" in both.stdout
+    assert "not-a-scenario" not in both.stdout
+    missing = pytest_run("--collect-only", "-q", f"--scenarios={tmp_path / 'nowhere'}")
+    assert missing.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "no such file or folder" in missing.stderr
+
+
 BREACHED = """\
 name: breached-gate
 description: A scenario no real run can pass, for the plugin test.
@@ -80,12 +97,11 @@ thresholds:
 def test_the_variant_option_makes_every_item_the_chosen_design(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
-    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
     (gate / "tiny.yaml").write_text(TINY)
-    legacy = pytest_run("--collect-only", "-q", "--scenario-variant=legacy", str(gate))
+    legacy = pytest_run("--collect-only", "-q", "--scenario-variant=legacy", f"--scenarios={gate}")
     assert legacy.returncode == 0, legacy.stdout + legacy.stderr
     assert "tiny.yaml::tiny-gate[legacy]" in legacy.stdout
-    isolated = pytest_run("--collect-only", "-q", str(gate))
+    isolated = pytest_run("--collect-only", "-q", f"--scenarios={gate}")
     assert "tiny.yaml::tiny-gate[isolated]" in isolated.stdout
 
 
@@ -94,12 +110,13 @@ def test_a_scenario_runs_as_a_test_and_a_breach_fails_it(tmp_path: Path) -> None
     threshold is breached a failed one that says what was breached."""
     gate = tmp_path / "gate"
     gate.mkdir()
-    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
     (gate / "tiny.yaml").write_text(TINY)
     (gate / "breached.yaml").write_text(BREACHED)
     junit = tmp_path / "junit.xml"
     reports = tmp_path / "reports"
-    session = pytest_run(str(gate), f"--junitxml={junit}", f"--scenario-reports={reports}")
+    session = pytest_run(
+        f"--scenarios={gate}", f"--junitxml={junit}", f"--scenario-reports={reports}"
+    )
     output = session.stdout + session.stderr
     assert session.returncode == 1, output
     assert "1 failed, 1 passed" in session.stdout, output
@@ -132,10 +149,7 @@ def test_a_scenario_runs_as_a_test_and_a_breach_fails_it(tmp_path: Path) -> None
 TIMED_CONFTEST = """\
 import asyncio, json, os, time
 
-from isolation_harness.chaos import pytest_plugin
-from isolation_harness.chaos.pytest_plugin import (
-    pytest_addoption, pytest_collect_file, pytest_configure, pytest_unconfigure,
-)
+from isolation_harness.chaos.pytest_plugin import items
 
 
 async def timed(scenario, settings, source=None):
@@ -147,8 +161,8 @@ async def timed(scenario, settings, source=None):
         log.write(json.dumps(line) + "\\n")
 
 
-pytest_plugin.run_scenario = timed
-pytest_plugin.ScenarioItem._journal = lambda self, record: {"exit_code": 0}
+items.run_scenario = timed
+items.ScenarioItem._journal = lambda self, record: {"exit_code": 0}
 """
 SHORT = """\
 name: {name}
@@ -173,7 +187,8 @@ def test_under_xdist_a_scenario_alone_runs_with_no_other_beside_it(tmp_path: Pat
         (gate / f"{name}.yaml").write_text(SHORT.format(name=name, alone=alone))
     log = tmp_path / "turns.jsonl"
     result = commands.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", str(gate)],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+         f"--scenarios={gate}"],
         cwd=ROOT, env={**pytest_env(), "TURNS_LOG": str(log), "TMPDIR": str(temp)},
         timeout=120,
     )  # fmt: skip
@@ -208,14 +223,13 @@ def test_ctrl_c_ends_the_session_after_the_run_stops_its_stack(
     run's cleanup on a busy machine, and the run's warden finishes it."""
     gate = tmp_path / "gate"
     gate.mkdir()
-    shutil.copy(ROOT / "scenarios" / "conftest.py", gate)
     for name in ("first", "second"):
         (gate / f"{name}.yaml").write_text(LONG.format(name=name))
     reports, log = tmp_path / "reports", tmp_path / "pytest.log"
     with log.open("w") as out:
         session = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *xdist, str(gate),
-             f"--scenario-reports={reports}"],
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *xdist,
+             f"--scenarios={gate}", f"--scenario-reports={reports}"],
             cwd=ROOT, env={**pytest_env(), "TMPDIR": str(temp_root)}, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

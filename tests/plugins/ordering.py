@@ -44,6 +44,8 @@ HEAVY = (
     "tests/cli/test_suite_cli.py",
     "tests/cli/test_repeat_cli.py",
     "tests/cli/test_run_cli.py",
+    "tests/packaging/test_plugin_project.py",
+    "tests/chaos/test_toxiproxy_python.py",
 )
 #: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (

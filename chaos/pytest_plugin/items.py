@@ -1,23 +1,11 @@
-"""A pytest plugin: each scenario file is a test item (marker ``scenario``).
-
-``pytest scenarios/`` then runs the release gate, and any CI that reads JUnit
-(``pytest --junitxml``) can gate on it. Enabled by ``scenarios/conftest.py``; options:
-``--scenario-variant isolated|legacy`` and ``--scenario-reports DIR``.
-
-With xdist workers (``-n N``), the scenarios take turns on the machine
-(:mod:`chaos.run.turns`): one that needs it to itself (``alone: true``) runs with no other
-scenario beside it. The lock files live in a folder the controller makes and removes (a
-controller that never loaded this plugin, because no folder named on its command line
-holds its ``conftest.py``, leaves its workers without turns).
-"""
+"""Scenario files as pytest items: one item per file, run by the harness, failed with what
+its verdict says."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,62 +14,13 @@ import pytest
 
 from isolation_harness.chaos.errors import HarnessError
 from isolation_harness.chaos.interruption import RunInterrupted
+from isolation_harness.chaos.pytest_plugin.turns import TURNS
 from isolation_harness.chaos.report.journal import write_journal
 from isolation_harness.chaos.run.record import RunRecord
 from isolation_harness.chaos.run.runner import run_scenario
-from isolation_harness.chaos.run.turns import MachineTurns
 from isolation_harness.chaos.scenario.loader import load_scenario
 from isolation_harness.chaos.scenario.model import Scenario
 from isolation_harness.chaos.stack.settings import Settings
-from isolation_harness.topology.services import VARIANTS
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("harness scenarios")
-    group.addoption("--scenario-variant", choices=VARIANTS, default=None,
-                    help="run every scenario against this design")  # fmt: skip
-    group.addoption("--scenario-reports", default="reports", help="folder for journals")
-
-
-#: the turns of this session's scenarios on the machine
-TURNS = pytest.StashKey[MachineTurns]()
-#: the key of ``workerinput`` that tells an xdist worker where the turns are taken
-TURNS_INPUT = "harness_turns"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "scenario: a chaos scenario file run by the harness")
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is not None:  # an xdist worker: its controller made the folder
-        if TURNS_INPUT in workerinput:  # (not if the controller never loaded this plugin)
-            config.stash[TURNS] = MachineTurns(Path(workerinput[TURNS_INPUT]))
-        return
-    folder = Path(tempfile.mkdtemp(prefix="harness-turns-"))
-    config.stash[TURNS] = MachineTurns(folder / "machine.lock")
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_TurnsToWorkers(config.stash[TURNS]))
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and TURNS in config.stash:
-        shutil.rmtree(config.stash[TURNS].path.parent, ignore_errors=True)
-
-
-class _TurnsToWorkers:
-    """Tells each xdist worker where the turns are taken (xdist's own hook)."""
-
-    def __init__(self, turns: MachineTurns) -> None:
-        self.turns = turns
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[TURNS_INPUT] = str(self.turns.path)
-
-
-def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.File | None:
-    if file_path.suffix in (".yaml", ".yml"):
-        found: pytest.File = ScenarioFile.from_parent(parent, path=file_path)
-        return found
-    return None
 
 
 class ScenarioFailed(Exception):
