@@ -15,33 +15,29 @@ then fails the test if anything is left behind on the stack (the residue check).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import shutil
 import tempfile
-import threading
 import urllib.request
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 from pydantic import TypeAdapter
 from toxiproxy import Toxiproxy
 
-from isolation_harness.chaos.faults import Fault, FaultContext, FaultEntry, residue
+from isolation_harness.chaos.faults import Fault, FaultEntry, residue
+from isolation_harness.chaos.faults.driver import FaultLoop
 from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.settings import Settings
 from isolation_harness.chaos.stack.state import StackState
-from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
 
-T = TypeVar("T")
 #: seconds an API call of a fixture may take
 HTTP_TIMEOUT = 10.0
 
@@ -158,7 +154,7 @@ def harness_fault(
     @contextlib.contextmanager
     def fault(entry: Mapping[str, Any] | Fault) -> Iterator[Fault]:
         made = entry if isinstance(entry, Fault) else _FAULT.validate_python(dict(entry))
-        with _StackLoop(harness_stack) as loop:
+        with FaultLoop(harness_stack) as loop:
             loop.act(made.apply)
             try:
                 yield made
@@ -174,44 +170,3 @@ def harness_fault(
 
 
 _FAULT: TypeAdapter[Fault] = TypeAdapter(FaultEntry)
-
-
-class _StackLoop:
-    """An event loop in a thread of its own for as long as a fault acts (a fault may keep
-    work going between ``apply`` and ``revert``), with the stack's fault context in it."""
-
-    def __init__(self, state: StackState) -> None:
-        self.state = state
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._close: Callable[[], Coroutine[Any, Any, None]] | None = None
-        self.ctx: FaultContext | None = None
-
-    def __enter__(self) -> _StackLoop:
-        self.thread.start()
-        self._run(self._open())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._close is not None:
-                self._run(self._close())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join()
-            self.loop.close()
-
-    async def _open(self) -> None:
-        assert self.state.toxiproxy is not None, "the stack runs no Toxiproxy server"
-        stack = contextlib.AsyncExitStack()
-        toxiproxy = await stack.enter_async_context(ToxiproxyClient(self.state.toxiproxy.url))
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        self.ctx = FaultContext.from_stack(self.state, toxiproxy, http)
-        self._close = stack.aclose
-
-    def act(self, step: Callable[[FaultContext], Coroutine[Any, Any, T]]) -> T:
-        assert self.ctx is not None
-        return self._run(step(self.ctx))
-
-    def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result()

@@ -54,6 +54,7 @@ LONGEST = (
     "tests/cli/test_stack_cli.py",
     "tests/cli/test_load_cli.py",
     "tests/load/test_users.py",
+    "tests/chaos/test_ctk.py",
 )
 #: heavy tests at once: one per core
 HEAVY_SLOTS = len(os.sched_getaffinity(0))
