@@ -45,7 +45,6 @@ HEAVY = (
     "tests/cli/test_repeat_cli.py",
     "tests/cli/test_run_cli.py",
     "tests/packaging/test_plugin_project.py",
-    "tests/chaos/test_toxiproxy_python.py",
 )
 #: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (
@@ -55,6 +54,8 @@ LONGEST = (
     "tests/cli/test_load_cli.py",
     "tests/load/test_users.py",
     "tests/chaos/test_ctk.py",
+    # a short run judged on what it leaves behind only: no slot
+    "tests/chaos/test_toxiproxy_python.py",
 )
 #: heavy tests at once: one per core
 HEAVY_SLOTS = len(os.sched_getaffinity(0))
