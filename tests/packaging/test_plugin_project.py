@@ -16,11 +16,11 @@ from tests.plugins import commands
 SCENARIO = """\
 name: project-gate
 description: The project's own scenario.
-load: {users: 8, spawn_rate: 16, mix: {deposits: 1, p2p: 1}}
+load: {users: 12, spawn_rate: 24, mix: {deposits: 1, p2p: 1}}
 timeline:
   - {phase: baseline, duration: 3s}
   - phase: outage
-    duration: 3s
+    duration: 4s
     faults: [{type: service, service: p2p, mode: raise}]
 thresholds:
   "deposits.*":
