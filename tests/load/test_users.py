@@ -12,7 +12,9 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -46,7 +48,7 @@ from isolation_harness.topology.environment import (
     ENV_THINK_TIME,
 )
 from isolation_harness.topology.ports import free_port
-from tests.plugins.polling import until
+from tests.plugins.polling import until, wait_until
 from tests.plugins.reference_app import (
     ADMIN_TOKEN,
     PaymentsFake,
@@ -100,7 +102,6 @@ async def run_locust(
 def probe_locustfile(env: Mapping[str, str], result: str, *imports: str) -> tuple[int, Any, str]:
     """Load the locustfile in a subprocess and read back ``result`` (a Python expression
     over ``classes``, the User classes Locust finds there, name -> class) as JSON."""
-    import subprocess
 
     probe = (
         "import gc, json, sys\n"
@@ -459,7 +460,6 @@ def test_a_bad_mix_stops_locust_with_the_reason() -> None:
 
 
 def test_the_users_package_imports_no_locust() -> None:
-    import subprocess
 
     probe = (
         "import sys, load.users, load.users.stack\n"
@@ -672,3 +672,38 @@ async def test_one_seed_replays_what_each_user_does(
                    == min(len(first[f"{user} {what}"]), len(other[f"{user} {what}"]))
                    for what in ("made", "sent"))]  # fmt: skip
     assert len(same) <= len(users) // 2, same
+
+
+@pytest.mark.light
+def test_the_locustfile_serves_locusts_web_ui(tmp_path: Path) -> None:
+    """`locust -f load/locustfile.py`, as the README shows it: Locust's own web UI, with the
+    harness's user kinds, ready to start a run (none is started here)."""
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    env[ENV_STATE_DIR] = str(tmp_path)  # no stack: a host is given instead
+    with (tmp_path / "locust.log").open("w") as log:
+        locust = subprocess.Popen(
+            [str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE),
+             "--web-host", "127.0.0.1", "--web-port", str(port), "-H", "http://127.0.0.1:9"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def page() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            return None
+
+    try:
+        found = wait_until(page, timeout=30, interval=0.2)
+    finally:
+        os.killpg(locust.pid, signal.SIGINT)
+        try:
+            locust.wait(timeout=15)
+        finally:
+            if locust.poll() is None:
+                os.killpg(locust.pid, signal.SIGKILL)
+                locust.wait()
+    assert "locust" in found.lower(), (tmp_path / "locust.log").read_text()

@@ -71,6 +71,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
         "tests/cli/test_load_cli.py::test_a_load_run_prints_its_table_and_writes_json_and_csv",
     ),
     "locust -f load/locustfile.py": (
+        "tests/load/test_users.py::test_the_locustfile_serves_locusts_web_ui",
         "tests/load/test_users.py::test_every_kind_of_user_against_the_app",
     ),
     "locust -f load/locustfile.py --master": (
