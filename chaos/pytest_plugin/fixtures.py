@@ -18,13 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +34,7 @@ from isolation_harness.chaos.faults.driver import FaultLoop
 from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.settings import Settings
 from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.stack.throwaway import throwaway_stack
 
 #: seconds an API call of a fixture may take
 HTTP_TIMEOUT = 10.0
@@ -68,17 +66,8 @@ def harness_stack() -> Iterator[StackState]:
         state, _ = kept.up()
         yield state
         return
-    folder = Path(tempfile.mkdtemp(prefix="harness-stack-"))
-    folder.chmod(0o755)
-    own = Stack(settings.with_overrides(state_dir=folder))
-    try:
-        state, _ = own.up()
+    with throwaway_stack(settings) as (_, state):
         yield state
-    finally:
-        try:
-            own.down()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ import pytest
 
 from isolation_harness.chaos import ctk
 from isolation_harness.chaos.errors import ConfigError
-from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.settings import Settings
+from isolation_harness.chaos.stack.throwaway import throwaway_stack
 from tests.plugins.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +30,8 @@ EXAMPLES = ROOT / "docs" / "ctk"
 @pytest.fixture(scope="module")
 def state_dir() -> Iterator[Path]:
     """A running stack's state folder (as ``harness up`` leaves it)."""
-    folder = Path(tempfile.mkdtemp(prefix="harness-ctk-"))
-    folder.chmod(0o755)
-    stack = Stack(Settings.from_env({}).with_overrides(state_dir=folder, app_workers=1))
-    try:
-        stack.up()
-        yield folder
-    finally:
-        stack.down()
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_stack(Settings.from_env({}).with_overrides(app_workers=1)) as (own, _):
+        yield own.state_dir
 
 
 def chaos_run(experiment: Path, state_dir: Path, tmp_path: Path) -> tuple[int, dict[str, Any]]:

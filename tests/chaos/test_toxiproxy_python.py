@@ -8,10 +8,7 @@ A real stack, a real Toxiproxy server, toxiproxy-python 0.1.1 as published.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,9 +18,9 @@ from toxiproxy import Toxiproxy
 from isolation_harness.chaos.errors import EXIT_INVARIANT
 from isolation_harness.chaos.run.runner import run_scenario
 from isolation_harness.chaos.scenario.model import Scenario
-from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.settings import Settings
 from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.chaos.stack.throwaway import throwaway_stack
 from isolation_harness.chaos.toxiproxy.client import ToxiproxyClient
 
 SCENARIO = {
@@ -37,16 +34,8 @@ SCENARIO = {
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[tuple[Settings, StackState]]:
-    folder = Path(tempfile.mkdtemp(prefix="harness-interop-"))
-    folder.chmod(0o755)
-    settings = Settings.from_env({}).with_overrides(state_dir=folder, app_workers=1)
-    running = Stack(settings)
-    try:
-        state, _ = running.up()
-        yield settings, state
-    finally:
-        running.down()
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_stack(Settings.from_env({}).with_overrides(app_workers=1)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -85,35 +74,28 @@ def test_a_toxic_added_by_toxiproxy_python_mid_run_is_reported_as_left_behind(
     assert any("by_hand" in v for v in faults.violations)
 
 
+def state_of(proxy: Any, toxics: Iterable[Any]) -> dict[str, Any]:
+    """A proxy as either client reads it (their objects have the same attribute names)."""
+    return {
+        "listen": proxy.listen,
+        "upstream": proxy.upstream,
+        "enabled": proxy.enabled,
+        "toxics": sorted(
+            (t.name, t.type, t.stream, float(t.toxicity), t.attributes) for t in toxics
+        ),
+    }
+
+
 def seen_by_toxiproxy_python(client: Toxiproxy) -> dict[str, Any]:
     return {
-        name: {
-            "listen": proxy.listen,
-            "upstream": proxy.upstream,
-            "enabled": proxy.enabled,
-            "toxics": sorted(
-                (t.name, t.type, t.stream, float(t.toxicity), t.attributes)
-                for t in proxy.toxics().values()
-            ),
-        }
-        for name, proxy in client.proxies().items()
+        name: state_of(proxy, proxy.toxics().values()) for name, proxy in client.proxies().items()
     }
 
 
 async def seen_by_the_harness(url: str) -> dict[str, Any]:
     async with ToxiproxyClient(url) as harness:
-        return {
-            name: {
-                "listen": proxy.listen,
-                "upstream": proxy.upstream,
-                "enabled": proxy.enabled,
-                "toxics": sorted(
-                    (t.name, t.type, t.stream, float(t.toxicity), t.attributes)
-                    for t in proxy.toxics
-                ),
-            }
-            for name, proxy in (await harness.proxies()).items()
-        }
+        found = await harness.proxies()
+    return {name: state_of(proxy, proxy.toxics) for name, proxy in found.items()}
 
 
 async def changed_by_the_harness(url: str) -> None:

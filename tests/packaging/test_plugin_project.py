@@ -11,21 +11,11 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tests.cli.test_scenario_plugin import TINY
 from tests.plugins import commands
 
-SCENARIO = """\
-name: project-gate
-description: The project's own scenario.
-load: {users: 12, spawn_rate: 24, mix: {deposits: 1, p2p: 1}}
-timeline:
-  - {phase: baseline, duration: 3s}
-  - phase: outage
-    duration: 4s
-    faults: [{type: service, service: p2p, mode: raise}]
-thresholds:
-  "deposits.*":
-    outage: ["error_rate == 0"]
-"""
+#: the plugin test's own tiny scenario, as the project's
+SCENARIO = TINY.replace("tiny-gate", "project-gate")
 TESTS = """\
 import json
 import urllib.request
