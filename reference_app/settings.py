@@ -56,8 +56,10 @@ class AppSettings(BaseModel):
     fault_api: bool = False
 
     payments_url: str = "http://127.0.0.1:1"
-    payments_api_key: str = "test-api-key"
-    ipn_secret: str = Field(default="test-ipn-secret", min_length=8)
+    #: the provider's API key and the secret its IPN callbacks are signed with: required,
+    #: like the admin token (a default would be a secret every install shares)
+    payments_api_key: str = Field(min_length=8)
+    ipn_secret: str = Field(min_length=8)
     #: the app's own URL as the provider reaches it, for IPN callbacks
     public_url: str = "http://127.0.0.1:8080"
     provider_timeout: float = Field(default=5.0, gt=0)

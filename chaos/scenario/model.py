@@ -267,7 +267,8 @@ class Scenario(Spec):
                 raise FieldProblem(f"{name!r} is not an app setting a scenario may change", name)
         # Validated as the app will: a minimal app with these settings must be valid.
         wiring = {"architecture": "legacy", "legacy_database": {"dsn": "-"},
-                  "admin_token": "-" * 16, "token_secret": "-" * 16}  # fmt: skip
+                  "admin_token": "-" * 16, "token_secret": "-" * 16,
+                  "payments_api_key": "-" * 16, "ipn_secret": "-" * 16}  # fmt: skip
         try:
             AppSettings.model_validate({**wiring, **app})
         except ValidationError as exc:

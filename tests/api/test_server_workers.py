@@ -118,13 +118,21 @@ async def test_workers_share_the_port_faults_and_metrics(
     assert not is_listening(port)
 
 
-def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("missing", ["admin_token", "payments_api_key", "ipn_secret"])
+def test_a_missing_secret_is_a_clear_start_up_error(tmp_path: Path, missing: str) -> None:
+    """No secret has a default every install would share: each missing one stops the
+    start, named."""
+    settings = {"architecture": "legacy", "legacy_database": {"dsn": "host=nowhere"},
+                "admin_token": "a" * 16, "token_secret": "t" * 16,
+                "payments_api_key": "k" * 16, "ipn_secret": "s" * 16}  # fmt: skip
+    del settings[missing]
     config = tmp_path / "settings.json"
-    config.write_text(json.dumps({"architecture": "isolated"}))
+    config.write_text(json.dumps(settings))
     result = subprocess.run(
         [sys.executable, "-m", "isolation_harness.reference_app", "--config", str(config)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--config" in result.stderr
-    assert "admin_token" in result.stderr
+    assert missing in result.stderr
+    assert "Field required" in result.stderr

@@ -528,7 +528,8 @@ async def test_old_price_history_is_pruned(start_app: StartApp) -> None:
 )
 def test_background_settings_are_validated(values: dict[str, Any], problem: str) -> None:
     base = {"admin_token": ADMIN_TOKEN, "token_secret": ADMIN_TOKEN, "architecture": "legacy",
-            "legacy_database": {"dsn": "host=nowhere"}}  # fmt: skip
+            "legacy_database": {"dsn": "host=nowhere"}, "payments_api_key": ADMIN_TOKEN,
+            "ipn_secret": ADMIN_TOKEN}  # fmt: skip
     AppSettings.model_validate(base)
     AppSettings.model_validate({**base, "price_feed_interval": None, "price_max_age": 0.5})
     with pytest.raises(ValidationError, match=problem):

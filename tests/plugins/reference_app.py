@@ -72,6 +72,8 @@ def make_settings(
         "architecture": architecture,
         "admin_token": ADMIN_TOKEN,
         "token_secret": TOKEN_SECRET,
+        "payments_api_key": PAYMENTS_API_KEY,
+        "ipn_secret": IPN_SECRET,
         "fault_api": True,
         "databases": {
             s: PoolSettings(dsn=service_dsn(pg, links[s].listen_port, role_of(s)), **pool)
