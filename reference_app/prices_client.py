@@ -39,6 +39,23 @@ class MarketPrice:
     price: Decimal
     as_of: datetime
 
+    def stale(self, now: datetime, max_age: float) -> str | None:
+        """Why nothing may be priced on it at ``now`` (None: it may): older than
+        ``max_age`` seconds, or dated in the future (the source's clock is wrong, and what
+        it says of the price's time cannot be trusted)."""
+        age = (now - self.as_of).total_seconds()
+        when = self.as_of.isoformat()
+        if age < 0:
+            return (
+                f"the price of {self.pair} is dated {-age:.1f} s ahead of this clock (as of {when})"
+            )
+        if age > max_age:
+            return (
+                f"the price of {self.pair} is {age:.0f} s old "
+                f"(as of {when}; at most {max_age:g} s accepted)"
+            )
+        return None
+
 
 class MalformedPrice(ValueError):
     """The source answered 200 with something that is not a price of the pair asked."""
@@ -86,13 +103,10 @@ class PriceSource:
             market = parse_price(body, pair)
         except MalformedPrice as exc:
             raise self._unavailable(pair, f"malformed answer ({exc})") from exc
-        age = (self._clock() - market.as_of).total_seconds()
-        if age > self.max_age:
+        stale = market.stale(self._clock(), self.max_age)
+        if stale is not None:
             raise DependencyUnavailable(
-                f"price source: the price of {pair} is {age:.0f} s old "
-                f"(as of {market.as_of.isoformat()}; at most {self.max_age:g} s accepted)",
-                service=self.service,
-                code="stale_price",
+                f"price source: {stale}", service=self.service, code="stale_price"
             )
         return market
 

@@ -273,7 +273,12 @@ def _parse_rate(value: object) -> Decimal:
 def _parse_behaviour(body: Mapping[str, Any]) -> Behaviour:
     common = control.parse_behaviour(body, tuple(Mode))
     stale_seconds = control.whole_number(
-        body, "stale_seconds", DEFAULT_STALE_SECONDS, 1, 10**9, "a whole number of seconds"
+        body,
+        "stale_seconds",
+        DEFAULT_STALE_SECONDS,
+        -(10**9),
+        10**9,
+        "a whole number of seconds (negative: the source's clock ahead)",
     )
     return Behaviour(common.mode, common.status, common.delay_ms, stale_seconds)
 

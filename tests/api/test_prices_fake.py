@@ -246,8 +246,9 @@ async def test_client_reads_a_price(fake: Fake) -> None:
         ({"mode": "slow", "delay_ms": 800}, "price_source_unavailable", "no answer within 0.2 s"),
         ({"mode": "malformed"}, "price_source_unavailable", "malformed answer (not JSON)"),
         ({"mode": "stale", "stale_seconds": 61}, "stale_price", "at most 60 s"),
+        ({"mode": "stale", "stale_seconds": -30}, "stale_price", "s ahead of this clock"),
     ],
-    ids=["5xx", "4xx", "timeout", "malformed", "stale"],
+    ids=["5xx", "4xx", "timeout", "malformed", "stale", "future"],
 )
 async def test_client_failures_name_the_cause(
     fake: Fake, mode: dict[str, Any], code: str, cause: str

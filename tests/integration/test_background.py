@@ -201,12 +201,35 @@ async def test_the_source_reporting_old_prices_is_refused_at_the_next_poll(
     body = await until(refused)
     assert (body["error"]["service"], body["error"]["code"]) == ("swap", "stale_price")
     assert "is 600 s old" in body["error"]["message"]
-    assert "the source itself reports it this old" in body["error"]["message"]
+    assert "the source itself dates it so" in body["error"]["message"]
     state = await feed_state(app)
     assert all(p["stale"] and p["error"] is None for p in state["prices"])
 
     await prices_fake.control("POST", "/reset")
     await until(_accepted(app, token))
+
+
+async def test_a_price_dated_ahead_of_the_app_is_never_taken(
+    start_app: StartApp, prices_fake: PricesFake
+) -> None:
+    """A source whose clock runs ahead: its prices are refused at each poll (the feed keeps
+    the last good one, which ages out as when polls fail), and nothing is priced on them."""
+    app = await start_app(price_feed_interval=0.1, price_max_age=30.0)
+    _user, token = await app.new_user()
+    await until(_accepted(app, token))
+    await prices_fake.control("POST", "/mode", {"mode": "stale", "stale_seconds": -120})
+
+    async def refused_at_poll() -> Any:
+        state = await feed_state(app)
+        errors = [p["error"] for p in state["prices"]]
+        return state if all(e and "ahead of this clock" in e for e in errors) else None
+
+    state = await until(refused_at_poll)
+    now = datetime.now(UTC)
+    assert all(datetime.fromisoformat(p["as_of"]) <= now for p in state["prices"]), state
+    status, body = await swap_quote(app, token)  # on the last good price
+    assert status == 201, body
+    assert datetime.fromisoformat(body["price_as_of"]) <= now
 
 
 async def test_no_price_since_start_is_price_unavailable(start_app: StartApp) -> None:

@@ -18,7 +18,8 @@ def pairs_of(currencies: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def age_of(as_of: datetime, now: datetime) -> float:
-    """Seconds since the price was observed; a source clock ahead of ours counts as fresh."""
+    """Seconds since the price was observed (0 for a price dated ahead of our clock, which
+    is stale all the same: :meth:`MarketPrice.stale`)."""
     return max(0.0, (now - as_of).total_seconds())
 
 
@@ -38,8 +39,7 @@ class FeedEntry:
         return age_of(self.market.as_of, now) if self.market is not None else None
 
     def is_stale(self, now: datetime, max_age: float) -> bool:
-        age = self.age(now)
-        return age is None or age > max_age
+        return self.market is None or self.market.stale(now, max_age) is not None
 
 
 @dataclass(frozen=True)

@@ -97,20 +97,15 @@ class PriceFeed:
                 service=service,
                 code="price_unavailable",
             )
-        age = entry.age(now)
-        assert age is not None
-        if age > self.max_age:
+        stale = entry.market.stale(now, self.max_age)
+        if stale is not None:
             cause = (
                 f"the last poll failed: {entry.error}"
                 if entry.error is not None
-                else "the source itself reports it this old"
+                else "the source itself dates it so"
             )
             raise DependencyUnavailable(
-                f"price feed: the price of {pair} is {age:.0f} s old "
-                f"(as of {entry.market.as_of.isoformat()}; at most {self.max_age:g} s "
-                f"accepted); {cause}",
-                service=service,
-                code="stale_price",
+                f"price feed: {stale}; {cause}", service=service, code="stale_price"
             )
         return entry.market
 
