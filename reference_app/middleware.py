@@ -97,7 +97,10 @@ def errors(*, structured: bool) -> Middleware:
             if exc.status < 400:
                 raise
             code = exc.reason.lower().replace(" ", "_")
-            return respond(error_body(request, code, exc.reason, "app"), exc.status)
+            answer = respond(error_body(request, code, exc.reason, "app"), exc.status)
+            if "Allow" in exc.headers:  # a 405 says which methods the route has
+                answer.headers["Allow"] = exc.headers["Allow"]
+            return answer
         except Exception:
             if not structured:
                 raise

@@ -22,6 +22,7 @@ import aiohttp
 
 from isolation_harness.reference_app.clock import utc_now
 from isolation_harness.reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.http_reads import AnswerTooLarge, read_body
 
 #: seconds after which a price is too old to quote on
 DEFAULT_MAX_AGE = 60.0
@@ -91,7 +92,9 @@ class PriceSource:
                 url, timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False
             ) as response:
                 status = response.status
-                body = await response.read()
+                body = await read_body(response)
+        except AnswerTooLarge as exc:
+            raise self._unavailable(pair, f"malformed answer ({exc})") from exc
         except TimeoutError as exc:
             raise self._unavailable(pair, f"no answer within {self.timeout:g} s") from exc
         except (aiohttp.ClientError, OSError) as exc:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import aiohttp
 
+from isolation_harness.reference_app.http_reads import AnswerTooLarge, read_body
 from isolation_harness.reference_app.services.deposits.domain import ProviderPayment
 
 #: our currency -> NOWPayments' ticker (USDT is taken on TRON, as the provider names it)
@@ -51,13 +52,21 @@ class PaymentProvider:
                 json=body,
                 headers={"x-api-key": self._api_key},
                 timeout=self._timeout,
+                # a redirect would carry the API key to wherever it points
+                allow_redirects=False,
             ) as response:
-                text = await response.text()
+                text = (await read_body(response)).decode("utf-8", errors="replace")
                 if 400 <= response.status < 500:
                     raise ProviderRefused(f"provider refused the payment ({response.status}): "
                                           f"{text[:200]}")  # fmt: skip
-                if response.status >= 300:
+                if 300 <= response.status < 400:
+                    raise ProviderUnavailable(
+                        f"provider answered {response.status} (a redirect: not followed)"
+                    )
+                if response.status >= 500:
                     raise ProviderUnavailable(f"provider answered {response.status}")
+        except AnswerTooLarge as exc:
+            raise ProviderUnavailable(f"provider answered too much: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderUnavailable(f"provider unreachable ({type(exc).__name__})") from exc
         try:
