@@ -15,8 +15,8 @@ from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
 QUOTES = "/api/swap/quotes"
 QUOTE_FIELDS = {
     "quote_id", "state", "pair", "sell", "buy", "sell_amount", "buy_amount", "fee",
-    "fee_currency", "price", "rate", "price_as_of", "created_at", "expires_at", "executed_at",
-    "transaction_id",
+    "fee_currency", "spread_amount", "spread_currency", "price", "rate", "price_as_of",
+    "created_at", "expires_at", "executed_at", "transaction_id",
 }  # fmt: skip
 
 

@@ -243,9 +243,11 @@ async def test_dashboard_figures_equal_sums_from_the_ledger(
     # What the traffic says it paid in fees…
     p2p_fees = sum(Decimal(t["fee"]) for t in trades if t["state"] == "released")
     assert p2p_fees == Decimal("0.0055")  # 1% of 0.2 and of 0.35
+    # a swap's revenue: its fee, in the currency sold, and its spread, in the one bought
     swap_fees: dict[str, Decimal] = defaultdict(Decimal)
     for quote in quotes[:2]:
         swap_fees[quote["fee_currency"]] += Decimal(quote["fee"])
+        swap_fees[quote["spread_currency"]] += Decimal(quote["spread_amount"])
     assert all(swap_fees.values())
     by_service = body["revenue"]["by_service"]
     assert by_service["p2p"] == {"BTC": {"fees": "0.0055", "transactions": 2}}

@@ -155,6 +155,9 @@ async def test_quote_math_is_exact(
     assert Fraction(quote.buy_amount) == bought
     assert bought > 0
     assert rate < price  # the spread is against the user
+    # what the spread earns: the amount at the market price, rounded alike, less the bought
+    at_price = places((Fraction(amount) - fee) * price, places_of[buy])
+    assert Fraction(quote.spread_amount) == at_price - bought >= 0
 
 
 async def test_execute_moves_exactly_the_quoted_amounts(
@@ -162,6 +165,7 @@ async def test_execute_moves_exactly_the_quoted_amounts(
 ) -> None:
     user = await funded_user(wallet, BTC="1")
     revenue_before = await system_balance(wallet, PLATFORM_REVENUE, "BTC")
+    revenue_usdt = await system_balance(wallet, PLATFORM_REVENUE, "USDT")
     desk_btc, desk_usdt = (
         await system_balance(wallet, SWAP_DESK, "BTC"),
         await system_balance(wallet, SWAP_DESK, "USDT"),
@@ -180,10 +184,17 @@ async def test_execute_moves_exactly_the_quoted_amounts(
         "USDT": quote.buy_amount,
     }
     assert await system_balance(wallet, PLATFORM_REVENUE, "BTC") == revenue_before + quote.fee
+    # the spread is revenue too, in the bought currency, paid by the desk
+    assert quote.spread_amount > 0
+    assert await system_balance(wallet, PLATFORM_REVENUE, "USDT") == (
+        revenue_usdt + quote.spread_amount
+    )
     assert await system_balance(wallet, SWAP_DESK, "BTC") == (
         desk_btc + quote.sell_amount - quote.fee
     )
-    assert await system_balance(wallet, SWAP_DESK, "USDT") == desk_usdt - quote.buy_amount
+    assert await system_balance(wallet, SWAP_DESK, "USDT") == (
+        desk_usdt - quote.buy_amount - quote.spread_amount
+    )
     assert await swap_transactions(wallet, quote) == [done.transaction_id]
     assert all(total == 0 for total in (await ledger_sums(wallet)).values())
     assert await swap.quote(user, quote.id) == done

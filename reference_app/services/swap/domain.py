@@ -7,6 +7,8 @@ rounding):
     rate        = price * (1 - spread), rounded down to RATE_PLACES decimal places
     fee         = amount sold * fee rate, rounded up to the sold currency's precision
     buy amount  = (amount sold - fee) * rate, rounded down to the bought currency's precision
+    spread amount = (amount sold - fee) * price, rounded down likewise, less the buy amount:
+                  what the spread earns the platform, booked to its revenue like the fee
 
 The fee is taken from what is sold: the user gives ``amount``, of which ``fee`` goes to the
 platform and the rest to the swap desk, which pays ``buy amount`` for it at ``rate``.
@@ -60,6 +62,8 @@ class QuoteTerms:
     rate: Decimal
     fee: Decimal
     buy_amount: Decimal
+    #: what the spread earns, in the bought currency (never negative: rate <= price)
+    spread_amount: Decimal
 
 
 def quote_terms(
@@ -80,6 +84,7 @@ def quote_terms(
         rate = (price * (1 - spread)).quantize(unit(RATE_PLACES), ROUND_DOWN)
         fee = (sell_amount * fee_rate).quantize(unit(sell_places), ROUND_UP)
         buy_amount = ((sell_amount - fee) * rate).quantize(unit(buy_places), ROUND_DOWN)
+        at_price = ((sell_amount - fee) * price).quantize(unit(buy_places), ROUND_DOWN)
     if buy_amount <= 0:
         raise UnquotableAmount(
             f"amount: {sell_amount} buys nothing after the fee at rate {rate}",
@@ -90,7 +95,8 @@ def quote_terms(
             f"amount: would buy {buy_amount}, more than {max_amount:f}",
             code="amount_too_large",
         )
-    return QuoteTerms(rate=rate, fee=fee, buy_amount=buy_amount)
+    spread_amount = at_price - buy_amount
+    return QuoteTerms(rate=rate, fee=fee, buy_amount=buy_amount, spread_amount=spread_amount)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class Quote(Expiring[QuoteState]):
     sell_amount: Decimal
     buy_amount: Decimal
     fee: Decimal
+    #: booked to the platform's revenue at execution (0 for quotes made before it was)
+    spread_amount: Decimal
     price: Decimal
     rate: Decimal
     price_as_of: datetime

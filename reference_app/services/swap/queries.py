@@ -6,17 +6,18 @@ Every statement that reads a quote returns the same columns, in the order
 
 INSERT_QUOTE = """
 INSERT INTO swap.quotes (id, user_id, sell_currency, buy_currency, sell_amount, buy_amount,
-                         fee, price, rate, price_as_of, state, created_at, expires_at)
+                         fee, spread_amount, price, rate, price_as_of, state, created_at,
+                         expires_at)
 VALUES (%(id)s, %(user_id)s, %(sell_currency)s, %(buy_currency)s, %(sell_amount)s,
-        %(buy_amount)s, %(fee)s, %(price)s, %(rate)s, %(price_as_of)s, 'open',
-        %(created_at)s, %(expires_at)s)
-RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-          price_as_of, state, created_at, expires_at, executed_at, transaction_id
+        %(buy_amount)s, %(fee)s, %(spread_amount)s, %(price)s, %(rate)s, %(price_as_of)s,
+        'open', %(created_at)s, %(expires_at)s)
+RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+          price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
 
 USER_QUOTE = """
-SELECT id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-       price_as_of, state, created_at, expires_at, executed_at, transaction_id
+SELECT id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+       price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 FROM swap.quotes WHERE id = %(id)s AND user_id = %(user_id)s
 """
 
@@ -26,15 +27,15 @@ FROM swap.quotes WHERE id = %(id)s AND user_id = %(user_id)s
 CLAIM_FOR_EXECUTION = """
 UPDATE swap.quotes SET state = 'executing', execution_key = %(key)s
 WHERE id = %(id)s AND user_id = %(user_id)s AND state IN %(from)s AND expires_at > %(now)s
-RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-          price_as_of, state, created_at, expires_at, executed_at, transaction_id
+RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+          price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
 
 EXPIRE = """
 UPDATE swap.quotes SET state = 'expired'
 WHERE id = %(id)s AND state IN %(from)s AND expires_at <= %(now)s
-RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-          price_as_of, state, created_at, expires_at, executed_at, transaction_id
+RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+          price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
 
 GIVE_BACK = "UPDATE swap.quotes SET state = 'open' WHERE id = %(id)s AND state IN %(from)s"
@@ -43,8 +44,8 @@ MARK_EXECUTED = """
 UPDATE swap.quotes
 SET state = 'executed', executed_at = %(now)s, transaction_id = %(transaction_id)s
 WHERE id = %(id)s AND state IN %(from)s
-RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-          price_as_of, state, created_at, expires_at, executed_at, transaction_id
+RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+          price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
 
 # Open quotes past their deadline, for the expiry job: locked by this statement, skipping

@@ -87,7 +87,8 @@ class SwapService(BoundedService):
                 q.INSERT_QUOTE,
                 {"id": str(uuid.uuid4()), "user_id": str(user_id), "sell_currency": sell,
                  "buy_currency": buy, "sell_amount": amount, "buy_amount": terms.buy_amount,
-                 "fee": terms.fee, "price": market.price, "rate": terms.rate,
+                 "fee": terms.fee, "spread_amount": terms.spread_amount,
+                 "price": market.price, "rate": terms.rate,
                  "price_as_of": market.as_of, "created_at": now,
                  "expires_at": now + timedelta(seconds=self.settings.quote_ttl_seconds)},
             )  # fmt: skip
@@ -168,6 +169,7 @@ class SwapService(BoundedService):
                 sell=(quote.sell_currency, quote.sell_amount),
                 buy=(quote.buy_currency, quote.buy_amount),
                 fee=quote.fee,
+                spread=quote.spread_amount,
                 idempotency_key=quote.wallet_key,
                 reference=quote.reference,
             )
@@ -224,8 +226,9 @@ class SwapService(BoundedService):
 
 
 def _quote(row: Any) -> Quote:
-    (id_, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, price, rate,
-     price_as_of, state, created_at, expires_at, executed_at, transaction_id) = row  # fmt: skip
+    (id_, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee, spread_amount,
+     price, rate, price_as_of, state, created_at, expires_at, executed_at,
+     transaction_id) = row  # fmt: skip
     return Quote(
         id=uuid.UUID(str(id_)),
         user_id=uuid.UUID(str(user_id)),
@@ -234,6 +237,7 @@ def _quote(row: Any) -> Quote:
         sell_amount=as_decimal(sell_amount),
         buy_amount=as_decimal(buy_amount),
         fee=as_decimal(fee),
+        spread_amount=as_decimal(spread_amount),
         price=as_decimal(price),
         rate=as_decimal(rate),
         price_as_of=price_as_of.astimezone(UTC),

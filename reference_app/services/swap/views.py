@@ -41,6 +41,9 @@ def quote_json(quote: Quote) -> dict[str, Any]:
         "buy_amount": quote.buy_amount,
         "fee": quote.fee,
         "fee_currency": quote.sell_currency,
+        # what the spread earns the platform (booked to its revenue with the fee)
+        "spread_amount": quote.spread_amount,
+        "spread_currency": quote.buy_currency,
         "price": quote.price,
         "rate": quote.rate,
         "price_as_of": quote.price_as_of,

@@ -147,21 +147,25 @@ class WalletService(BoundedService):
         fee: Decimal,
         idempotency_key: str,
         reference: str,
+        spread: Decimal = Decimal(0),
     ) -> Posted:
-        """Swap: the user gives ``sell`` (of which ``fee`` is the platform's) and gets ``buy``."""
+        """Swap: the user gives ``sell`` (of which ``fee`` is the platform's) and gets ``buy``;
+        the desk pays ``spread`` more of the bought currency to the platform's revenue (what
+        the spread earned: the market price's amount less ``buy``)."""
         (sell_ccy, sell_amount), (buy_ccy, buy_amount) = sell, buy
         if not Decimal(0) <= fee < sell_amount:
             raise BadRequest("fee must be below the amount sold", service=SERVICE)
+        if spread < 0:
+            raise BadRequest("spread must not be negative", service=SERVICE)
+        desk = AccountRef.system(SWAP_DESK, buy_ccy)
         legs = [
             Leg(AccountRef.available(user_id, sell_ccy), -sell_amount),
             Leg(AccountRef.system(SWAP_DESK, sell_ccy), sell_amount - fee),
             *([Leg(AccountRef.system(PLATFORM_REVENUE, sell_ccy), fee)] if fee else []),
-            *transfer(
-                AccountRef.system(SWAP_DESK, buy_ccy),
-                AccountRef.available(user_id, buy_ccy),
-                buy_amount,
-            ),
+            *transfer(desk, AccountRef.available(user_id, buy_ccy), buy_amount),
         ]
+        if spread:
+            legs += transfer(desk, AccountRef.system(PLATFORM_REVENUE, buy_ccy), spread)
         async with self.db.transaction() as cur:
             return await self._post(cur, "swap", reference, idempotency_key, legs)
 
