@@ -100,6 +100,17 @@ def spread(legs: list[Leg], key: str) -> list[Leg]:
     ]
 
 
+def accounts_of(legs: list[Leg]) -> list[AccountRef]:
+    """The accounts ``legs`` touch, each once, in the order every transaction creates and
+    locks them: by natural key, whatever the order of the legs (and whatever the order a
+    set would give, which differs between worker processes). Two first movements that
+    create the same accounts at once then wait for each other in turn, never in a cycle."""
+    return sorted(
+        {leg.account for leg in legs},
+        key=lambda a: (a.owner, a.currency, a.kind.value, a.slot),
+    )
+
+
 def transfer(source: AccountRef, target: AccountRef, amount: Decimal) -> list[Leg]:
     """The two legs moving ``amount`` from ``source`` to ``target``."""
     return [Leg(source, -amount), Leg(target, amount)]

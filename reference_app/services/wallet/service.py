@@ -28,6 +28,7 @@ from isolation_harness.reference_app.services.wallet.domain import (
     Leg,
     LockState,
     Posted,
+    accounts_of,
     check_balanced,
     spread,
     transfer,
@@ -344,7 +345,7 @@ class WalletService(BoundedService):
             return Posted(existing[0], replayed=True)
         transaction_id = row[0]
         legs = spread(legs, idempotency_key)
-        accounts = {leg.account for leg in legs}
+        accounts = accounts_of(legs)
         for account in accounts:
             await cur.execute(
                 q.ENSURE_ACCOUNT,
