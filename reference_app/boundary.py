@@ -109,13 +109,13 @@ class Boundary:
             ) from exc  # fmt: skip
         except psycopg2.extensions.QueryCanceledError as exc:
             raise DependencyUnavailable(
-                f"{self.service}: a statement ran past its time limit ({_first_line(exc)})",
+                f"{self.service}: a statement ran past its time limit",
                 service=self.service,
                 code="statement_timeout",
             ) from exc
         except (psycopg2.OperationalError, psycopg2.InterfaceError, OSError) as exc:
             raise DependencyUnavailable(
-                f"{self.service}: database unavailable ({_first_line(exc)})",
+                f"{self.service}: database unavailable ({failure_kind(exc)})",
                 service=self.service,
                 code="database_unavailable",
             ) from exc
@@ -155,9 +155,42 @@ def _forget(service: str, work: asyncio.Future[Any]) -> None:
         log.info("%s: a use case past its time limit ended with %r", service, error)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+#: what a database failure was, by the driver's words, in words that name no host, port,
+#: role or database (the driver's own text goes to the log, with the request's id)
+FAILURE_WORDS = (
+    ("connection refused", "connection refused"),
+    ("timeout expired", "connect timed out"),
+    ("timed out", "connect timed out"),
+    ("authentication failed", "authentication failed"),
+    ("too many connections", "too many connections"),
+    ("remaining connection slots", "too many connections"),
+    ("starting up", "database starting up"),
+    ("shutting down", "database shutting down"),
+    ("terminating connection", "connection closed by the server"),
+    ("server closed the connection", "connection lost"),
+    ("connection already closed", "connection closed"),
+    ("no connection to the server", "connection lost"),
+    ("could not receive data", "connection lost"),
+    ("could not send data", "connection lost"),
+    ("does not exist", "database or role missing"),
+)
+#: every kind :func:`failure_kind` may say
+FAILURE_KINDS = frozenset(
+    {kind for _, kind in FAILURE_WORDS} | {"connection closed", "network error", "connection error"}
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The kind of a database failure, for users: never the driver's text itself."""
+    text = str(exc).lower()
+    for words, kind in FAILURE_WORDS:
+        if words in text:
+            return kind
+    if isinstance(exc, psycopg2.InterfaceError):
+        return "connection closed"
+    if isinstance(exc, OSError):
+        return "network error"
+    return "connection error"
 
 
 class BoundedService:

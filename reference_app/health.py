@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 
@@ -10,11 +11,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from isolation_harness.reference_app.app_keys import DATABASES, METRICS, SETTINGS
-from isolation_harness.reference_app.errors import NotFound
+from isolation_harness.reference_app.boundary import failure_kind
+from isolation_harness.reference_app.db import PoolTimeout
+from isolation_harness.reference_app.errors import AppError, NotFound
 from isolation_harness.reference_app.http_api import Route, respond
 from isolation_harness.reference_app.settings import SERVICES
 
 READY_TIMEOUT = 1.0
+log = logging.getLogger("reference_app.health")
 
 
 async def live(request: web.Request) -> web.Response:
@@ -40,10 +44,22 @@ async def _probe(app: web.Application, service: str) -> dict[str, object]:
     started = time.monotonic()
     try:
         await app[DATABASES].ping(service, deadline=READY_TIMEOUT)
-    except Exception as exc:  # any failure means not ready; say which
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return {"ready": False, "error": message}
+    except Exception as exc:  # any failure means not ready; say which kind, and log it all
+        log.warning("ready: %s's database does not answer: %r", service, exc)
+        return {"ready": False, "error": _kind(exc)}
     return {"ready": True, "latency_ms": round((time.monotonic() - started) * 1000, 2)}
+
+
+def _kind(exc: BaseException) -> str:
+    """What kept a service from being ready, for an unauthenticated caller: the kind of
+    failure, never the driver's text (hosts, ports, roles)."""
+    if isinstance(exc, AppError):
+        return exc.code
+    if isinstance(exc, PoolTimeout):
+        return "pool busy"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {READY_TIMEOUT:g} s"
+    return failure_kind(exc)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -87,8 +87,10 @@ def errors(*, structured: bool) -> Middleware:
         try:
             return await handler(request)
         except AppError as exc:
-            if exc.status >= 500:
-                log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
+            if exc.status >= 500:  # the whole cause here, with the request's id; not to users
+                cause = f"; cause: {exc.__cause__!r}" if exc.__cause__ is not None else ""
+                log.warning("%s %s -> %s (request %s): %s%s", request.method, request.path,
+                            exc.status, request.get(REQUEST_ID, ""), exc, cause)  # fmt: skip
             return respond(error_body(request, exc.code, exc.message, exc.service), exc.status)
         except web.HTTPRequestEntityTooLarge as exc:
             too_large = PayloadTooLarge(f"body too large: {exc.text}")

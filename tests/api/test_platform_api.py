@@ -11,6 +11,7 @@ import pytest
 
 from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from isolation_harness.reference_app.app_keys import DATABASES, ROUTES
+from isolation_harness.reference_app.boundary import FAILURE_KINDS
 from isolation_harness.reference_app.loop_lag import INTERVAL
 from isolation_harness.reference_app.settings import SERVICES
 from tests.plugins.api_helpers import metric
@@ -39,6 +40,19 @@ async def test_liveness_and_readiness(
     assert body["status"] == "degraded"
     assert not body["services"]["swap"]["ready"]
     assert all(body["services"][s]["ready"] for s in SERVICES if s != "swap")
+    # the kind of failure, for anyone to read; never the driver's host, port, role or db
+    error = body["services"]["swap"]["error"]
+    assert error in FAILURE_KINDS, error
+    _, token = await api.new_user()
+    status, body = await api.call("POST", "/api/swap/quotes", token=token,
+                                  json={"sell": "BTC", "buy": "USDT", "amount": "0.1"})  # fmt: skip
+    assert (status, body["error"]["service"]) == (503, "swap"), body
+    message = body["error"]["message"]
+    said = "swap: database unavailable ("
+    assert message.startswith(said), message
+    assert message.removeprefix(said).rstrip(")") in FAILURE_KINDS, message
+    for secret in ("127.0.0.1", str(links["swap"].listen.rsplit(":", 1)[1]), "svc_", "exchange"):
+        assert secret not in message + error, (secret, message, error)
     assert (await api.call("GET", "/health/ready/deposits"))[0] == 200
     assert (await api.call("GET", "/health/ready/swap"))[0] == 503
     status, body = await api.call("GET", "/health/ready/nope")

@@ -45,7 +45,7 @@ async def probe(api: RunningApp, services: Sequence[str]) -> dict[str, str | Non
 
 def waited(service: str, error: str) -> bool:
     """A probe's error says it ran out of time (the probe's or the pool's), nothing else."""
-    return error == "TimeoutError" or error.startswith(f"no {service} database connection")
+    return error == "pool busy" or error.startswith("no answer within")
 
 
 async def all_ready(api: RunningApp) -> bool:
