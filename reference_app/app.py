@@ -19,10 +19,11 @@ from isolation_harness.reference_app.app_keys import (
     DEPOSITS,
     EXPRESS,
     FAULTS,
-    HTTP,
     METRICS,
     P2P,
     PRICES,
+    PRICES_HTTP,
+    PROVIDER_HTTP,
     ROUTES,
     SETTINGS,
     SWAP,
@@ -86,7 +87,7 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
     app[FAULTS] = FaultSwitches(SERVICES, fault_state_file)
     app.cleanup_ctx.append(_schema)
     app.cleanup_ctx.append(_databases)
-    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_http_clients)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_fault_watch)
     app.cleanup_ctx.append(_loop_lag)
@@ -156,7 +157,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     wallet = WalletService(manager.for_service("wallet"), boundary("wallet"))
     app[WALLET] = wallet
     provider = PaymentProvider(
-        app[HTTP], settings.payments_url, settings.payments_api_key, settings.provider_timeout
+        app[PROVIDER_HTTP],
+        settings.payments_url,
+        settings.payments_api_key,
+        settings.provider_timeout,
     )
     app[DEPOSITS] = DepositsService(
         manager.for_service("deposits"),
@@ -197,13 +201,13 @@ def _prices(app: web.Application) -> tuple[Prices, Prices]:
     settings = app[SETTINGS]
     # The feed judges a price's age when it is read, so its source accepts any age.
     app[PRICES] = PriceSource(
-        app[HTTP], settings.prices_url, settings.prices_timeout,
+        app[PRICES_HTTP], settings.prices_url, settings.prices_timeout,
         max_age=math.inf, service="background",
     )  # fmt: skip
     if settings.price_feed_interval is None:
 
         def direct(service: str) -> PriceSource:
-            return PriceSource(app[HTTP], settings.prices_url, settings.prices_timeout,
+            return PriceSource(app[PRICES_HTTP], settings.prices_url, settings.prices_timeout,
                                max_age=settings.price_max_age, service=service)  # fmt: skip
 
         return direct("swap"), direct("express")
@@ -236,10 +240,17 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         await feed.stop()
 
 
-async def _http_client(app: web.Application) -> AsyncIterator[None]:
-    """One HTTP client session for the app's calls to the provider and the price source."""
-    async with aiohttp.ClientSession() as session:
-        app[HTTP] = session
+async def _http_clients(app: web.Application) -> AsyncIterator[None]:
+    """The provider's and the price source's HTTP clients, each with its own connections."""
+    settings = app[SETTINGS]
+    provider = aiohttp.TCPConnector(limit=settings.provider_connections)
+    prices = aiohttp.TCPConnector(limit=settings.prices_connections)
+    async with (
+        aiohttp.ClientSession(connector=provider) as provider_http,
+        aiohttp.ClientSession(connector=prices) as prices_http,
+    ):
+        app[PROVIDER_HTTP] = provider_http
+        app[PRICES_HTTP] = prices_http
         yield
 
 

@@ -29,7 +29,10 @@ ROUTES = web.AppKey("routes", list[Route])
 P2P = web.AppKey("p2p", P2PService)
 SWAP = web.AppKey("swap", SwapService)
 PRICES = web.AppKey("prices", PriceSource)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
+#: the HTTP clients of the payment provider and of the price source: one each, with its own
+#: connection limit, so that a slow provider cannot take the connections price polls need
+PROVIDER_HTTP = web.AppKey("provider_http", aiohttp.ClientSession)
+PRICES_HTTP = web.AppKey("prices_http", aiohttp.ClientSession)
 DEPOSITS = web.AppKey("deposits", DepositsService)
 EXPRESS = web.AppKey("express", ExpressService)
 ADMIN = web.AppKey("admin", AdminService)

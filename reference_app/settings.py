@@ -63,9 +63,13 @@ class AppSettings(BaseModel):
     #: the app's own URL as the provider reaches it, for IPN callbacks
     public_url: str = "http://127.0.0.1:8080"
     provider_timeout: float = Field(default=5.0, gt=0)
+    #: connections the provider's HTTP client may open at once (its own; the price
+    #: source's client has its own too)
+    provider_connections: int = Field(default=20, ge=1)
 
     prices_url: str = "http://127.0.0.1:1"
     prices_timeout: float = Field(default=3.0, gt=0)
+    prices_connections: int = Field(default=10, ge=1)
     #: seconds between two polls of the price source by the background feed; None: no feed,
     #: swap and express ask the source on every quote (each answer checked against the age)
     price_feed_interval: float | None = Field(default=2.0, gt=0)
