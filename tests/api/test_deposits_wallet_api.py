@@ -237,6 +237,10 @@ async def test_bad_funding(
     assert_error(status, answer, expected, reason)
 
 
+WITHDRAW = "/api/wallet/withdraw"
+CREDIT = "/api/admin/credit"
+
+
 async def test_withdraw_never_overdraws(api: RunningApp) -> None:
     _, token = await api.new_user({"USDT": "5"})
     status, body = await api.call(
@@ -257,6 +261,50 @@ async def test_withdraw_never_overdraws(api: RunningApp) -> None:
     assert status == 201, body
     status, balances = await api.call("GET", "/api/wallet/balances", token=token)
     assert balances["balances"][0]["available"] == "0"
+
+
+async def balance_of(api: RunningApp, token: str, currency: str) -> str:
+    status, body = await api.call("GET", "/api/wallet/balances", token=token)
+    assert status == 200, body
+    return next((b["available"] for b in body["balances"] if b["currency"] == currency), "0")
+
+
+async def test_a_withdrawal_key_means_one_withdrawal(api: RunningApp) -> None:
+    """The same key again: the first withdrawal, replayed; with another amount or currency:
+    409 idempotency_key_reused, and nothing more moves."""
+    _, token = await api.new_user({"USDT": "10", "BTC": "1"})
+    first = {"currency": "USDT", "amount": "4"}
+    status, body = await api.call("POST", WITHDRAW, token=token, key="w", json=first)
+    assert status == 201, body
+    status, again = await api.call("POST", WITHDRAW, token=token, key="w", json=first)
+    assert (status, again["replayed"], again["transaction_id"]) == (
+        200, True, body["transaction_id"])  # fmt: skip
+    for other in ({"currency": "USDT", "amount": "5"}, {"currency": "BTC", "amount": "4"}):
+        status, refused = await api.call("POST", WITHDRAW, token=token, key="w", json=other)
+        assert_error(status, refused, 409, "idempotency key already used")
+        assert refused["error"]["code"] == "idempotency_key_reused"
+    assert await balance_of(api, token, "USDT") == "6"
+    assert await balance_of(api, token, "BTC") == "1"
+
+
+async def test_an_admin_credit_key_means_one_credit_per_user(api: RunningApp) -> None:
+    """The admin's key is scoped to the user credited: the same key credits another user
+    once each; for the same user with another amount it is 409, and nothing moves."""
+    alice, alice_token = await api.new_user()
+    bob, bob_token = await api.new_user()
+
+    async def credit(user: uuid.UUID, amount: str) -> tuple[int, Any]:
+        body = {"user_id": str(user), "currency": "USDT", "amount": amount}
+        return await api.call("POST", CREDIT, token=ADMIN_TOKEN, key="grant", json=body)
+
+    assert (await credit(alice, "7"))[0] == 201
+    assert (await credit(bob, "7"))[0] == 201
+    assert (await credit(alice, "7"))[0] == 200  # replayed
+    status, refused = await credit(alice, "70")
+    assert_error(status, refused, 409, "idempotency key already used")
+    assert refused["error"]["code"] == "idempotency_key_reused"
+    assert await balance_of(api, alice_token, "USDT") == "7"
+    assert await balance_of(api, bob_token, "USDT") == "7"
 
 
 async def test_usernames_are_unique_and_validated(api: RunningApp) -> None:

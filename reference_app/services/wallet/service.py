@@ -114,12 +114,12 @@ class WalletService(BoundedService):
         idempotency_key: str,
         reference: str | None = None,
     ) -> Posted:
-        """Add ``amount`` to the user's available balance, taken from system account ``source``."""
+        """Add ``amount`` to the user's available balance, taken from system account ``source``.
+        A repeat of the key for another user, currency or amount is :class:`Conflict`."""
         legs = transfer(
             AccountRef.system(source, currency), AccountRef.available(user_id, currency), amount
         )
-        async with self.db.transaction() as cur:
-            return await self._post(cur, kind, reference, idempotency_key, legs)
+        return await self._post_once(kind, reference, idempotency_key, legs)
 
     async def debit(
         self,
@@ -132,12 +132,12 @@ class WalletService(BoundedService):
         idempotency_key: str,
         reference: str | None = None,
     ) -> Posted:
-        """Take ``amount`` from the user's available balance; never overdraws."""
+        """Take ``amount`` from the user's available balance; never overdraws. A repeat of the
+        key for another currency or amount is :class:`Conflict`."""
         legs = transfer(
             AccountRef.available(user_id, currency), AccountRef.system(sink, currency), amount
         )
-        async with self.db.transaction() as cur:
-            return await self._post(cur, kind, reference, idempotency_key, legs)
+        return await self._post_once(kind, reference, idempotency_key, legs)
 
     async def exchange(
         self,
@@ -183,11 +183,7 @@ class WalletService(BoundedService):
             AccountRef.system(PLATFORM_LIQUIDITY, currency),
             amount,
         )
-        async with self.db.transaction() as cur:
-            posted = await self._post(cur, "liquidity_funding", None, idempotency_key, legs)
-            if posted.replayed:
-                await self._check_replay(cur, posted, legs)
-            return posted
+        return await self._post_once("liquidity_funding", None, idempotency_key, legs)
 
     async def buy_from_liquidity(
         self,
@@ -378,6 +374,17 @@ class WalletService(BoundedService):
                  "currency": leg.account.currency, "amount": leg.amount},
             )  # fmt: skip
         return Posted(transaction_id, replayed=False)
+
+    async def _post_once(
+        self, kind: str, reference: str | None, idempotency_key: str, legs: list[Leg]
+    ) -> Posted:
+        """:meth:`_post` in a transaction of its own: one key, one movement (a repeat with
+        other legs is :class:`Conflict` ``idempotency_key_reused``, and moves nothing)."""
+        async with self.db.transaction() as cur:
+            posted = await self._post(cur, kind, reference, idempotency_key, legs)
+            if posted.replayed:
+                await self._check_replay(cur, posted, legs)
+            return posted
 
     async def _check_replay(self, cur: aiopg.Cursor, posted: Posted, legs: list[Leg]) -> None:
         """:class:`Conflict` unless the replayed transaction has exactly these legs."""

@@ -85,7 +85,7 @@ async def fund_user(request: web.Request) -> web.Response:
     await wallet.require_user(body.user_id)
     posted = await wallet.credit(
         body.user_id, currency, amount, source=TREASURY, kind="funding",
-        idempotency_key=f"fund:{key}",
+        idempotency_key=f"fund:{body.user_id}:{key}",  # the key is the admin's, per user
     )  # fmt: skip
     return respond(
         {"transaction_id": posted.transaction_id, "replayed": posted.replayed,
