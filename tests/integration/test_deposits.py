@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,12 @@ from isolation_harness.reference_app.errors import (
     UpstreamRefused,
 )
 from isolation_harness.reference_app.payments_signature import sign
-from isolation_harness.reference_app.services.deposits.domain import DepositStatus, Outcome
+from isolation_harness.reference_app.services.deposits.domain import (
+    Deposit,
+    DepositStatus,
+    Outcome,
+)
+from isolation_harness.reference_app.services.deposits.provider import PROVIDER_TICKERS
 from isolation_harness.reference_app.services.deposits.service import DepositsService
 from tests.plugins.reference_app import IPN_SECRET, PaymentsFake, RunningApp
 
@@ -119,13 +125,51 @@ async def test_finished_ipn_credits_the_wallet_exactly_once(
     assert final.credited_at is not None
 
 
+def ipn_of(deposit: Deposit, status: str) -> dict[str, Any]:
+    """The provider's callback for ``deposit``, as NOWPayments writes one."""
+    ticker = PROVIDER_TICKERS[deposit.currency]
+    return {"payment_id": int(deposit.provider_payment_id or 0), "payment_status": status,
+            "order_id": str(deposit.id), "price_amount": str(deposit.amount),
+            "price_currency": ticker, "pay_currency": ticker}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [({"order_id": "another-order"}, "order_id"), ({"price_currency": "btc"}, "price_currency"),
+     ({"price_amount": "2.5"}, "price_amount"), ({"price_amount": None}, "price_amount")],
+    ids=["order", "currency", "amount", "no-amount"],
+)  # fmt: skip
+async def test_a_callback_not_matching_its_deposit_is_recorded_and_refused(
+    api: RunningApp, deposits: DepositsService, change: dict[str, Any], said: str
+) -> None:
+    user = uuid.uuid4()
+    deposit, _ = await deposits.create_deposit(user, "ETH", Decimal("2"), "k")
+    payload = {**ipn_of(deposit, "finished"), **change}
+    with pytest.raises(Conflict, match=said) as refused:
+        await deposits.apply_ipn(json.dumps(payload).encode(), sign(payload, IPN_SECRET))
+    assert refused.value.code == "ipn_mismatch"
+    assert (await api.app[WALLET].balance(user, "ETH")).available == 0  # nothing credited
+    async with deposits.db.cursor() as cur:
+        await cur.execute(
+            "SELECT outcome, status FROM deposits.ipn_events WHERE provider_payment_id = %s",
+            (deposit.provider_payment_id,),
+        )
+        assert await cur.fetchall() == [("mismatched", "finished")]
+    # the matching callback still applies
+    outcome, _ = await deposits.apply_ipn(
+        json.dumps(ipn_of(deposit, "finished")).encode(),
+        sign(ipn_of(deposit, "finished"), IPN_SECRET),
+    )
+    assert outcome is Outcome.APPLIED
+    assert (await api.app[WALLET].balance(user, "ETH")).available == Decimal("2")
+
+
 async def test_concurrent_finished_callbacks_credit_once(
     api: RunningApp, deposits: DepositsService
 ) -> None:
     user = uuid.uuid4()
     deposit, _ = await deposits.create_deposit(user, "ETH", Decimal("2"), "k")
-    body = json.dumps({"payment_id": int(deposit.provider_payment_id or 0),
-                       "payment_status": "finished"}).encode()  # fmt: skip
+    body = json.dumps(ipn_of(deposit, "finished")).encode()
     signature = sign(json.loads(body), IPN_SECRET)
     outcomes = await asyncio.gather(*(deposits.apply_ipn(body, signature) for _ in range(10)))
     assert sorted(o.value for o, _ in outcomes) == ["applied"] + ["repeated"] * 9
@@ -138,7 +182,7 @@ async def test_no_way_back_from_finished(deposits: DepositsService) -> None:
     payment_id = int(deposit.provider_payment_id or 0)
 
     async def callback(status: str) -> Outcome:
-        payload = {"payment_id": payment_id, "payment_status": status}
+        payload = {**ipn_of(deposit, status), "payment_id": payment_id}
         outcome, _ = await deposits.apply_ipn(
             json.dumps(payload).encode(), sign(payload, IPN_SECRET)
         )

@@ -47,6 +47,8 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     REPEATED = "repeated"  # same status again: a no-op
     REFUSED = "refused"  # not allowed from the current status (e.g. back from finished)
+    #: for another order, currency or amount than the deposit's: recorded, then refused
+    MISMATCHED = "mismatched"
 
 
 def judge(current: DepositStatus, reported: DepositStatus) -> Outcome:

@@ -29,6 +29,7 @@ from isolation_harness.reference_app.services.deposits.domain import (
     judge,
 )
 from isolation_harness.reference_app.services.deposits.provider import (
+    PROVIDER_TICKERS,
     PaymentProvider,
     ProviderRefused,
     ProviderUnavailable,
@@ -150,14 +151,15 @@ class DepositsService(BoundedService):
         """
         if not verify(raw_body, signature, self._ipn_secret):
             raise Unauthorized("invalid IPN signature", service=SERVICE, code="invalid_signature")
-        payment_id, reported = _read_ipn(raw_body)
+        payment_id, reported, body = _read_ipn(raw_body)
         async with self.db.transaction() as cur:
             await cur.execute(q.DEPOSIT_BY_PAYMENT_FOR_UPDATE, {"payment_id": payment_id})
             row = await cur.fetchone()
             if row is None:
                 raise NotFound(f"no deposit for payment {payment_id}", service=SERVICE)
             deposit = _deposit(row)
-            outcome = judge(deposit.status, reported)
+            wrong = _mismatch(deposit, body)
+            outcome = Outcome.MISMATCHED if wrong else judge(deposit.status, reported)
             if outcome is Outcome.APPLIED:
                 await self._move(cur, deposit, reported)
             await cur.execute(
@@ -166,7 +168,15 @@ class DepositsService(BoundedService):
                  "body": raw_body.decode()},
             )  # fmt: skip
             await cur.execute(q.DEPOSIT_BY_ID, {"id": str(deposit.id)})
-            return outcome, _deposit(await cur.fetchone())
+            now = _deposit(await cur.fetchone())
+        if wrong:  # recorded (committed above), and refused
+            raise Conflict(
+                f"IPN for payment {payment_id} does not match deposit {deposit.id}: "
+                + "; ".join(wrong),
+                service=SERVICE,
+                code="ipn_mismatch",
+            )
+        return outcome, now
 
     async def _move(self, cur: aiopg.Cursor, deposit: Deposit, status: DepositStatus) -> None:
         if status is not DepositStatus.FINISHED:
@@ -197,7 +207,7 @@ def _same_terms(existing: Deposit, currency: str, amount: Decimal) -> Deposit:
     return existing
 
 
-def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus]:
+def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus, dict[str, Any]]:
     try:
         body = json.loads(raw_body, parse_float=Decimal)
         payment_id = body["payment_id"]
@@ -206,9 +216,26 @@ def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus]:
         raise BadRequest(
             f"malformed IPN body ({exc})", service=SERVICE, code="invalid_ipn"
         ) from None
-    if isinstance(payment_id, bool):
+    if isinstance(payment_id, bool) or not isinstance(body, dict):
         raise BadRequest("malformed IPN body", service=SERVICE, code="invalid_ipn")
-    return str(payment_id), status
+    return str(payment_id), status, body
+
+
+def _mismatch(deposit: Deposit, body: dict[str, Any]) -> list[str]:
+    """How a callback's order, currency and amount differ from its deposit's (none: [])."""
+    wrong = []
+    if str(body.get("order_id")) != str(deposit.id):
+        wrong.append(f"order_id {body.get('order_id')!r}, not {str(deposit.id)!r}")
+    ticker = PROVIDER_TICKERS[deposit.currency]
+    if str(body.get("price_currency", "")).lower() != ticker:
+        wrong.append(f"price_currency {body.get('price_currency')!r}, not {ticker!r}")
+    try:
+        amount: Decimal | None = Decimal(str(body.get("price_amount")))
+    except ArithmeticError:
+        amount = None
+    if amount != deposit.amount:
+        wrong.append(f"price_amount {body.get('price_amount')!r}, not {deposit.amount}")
+    return wrong
 
 
 def _deposit(row: Any) -> Deposit:

@@ -91,5 +91,6 @@ ROUTES = [
           "deposits", responses={404: "no such deposit (or someone else's)"}),
     Route("POST", "/api/nowpayments/ipn", ipn, "Payment status callback (signed with "
           "HMAC-SHA512 in x-nowpayments-sig)", "deposits", auth="signature",
-          responses={200: "applied, repeated or refused", 401: "bad signature"}),
+          responses={200: "applied, repeated or refused", 401: "bad signature",
+                     409: "another order, currency or amount than the deposit's (recorded)"}),
 ]  # fmt: skip
