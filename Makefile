@@ -47,7 +47,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(TOXIPROXY): | $(INSTALLED)
-	$(BIN)/harness install-toxiproxy
+	PATH="$(dir $(GO)):$$PATH" $(BIN)/harness install-toxiproxy
 
 $(ACTIONLINT):
 	@[ -x "$(GO)" ] || { echo "error: Go is needed to build actionlint (and Toxiproxy): install Go >= 1.23 (https://go.dev/doc/install)"; exit 4; }

@@ -4,7 +4,7 @@ superuser's connection, never through the app) and the payment provider's own bo
 Each stored operation is read where its service keeps it (``reference_app/migrations``):
 deposits in ``deposits.deposits`` (idempotency key as sent); the money moved in the wallet's
 ledger, whose ``idempotency_key`` and ``reference`` say which request or record moved it
-(``withdraw:<user>:<key>``, ``fund:<key>``, ``express:liquidity:<key>``,
+(``withdraw:<user>:<key>``, ``fund:<user>:<key>``, ``express:liquidity:<key>``,
 ``deposit:<deposit id>``, ``swap:quote:<quote id>``, ``express:order:<order id>``,
 ``p2p:trade:<trade id>``); P2P transitions in ``p2p.trade_events``, with who asked. The
 comparison itself is :mod:`chaos.invariants.oracle`'s, pure.
@@ -142,6 +142,13 @@ def stored_operations(cur: Any, since: datetime) -> list[StoredOperation]:
     return found
 
 
+def _user_scoped(key: str | None, prefix: str) -> str:
+    """The client's key of a ledger key ``<prefix>:<user>:<key>`` (a user id holds no
+    colon); "" when the key is not of that form."""
+    parts = (key or "").split(":", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == prefix else ""
+
+
 def _suffix(value: str | None, prefix: str) -> str | None:
     return value.removeprefix(prefix) if value is not None and value.startswith(prefix) else None
 
@@ -188,12 +195,10 @@ def _ledger_operation(
     elif t.kind == "withdrawal":
         kind, name = "wallet.withdraw", f"withdrawal transaction {t.id}"
         _put(fields, t.leg("available", positive=False), "user_id", "currency", "amount")
-        # withdraw:<user>:<key> (a user id holds no colon)
-        parts = (t.key or "").split(":", 2)
-        fields["key"] = parts[2] if len(parts) == 3 and parts[0] == "withdraw" else ""
+        fields["key"] = _user_scoped(t.key, "withdraw")
     elif t.kind == "funding":
         kind, name = "admin.credit", f"funding transaction {t.id}"
-        fields["key"] = _suffix(t.key, "fund:") or ""
+        fields["key"] = _user_scoped(t.key, "fund")
         _put(fields, t.leg("available", positive=True), "user_id", "currency", "amount")
     elif t.kind == "liquidity_funding":
         kind, name = "admin.liquidity", f"liquidity funding transaction {t.id}"

@@ -33,8 +33,6 @@ MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 VERSION = "v2.12.0"
 BINARY = "toxiproxy-server"
 MIN_GO = (1, 23)
-#: where Go's own installer puts it, often not on a non-login shell's PATH
-GO_TARBALL = Path("/usr/local/go/bin/go")
 _FIX = (
     f"install Go >= {MIN_GO[0]}.{MIN_GO[1]} and run `make setup` (it runs `go install "
     f"{MODULE}@{VERSION}`), or set TOXIPROXY_SERVER to a toxiproxy-server binary, or set "
@@ -83,7 +81,7 @@ def go_version(go: str) -> tuple[int, int] | None:
 
 def build(tools_dir: Path) -> ServerBinary:
     """Build the server with ``go install`` into ``tools_dir/bin`` (needs Go ≥ 1.23)."""
-    go = shutil.which("go") or (str(GO_TARBALL) if GO_TARBALL.exists() else None)
+    go = shutil.which("go")
     if go is None:
         raise MissingToolError("Toxiproxy server not found and Go is not installed", _FIX)
     version = go_version(go)
