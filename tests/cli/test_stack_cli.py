@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from isolation_harness.chaos.stack import postgres
@@ -88,6 +89,27 @@ def listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def ours_listening(ports: list[int], state_dir: Path, known: list[ProcessRecord]) -> list[int]:
+    """The ports among ``ports`` a process of the stopped stack still listens on: one of
+    ``known``, or one whose command line names the stack's folder (an app worker forked by
+    the app's server). Another test's server that took a freed port since is not one."""
+    pids = {proc.pid for proc in known}
+    left = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port not in ports:
+            continue
+        if conn.pid is None:  # not ours to inspect (not root): count it
+            left.append(conn.laddr.port)
+            continue
+        try:
+            command = " ".join(psutil.Process(conn.pid).cmdline())
+        except psutil.Error:
+            continue  # gone meanwhile
+        if conn.pid in pids or str(state_dir) in command:
+            left.append(conn.laddr.port)
+    return left
 
 
 def ports_of(state: StackState) -> list[int]:
@@ -165,7 +187,7 @@ def test_up_status_down_lifecycle(harness: Harness) -> None:
     assert down.returncode == 0, down.stderr
     assert "stack stopped" in down.stdout
     assert not any(proc.alive() for proc in processes)
-    assert not any(listening(port) for port in ports)
+    assert not ours_listening(ports, harness.state_dir, processes)
     assert harness.state() is None
     assert not state.postgres.data_dir.exists()
     assert not state.postgres.data_dir.parent.exists() or not in_ram  # its RAM folder too
@@ -247,7 +269,7 @@ def test_ctrl_c_during_down_finishes_the_stop(harness: Harness) -> None:
             time.sleep(0.1)
     out, err = down.communicate(timeout=60)
     assert not [proc.pid for proc in processes if proc.alive()], out + err
-    assert not any(listening(port) for port in ports)
+    assert not ours_listening(ports, harness.state_dir, processes)
     assert harness.state() is None
     assert "interrupted: finishing the stop first" in err, out + err
     assert down.returncode == 130, out + err
@@ -288,7 +310,7 @@ def test_a_progress_line_that_cannot_be_written_stops_nothing_half_way(harness: 
     finally:
         assert stack.down()
     assert not any(proc.alive() for proc in processes)
-    assert not any(listening(port) for port in ports)
+    assert not ours_listening(ports, harness.state_dir, processes)
 
 
 def test_up_refuses_an_occupied_port(harness: Harness) -> None:
