@@ -32,10 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from isolation_harness.chaos.errors import ConfigError, HarnessError
-from isolation_harness.chaos.faults import Fault, FaultEntry, residue
+from isolation_harness.chaos.faults import Fault, fault_of, residue
 from isolation_harness.chaos.faults.driver import FaultLoop
 from isolation_harness.chaos.invariants import REGISTRY, Facts, check_invariants
 from isolation_harness.chaos.run.server import pool_capacity
@@ -57,7 +55,6 @@ PROBED = (
 )
 CONFIGURATION_KEY = "harness_state_dir"
 
-_FAULT: TypeAdapter[Fault] = TypeAdapter(FaultEntry)
 #: the faults applied by this process and not reverted yet, by their entry
 _applied: dict[str, tuple[Fault, FaultLoop]] = {}
 
@@ -67,7 +64,7 @@ def apply_fault(fault: Mapping[str, Any], configuration: Mapping[str, Any] | Non
     key = _key(fault)
     if key in _applied:
         raise ConfigError(f"fault {key} is applied already", "revert it first (revert_fault)")
-    made = _FAULT.validate_python(dict(fault))
+    made = fault_of(fault)
     loop = FaultLoop(_stack(configuration)).open()
     try:
         loop.act(made.apply)
@@ -87,7 +84,7 @@ def revert_fault(fault: Mapping[str, Any], configuration: Mapping[str, Any] | No
     key = _key(fault)
     made, loop = _applied.pop(key, (None, None))
     if made is None or loop is None:
-        made = _FAULT.validate_python(dict(fault))
+        made = fault_of(fault)
         loop = FaultLoop(_stack(configuration)).open()
     try:
         loop.act(made.revert)

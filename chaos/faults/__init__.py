@@ -23,6 +23,7 @@ from isolation_harness.chaos.faults.base import (
     Moment,
     ServiceName,
     Signature,
+    fault_of,
 )
 from isolation_harness.chaos.faults.context import FaultContext
 from isolation_harness.chaos.faults.control import HTTP_TIMEOUT
@@ -64,6 +65,7 @@ __all__ = [
     "Signature",
     "Toxic",
     "checked_link",
+    "fault_of",
     "legacy_refusal",
     "link_service",
     "residue",

@@ -40,6 +40,7 @@ from pydantic import (
     ConfigDict,
     PrivateAttr,
     SerializeAsAny,
+    TypeAdapter,
     ValidatorFunctionWrapHandler,
     WrapValidator,
 )
@@ -202,3 +203,10 @@ def _by_type(value: Any, handler: ValidatorFunctionWrapHandler) -> Fault:
 
 #: a scenario's fault entry: any registered kind, chosen by its ``type``
 FaultEntry = Annotated[SerializeAsAny[Fault], WrapValidator(_by_type)]
+_ENTRY: TypeAdapter[Fault] = TypeAdapter(FaultEntry)
+
+
+def fault_of(entry: Mapping[str, Any] | Fault) -> Fault:
+    """The fault a scenario's entry names (``{"type": "link_down", "link": "pg_p2p"}``),
+    validated as a scenario file's is; a :class:`Fault` as it is."""
+    return _ENTRY.validate_python(entry)

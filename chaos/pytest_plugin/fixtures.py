@@ -26,10 +26,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from pydantic import TypeAdapter
 from toxiproxy import Toxiproxy
 
-from isolation_harness.chaos.faults import Fault, FaultEntry, residue
+from isolation_harness.chaos.faults import Fault, fault_of, residue
 from isolation_harness.chaos.faults.driver import FaultLoop
 from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.settings import Settings
@@ -142,7 +141,7 @@ def harness_fault(
 
     @contextlib.contextmanager
     def fault(entry: Mapping[str, Any] | Fault) -> Iterator[Fault]:
-        made = entry if isinstance(entry, Fault) else _FAULT.validate_python(dict(entry))
+        made = fault_of(entry)
         with FaultLoop(harness_stack) as loop:
             loop.act(made.apply)
             try:
@@ -156,6 +155,3 @@ def harness_fault(
                     )
 
     return fault
-
-
-_FAULT: TypeAdapter[Fault] = TypeAdapter(FaultEntry)

@@ -18,11 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-#: the repository as a clone has it (what the build and the tests leave is not copied)
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".tools", ".harness", "reports", "__pycache__", "*.egg-info", ".*_cache"
-)
+from tests.packaging.tree import copy_of_tree
+
 AS_ROOT = os.geteuid() == 0
 
 
@@ -31,9 +28,7 @@ def clone() -> Iterator[Path]:
     """A copy of the tree in a folder every user may read (the setup runs as nobody too)."""
     with tempfile.TemporaryDirectory(prefix="harness-setup-") as folder:
         os.chmod(folder, 0o755)
-        copy = Path(folder) / "harness"
-        shutil.copytree(ROOT, copy, symlinks=True, ignore=NOT_COPIED)
-        yield copy
+        yield copy_of_tree(Path(folder) / "harness")
 
 
 @pytest.fixture(scope="module")

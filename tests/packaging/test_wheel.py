@@ -11,21 +11,18 @@ virtualenv by uv (from its cache, or the package index the machine is allowed to
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.packaging.tree import copy_of_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 UV = ROOT / ".venv" / "bin" / "uv"
 #: PyPI's ``load`` ("Modern alternative to Python import"): a top-level ``load`` package
 PYPI_LOAD = "load==1.0.14"
-#: what the repository's copy leaves out: environments, tools, caches, reports
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".tools", ".harness", "reports", "__pycache__", "*.egg-info", ".*_cache"
-)
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> str:
@@ -38,8 +35,7 @@ def run(*args: str | Path, cwd: Path | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("source") / "harness"
-    shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_COPIED)
+    source = copy_of_tree(tmp_path_factory.mktemp("source") / "harness")
     out = tmp_path_factory.mktemp("dist")
     run(UV, "build", "--wheel", "--quiet", "--out-dir", out, source)
     (built,) = out.glob("*.whl")
