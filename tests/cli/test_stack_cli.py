@@ -79,7 +79,9 @@ def harness() -> Iterator[Harness]:
     try:
         yield h
     finally:
-        commands.run([HARNESS, "down"], env=env, timeout=120)
+        # a command that stopped at its input wrote nothing: no `harness down` to pay for
+        if state_dir.exists() and any(state_dir.iterdir()):
+            commands.run([HARNESS, "down"], env=env, timeout=120)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
