@@ -9,6 +9,11 @@ take longer than the limit itself), so that a client never waits past the servic
 A service calling another (P2P locking a seller's funds in the wallet) gives the inner call
 what is left of its own time; when that runs out, the 503 names whichever of the two used
 most of it: the caller, if more of its time went before the call than was left for it.
+Every driver error is the service's 503: its database or network failing
+(``database_unavailable``), and a statement the database refused (``database_error``: a
+data, integrity or internal error; the edge refuses the inputs known to cause one); a
+decimal operation that failed is the service's ``calculation_failed``.
+
 The legacy design has no boundary (root cause 4 of the source document): ``isolate=False``
 runs the use case as it is, with no time limit and no error mapping, so errors escape as
 they are (see ``reference_app/legacy.py``).
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 import functools
 import inspect
 import logging
@@ -28,7 +34,12 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg2
 
 from isolation_harness.reference_app.db import PoolTimeout
-from isolation_harness.reference_app.errors import AppError, DependencyUnavailable, ServiceBroken
+from isolation_harness.reference_app.errors import (
+    AppError,
+    DependencyUnavailable,
+    ServiceBroken,
+    ServiceFailed,
+)
 from isolation_harness.reference_app.faults import InjectedFailure, use_case
 
 log = logging.getLogger(__name__)
@@ -119,6 +130,18 @@ class Boundary:
                 service=self.service,
                 code="database_unavailable",
             ) from exc
+        except psycopg2.Error as exc:
+            raise DependencyUnavailable(
+                f"{self.service}: the database refused a statement ({refusal_kind(exc)})",
+                service=self.service,
+                code="database_error",
+            ) from exc
+        except decimal.DecimalException as exc:
+            raise ServiceFailed(
+                f"{self.service}: a calculation failed ({type(exc).__name__})",
+                service=self.service,
+                code="calculation_failed",
+            ) from exc
         finally:
             _deadline.reset(token)
 
@@ -191,6 +214,25 @@ def failure_kind(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return "network error"
     return "connection error"
+
+
+#: what a statement the database refused was, by the driver's class (its text, which may
+#: quote the values, goes to the log only)
+REFUSAL_KINDS = (
+    (psycopg2.DataError, "data error"),
+    (psycopg2.IntegrityError, "integrity error"),
+    (psycopg2.InternalError, "internal error"),
+    (psycopg2.ProgrammingError, "statement error"),
+    (psycopg2.NotSupportedError, "not supported"),
+)
+
+
+def refusal_kind(exc: psycopg2.Error) -> str:
+    """The kind of a statement the database refused, for users."""
+    for cls, kind in REFUSAL_KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return "database error"
 
 
 class BoundedService:

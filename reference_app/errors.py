@@ -15,8 +15,9 @@ an HTTP status and the service it comes from. One middleware turns it into
     ├── Gone (410)                  expired (a swap quote, …)
     ├── PayloadTooLarge (413)
     ├── UpstreamRefused (502)       the provider refused the request (4xx): not an outage
-    └── DependencyUnavailable (503) the service's database or provider failed or timed out
-        └── ServiceBroken (503)     the service was broken on purpose through the fault API
+    ├── DependencyUnavailable (503) the service's database or provider failed or timed out
+    │   └── ServiceBroken (503)     the service was broken on purpose through the fault API
+    └── ServiceFailed (503)         the service's own work failed (a decimal operation)
 """
 
 from __future__ import annotations
@@ -92,3 +93,11 @@ class DependencyUnavailable(AppError):
 
 class ServiceBroken(DependencyUnavailable):
     code = "service_broken"
+
+
+class ServiceFailed(AppError):
+    """The service's own work failed where no input could have made it (the inputs were
+    checked at the edge): answered as that service's 503, like its database's failures."""
+
+    status = 503
+    code = "service_failed"

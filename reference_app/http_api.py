@@ -67,6 +67,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON ({exc})", code="invalid_body") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no body of ours is
+        raise BadRequest("body is nested too deeply", code="invalid_body") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="invalid_body")
     return body

@@ -190,6 +190,20 @@ BAD_OFFERS: list[tuple[str, Any, str, str]] = [
     ("too precise amount", {**OFFER, "amount": "0.000000001"}, "invalid_amount", "8 decimal"),
     ("too precise price", {**OFFER, "price": "1.001"}, "invalid_amount", "2 decimal"),
     ("too large", {**OFFER, "amount": "1e16"}, "invalid_amount", "at most"),
+    # each value accepted, their product past what any amount may be (numeric(38,18), and the
+    # 28 digits a decimal rounds to): refused here, not a failure when a trade is opened
+    (
+        "worth too much",
+        {**OFFER, "amount": "1e15", "price": "1e15", "max_amount": "1"},
+        "invalid_amount",
+        "worth more than 1000000000000000 USD",
+    ),
+    (
+        "worth a cent too much",
+        {**OFFER, "amount": "1000000000", "price": "1000000.01", "max_amount": "1"},
+        "invalid_amount",
+        "worth more",
+    ),
     ("unknown currency", {**OFFER, "currency": "DOGE"}, "invalid_currency", "DOGE"),
     ("unknown fiat", {**OFFER, "fiat": "JPY"}, "invalid_currency", "fiat"),
     ("fiat as currency", {**OFFER, "currency": "USD"}, "invalid_currency", "fiat"),
@@ -254,6 +268,19 @@ async def test_bad_trades_are_refused_and_nothing_is_written(
     assert (await balances(api, seller))["BTC"] == ("1", "0")
     _, after = await api.call("GET", f"{OFFERS}/{offer['offer_id']}", token=buyer)
     assert after["remaining"] == "1"
+
+
+async def test_an_offer_worth_the_largest_amount_trades_all_of_it(api: RunningApp) -> None:
+    """The largest offer accepted: all of it bought in one trade, its total exact."""
+    _, seller = await api.new_user(funds={"BTC": "1000000000"})
+    _, buyer = await api.new_user()
+    offer = await post_offer(api, seller, amount="1000000000", price="1000000",
+                             min_amount="0.00000001", max_amount="1000000000")  # fmt: skip
+    status, trade = await open_trade(api, buyer, offer["offer_id"], amount="1000000000")
+    assert status == 201, trade
+    assert trade["fiat_total"] == "1000000000000000"
+    status, trade = await open_trade(api, buyer, offer["offer_id"], amount="0.00000001")
+    assert_error(status, trade, 409, "offer_exhausted")
 
 
 async def test_trade_requests_refused_before_anything_is_written(api: RunningApp) -> None:

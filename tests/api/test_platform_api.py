@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from typing import Any
@@ -194,6 +195,39 @@ async def test_fault_api_bad_input(api: RunningApp) -> None:
     assert status == 400
     status, body = await api.call("PUT", "/api/_faults/wallet", json={"mode": "raise"})
     assert status == 401
+
+
+async def raw_request(api: RunningApp, head: bytes, body: bytes = b"") -> tuple[int, Any]:
+    """One request written byte for byte (a client library would refuse or re-encode it)."""
+    host, port = api.server.host, api.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                     .encode() + body)  # fmt: skip
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2] or b"null")
+
+
+async def test_odd_requests_are_4xx_with_a_reason(api: RunningApp) -> None:
+    """A bearer token outside ASCII (compare_digest refuses to compare one) and a body nested
+    thousands deep (json's recursion limit), each under the size limit: 4xx, never a 500."""
+    head = (
+        f"GET /api/wallet/balances HTTP/1.1\r\nHost: {api.server.host}\r\n"
+        "Authorization: Bearer tökén\r\n"
+    ).encode()
+    status, body = await raw_request(api, head)
+    assert (status, body["error"]["code"]) == (401, "unauthorized"), body
+    _, token = await api.new_user()
+    for nested in (b"[" * 20_000 + b"]" * 20_000, b'{"a":' * 8_000 + b"1" + b"}" * 8_000):
+        assert len(nested) < 64 * 1024  # under the body limit: the parser sees it
+        status, body = await api.call("POST", "/api/p2p/offers", token=token, data=nested,
+                                      headers={"Content-Type": "application/json"})  # fmt: skip
+        assert (status, body["error"]["code"]) == (400, "invalid_body"), body
+        assert "nested too deeply" in body["error"]["message"]
 
 
 async def test_legacy_errors_are_unstructured(start_app: StartApp) -> None:

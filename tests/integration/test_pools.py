@@ -4,6 +4,7 @@ service's 503, the connection still usable."""
 
 from __future__ import annotations
 
+import decimal
 import logging
 from typing import Any
 
@@ -11,7 +12,8 @@ import psycopg2
 import pytest
 
 from isolation_harness.reference_app.app_keys import DATABASES, P2P
-from isolation_harness.reference_app.errors import DependencyUnavailable
+from isolation_harness.reference_app.db import ServiceDatabase
+from isolation_harness.reference_app.errors import DependencyUnavailable, ServiceFailed
 from isolation_harness.reference_app.settings import SERVICES
 from isolation_harness.topology.services import role_of
 from tests.plugins.reference_app import StartApp
@@ -117,3 +119,57 @@ async def test_a_request_blocked_past_a_limit_gets_the_services_503(
     assert status == 201, body
     status, balances = await api.call("GET", "/api/wallet/balances", token=token)
     assert balances["balances"][0]["available"] == "6"
+
+
+REFUSED = [
+    # (statement, the driver's class, the kind the 503 says)
+    ("SELECT 1 / 0", psycopg2.DataError, "data error"),
+    ("SELECT '1e30'::numeric(38, 18)", psycopg2.DataError, "data error"),
+    ("DO $$ BEGIN RAISE EXCEPTION 'dup' USING ERRCODE = 'unique_violation'; END $$",
+     psycopg2.IntegrityError, "integrity error"),
+    ("DO $$ BEGIN RAISE EXCEPTION 'bad' USING ERRCODE = 'internal_error'; END $$",
+     psycopg2.InternalError, "internal error"),
+    ("SELECT no_such_column FROM p2p.offers", psycopg2.ProgrammingError, "statement error"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sql", "driver_error", "kind"),
+    REFUSED,
+    ids=["division", "overflow", "integrity", "internal", "statement"],
+)
+async def test_a_statement_the_database_refuses_is_the_services_503(
+    start_app: StartApp, sql: str, driver_error: type[Exception], kind: str
+) -> None:
+    """Not only a lost connection: every driver error is the service's structured 503, saying
+    the kind of refusal and never the database's own words; the legacy design lets it out."""
+    api = await start_app(pool=POOL)
+    p2p = api.app[P2P]
+    with pytest.raises(DependencyUnavailable) as raised:
+        await p2p.boundary.call(_execute, p2p.db, sql)
+    assert (raised.value.status, raised.value.service) == (503, "p2p")
+    assert raised.value.code == "database_error"
+    assert raised.value.message == f"p2p: the database refused a statement ({kind})"
+    assert isinstance(raised.value.__cause__, driver_error)  # the log gets the driver's text
+    legacy = (await start_app("legacy", pool=POOL)).app[P2P]
+    with pytest.raises(driver_error):
+        await legacy.boundary.call(_execute, legacy.db, sql)
+
+
+async def _execute(db: ServiceDatabase, sql: str) -> None:
+    async with db.cursor() as cur:
+        await cur.execute(sql)
+
+
+async def test_a_failed_calculation_is_the_services_503(start_app: StartApp) -> None:
+    api = await start_app(pool=POOL)
+    p2p = api.app[P2P]
+
+    async def overflowing() -> decimal.Decimal:
+        return decimal.Decimal("1e30").quantize(decimal.Decimal("1e-18"))  # 49 digits > 28
+
+    with pytest.raises(ServiceFailed) as raised:
+        await p2p.boundary.call(overflowing)
+    assert (raised.value.status, raised.value.service) == (503, "p2p")
+    assert raised.value.code == "calculation_failed"
+    assert raised.value.message == "p2p: a calculation failed (InvalidOperation)"

@@ -13,10 +13,10 @@ import datetime
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 from enum import StrEnum
 
-from isolation_harness.reference_app.money import unit
+from isolation_harness.reference_app.money import MAX_AMOUNT, unit
 
 #: fiat currencies an offer may be priced in, with the decimal places of a price
 FIAT_CURRENCIES: Mapping[str, int] = {"USD": 2, "EUR": 2, "GBP": 2}
@@ -167,6 +167,18 @@ class Offer:
             )
 
 
+#: digits that hold any product of two accepted amounts exactly (each at most 10**15, with
+#: at most 18 places), where the default context's 28 would round it
+EXACT_DIGITS = 80
+
+
+def _product(one: Decimal, other: Decimal) -> Decimal:
+    """``one * other`` without rounding."""
+    with localcontext() as context:
+        context.prec = EXACT_DIGITS
+        return one * other
+
+
 def check_offer_terms(
     currency: str, fiat: str, price: Decimal, amount: Decimal, min_amount: Decimal,
     max_amount: Decimal,
@@ -182,6 +194,12 @@ def check_offer_terms(
         raise BadTerms("min_amount: must not exceed max_amount", "invalid_amount")
     if max_amount > amount:
         raise BadTerms("max_amount: must not exceed amount", "invalid_amount")
+    if _product(amount, price) > MAX_AMOUNT:
+        # what a buyer of all of it pays: it must fit where every amount fits
+        raise BadTerms(
+            f"amount: at this price it is worth more than {MAX_AMOUNT:f} {fiat}",
+            "invalid_amount",
+        )
 
 
 # -- trades ---------------------------------------------------------------------------------
@@ -237,9 +255,9 @@ def check_transition(state: TradeState, target: TradeState, actor: Actor) -> Non
 
 def fiat_total(amount: Decimal, price: Decimal, fiat_places: int) -> Decimal:
     """What the buyer pays, rounded down to the fiat's precision."""
-    return (amount * price).quantize(unit(fiat_places), rounding=ROUND_DOWN)
+    return _product(amount, price).quantize(unit(fiat_places), rounding=ROUND_DOWN)
 
 
 def fee_for(amount: Decimal, rate: Decimal, places: int) -> Decimal:
     """The platform's fee on a released trade, rounded down to the currency's precision."""
-    return (amount * rate).quantize(unit(places), rounding=ROUND_DOWN)
+    return _product(amount, rate).quantize(unit(places), rounding=ROUND_DOWN)
