@@ -169,6 +169,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         provider,
         ipn_secret=settings.ipn_secret,
         ipn_callback_url=settings.public_url.rstrip("/") + "/api/nowpayments/ipn",
+        # half the pool at most held by IPNs waiting on the wallet (the old design: no bound)
+        ipn_holds=max(1, settings.databases["deposits"].max_size // 2) if isolated else None,
     )
     app[P2P] = P2PService(manager.for_service("p2p"), boundary("p2p"), wallet, settings)
     swap_prices, express_prices = _prices(app)

@@ -121,6 +121,34 @@ async def test_acknowledged_deposits_that_vanish_are_lost(broken_build) -> None:
     assert any("deposit" in v and "lost" in v for v in lost.violations), lost.violations[:3]
 
 
+# The old app: "expired" is final, so a payment made after the app expired its deposit is
+# refused (answered 200) and never credited.
+REFUSES_LATE_PAYMENTS = """
+from isolation_harness.reference_app.services.deposits.domain import TRANSITIONS, DepositStatus
+TRANSITIONS[DepositStatus.EXPIRED] = frozenset()
+"""
+
+
+async def test_late_payments_refused_by_the_app_fail_reconciliation(broken_build) -> None:  # type: ignore[no-untyped-def]
+    """The provider's book, read by the runner after the load, shows finished payments the
+    ledger never got: provider_reconciled names each, and no_operation_lost fails with it."""
+    broken_build(REFUSES_LATE_PAYMENTS)
+    scenario = load_scenario(ROOT / "scenarios" / "late-payment-after-expiry.yaml")
+    record = await run_scenario(scenario, Settings.from_env({}).with_overrides(app_workers=1))
+    outcome = record.outcome
+    assert outcome.exit_code() == EXIT_INVARIANT, describe(record)
+    results = {i.name: i for i in outcome.invariants}
+    reconciled = results["provider_reconciled"]
+    assert not reconciled.passed
+    assert reconciled.counts["uncredited"] >= 1
+    assert reconciled.counts["uncredited"] == len(reconciled.violations)
+    assert all("finished at the provider" in v and "expired" in v
+               for v in reconciled.violations)  # fmt: skip
+    assert reconciled.counts["credited"] >= 1  # payments made in time were credited
+    assert not results["no_operation_lost"].passed
+    assert results["ledger_balanced"].passed
+
+
 # The fault API's "raise" does nothing: the scenario's fault has no effect.
 NO_OP_FAULTS = """
 from isolation_harness.reference_app.faults import FaultMode, FaultSwitches

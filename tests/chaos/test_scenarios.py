@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from isolation_harness.chaos.errors import EXIT_INVARIANT, EXIT_PASS, EXIT_THRESHOLD
+from isolation_harness.chaos.errors import EXIT_PASS, EXIT_THRESHOLD
 from isolation_harness.chaos.run.record import RunRecord
 from isolation_harness.chaos.run.runner import run_scenario
 from isolation_harness.chaos.scenario.counterparts import bystander_breaches
@@ -106,25 +106,20 @@ async def test_legacy_counterpart_fails_with_the_breach_it_names(path: Path) -> 
     assert not outcome.harness_errors
 
 
-async def test_a_payment_finished_after_its_deposit_expired_fails_reconciliation() -> None:
-    """The app expires deposits after 3 s and refuses later IPNs: the provider's book, read
-    by the runner after the load, shows finished payments the ledger never got."""
+async def test_payments_finished_after_their_deposit_expired_are_credited() -> None:
+    """The app expires deposits after 3 s; payers pay later, and the provider's book, read
+    by the runner after the load, shows every finished payment credited once, late ones
+    included (the broken build that refuses them: tests/chaos/test_broken_builds.py)."""
     scenario = load_scenario(ROOT / "scenarios" / "late-payment-after-expiry.yaml")
     settings = Settings.from_env({}).with_overrides(app_workers=1)
     record = await run_scenario(scenario, settings)
     outcome = record.outcome
-    assert outcome.raw_code == EXIT_INVARIANT, describe(record)
     assert outcome.exit_code() == EXIT_PASS, describe(record)
-    assert [e.happened for e in outcome.expectations] == [True, True]
     results = {i.name: i for i in outcome.invariants}
     reconciled = results["provider_reconciled"]
-    assert not reconciled.passed
-    assert reconciled.counts["uncredited"] >= 1
-    assert reconciled.counts["uncredited"] == len(reconciled.violations)
-    assert all("finished at the provider" in v and "expired" in v
-               for v in reconciled.violations)  # fmt: skip
-    assert reconciled.counts["credited"] >= 1  # payments made in time were credited
-    assert results["ledger_balanced"].passed
+    assert reconciled.passed, reconciled.violations
+    assert reconciled.counts["credited"] >= 1
+    assert all(i.passed for i in outcome.invariants)
     assert record.operations["acknowledged"] > 0
 
 

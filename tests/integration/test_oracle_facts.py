@@ -33,6 +33,7 @@ from isolation_harness.load.operations import (
     outcome_of,
 )
 from isolation_harness.reference_app.app_keys import WALLET
+from isolation_harness.reference_app.services.deposits.domain import TRANSITIONS, DepositStatus
 from isolation_harness.reference_app.services.wallet.service import WalletService
 from tests.plugins.polling import until
 from tests.plugins.reference_app import ADMIN_TOKEN, PaymentsFake, PricesFake, RunningApp, StartApp
@@ -277,11 +278,20 @@ async def test_a_build_that_applies_a_withdrawal_twice_fails(
     assert f"transaction_id={answer['transaction_id']}" in violation
 
 
-async def test_a_payment_finished_after_the_app_expired_its_deposit_is_never_credited(
-    start_app: StartApp, payments_fake: PaymentsFake, app_database: str
+@pytest.mark.parametrize("refuses_late", [False, True], ids=["credits-late", "refuses-late"])
+async def test_a_payment_finished_after_the_app_expired_its_deposit(
+    start_app: StartApp,
+    payments_fake: PaymentsFake,
+    app_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    refuses_late: bool,
 ) -> None:
-    """The app expires unpaid deposits on its own clock, then refuses the provider's later
-    IPNs (answering 200): the provider's book shows money the ledger never got."""
+    """The app expires unpaid deposits on its own clock; the provider takes the payment
+    later. The app credits it, and the provider's book agrees with the ledger. An app that
+    refuses the late IPNs instead (answering 200; the old one, "expired" final) is caught:
+    the book shows money the ledger never got."""
+    if refuses_late:
+        monkeypatch.setitem(TRANSITIONS, DepositStatus.EXPIRED, frozenset())
     app = await start_app(deposit_expiry_seconds=0.2, expire_deposits_every=0.1)
     client = Client(app, payments_fake)
     since = database_now_at(app_database)
@@ -300,13 +310,18 @@ async def test_a_payment_finished_after_the_app_expired_its_deposit_is_never_cre
 
     results = await client.check(app_database, since)
     reconciled = results["provider_reconciled"]
+    lost = results["no_operation_lost"]
+    if not refuses_late:
+        assert reconciled.passed, reconciled.violations
+        assert reconciled.counts["credited"] == 1
+        assert lost.passed, lost.violations
+        return
     assert not reconciled.passed
     assert reconciled.counts["uncredited"] == 1
     [violation] = reconciled.violations
     payment = str(deposit["provider_payment_id"])
     assert f"payment {payment}" in violation
     assert "expired" in violation
-    lost = results["no_operation_lost"]
     assert not lost.passed
     assert any(deposit["id"] in v and "deposit.pay" in v for v in lost.violations)
 

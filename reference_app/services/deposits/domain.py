@@ -26,6 +26,10 @@ _PROGRESS = {S.CONFIRMING, S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED,
 
 #: where an IPN callback may move a deposit. Callbacks can arrive out of order, so forward
 #: jumps are allowed; there is no way back from ``finished`` or the other final states.
+#: ``expired`` is the app's own clock, not the provider's: NOWPayments takes a payment for
+#: days after the app gave up waiting, so a late payment moves an expired deposit on like
+#: a waiting one, and its ``finished`` is credited (refused, the money would arrive and
+#: never be credited).
 TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
     S.WAITING: frozenset(_PROGRESS | {S.EXPIRED}),
     S.CONFIRMING: frozenset({S.CONFIRMED, S.SENDING, S.PARTIALLY_PAID, S.FINISHED, S.FAILED}),
@@ -36,9 +40,8 @@ TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
     S.FINISHED: frozenset(),
     S.FAILED: frozenset({S.REFUNDED}),
     S.REFUNDED: frozenset(),
-    S.EXPIRED: frozenset(),
+    S.EXPIRED: frozenset(_PROGRESS),
 }  # fmt: skip
-FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
 class Outcome(StrEnum):

@@ -55,19 +55,20 @@ INSERT INTO deposits.ipn_events (provider_payment_id, status, outcome, body)
 VALUES (%(payment_id)s, %(status)s, %(outcome)s, %(body)s)
 """
 
-# Deposits still waiting for their payment, created before ``before``: expired. The rows are
-# locked by this statement, skipping those another transaction holds (an IPN being applied,
-# another worker's expiry): each row expires once, and a row that moved on meanwhile is
-# left alone by the status check, judged again under the lock.
-EXPIRE_UNPAID = """
+# Deposits still waiting for their payment, created before ``before``, locked for this
+# transaction, skipping those another holds (an IPN being applied, another worker's
+# expiry): the expiry asks the wallet about them under the lock, and a credit for one can
+# only be made under it (the IPN credits while it holds the row).
+LOCK_UNPAID = """
+SELECT id FROM deposits.deposits
+WHERE status = 'waiting' AND created_at <= %(before)s
+ORDER BY created_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+EXPIRE = """
 UPDATE deposits.deposits SET status = 'expired', updated_at = now()
-WHERE id IN (
-    SELECT id FROM deposits.deposits
-    WHERE status = 'waiting' AND created_at <= %(before)s
-    ORDER BY created_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-AND status = 'waiting'
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'waiting'
 RETURNING id
 """

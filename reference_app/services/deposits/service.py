@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +42,7 @@ from isolation_harness.reference_app.services.wallet.domain import DEPOSITS_SOUR
 from isolation_harness.reference_app.services.wallet.service import WalletService
 
 SERVICE = "deposits"
+log = logging.getLogger(__name__)
 
 
 class DepositsService(BoundedService):
@@ -52,6 +57,7 @@ class DepositsService(BoundedService):
         *,
         ipn_secret: str,
         ipn_callback_url: str,
+        ipn_holds: int | None = None,
     ) -> None:
         self.db = db
         self.boundary = boundary
@@ -59,6 +65,11 @@ class DepositsService(BoundedService):
         self.provider = provider
         self._ipn_secret = ipn_secret
         self._ipn_callback_url = ipn_callback_url
+        # An IPN holds a connection and its deposit's row across the wallet's credit (so the
+        # credit and the deposit's move are one step to every other reader): at most
+        # ``ipn_holds`` at a time, so that a wallet that hangs holds no more of the pool;
+        # each hold ends with the service's time limit (the wallet's call gets what is left).
+        self._ipn_holds = asyncio.Semaphore(ipn_holds) if ipn_holds else None
 
     async def create_deposit(
         self, user_id: uuid.UUID, currency: str, amount: Decimal, idempotency_key: str
@@ -134,11 +145,28 @@ class DepositsService(BoundedService):
         """Expire deposits still ``waiting`` that were created ``older_than`` before ``now``.
 
         Only ``waiting`` becomes ``expired``: a deposit the provider reported on is left to
-        its callbacks. Safe to run concurrently (several workers): each deposit expires
-        once, and the ids returned are those this call expired. At most ``limit`` a call.
+        its callbacks. One the wallet already credited (its IPN's credit committed, its own
+        move did not: the deposits database cut in between) is finished instead, never
+        expired: the wallet is asked under the rows' locks, and a credit is only made under
+        them. Safe to run concurrently (several workers): each deposit expires once, and the
+        ids returned are those this call expired. At most ``limit`` a call.
         """
-        async with self.db.cursor() as cur:
-            await cur.execute(q.EXPIRE_UNPAID, {"before": now - older_than, "limit": limit})
+        async with self.db.transaction() as cur:
+            await cur.execute(q.LOCK_UNPAID, {"before": now - older_than, "limit": limit})
+            due = [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
+            if not due:
+                return []
+            credited = await self.wallet.posted_under([_credit_key(d) for d in due])
+            for deposit_id in due:
+                posted = credited.get(_credit_key(deposit_id))
+                if posted is not None:
+                    log.warning("deposit %s: credited (transaction %s) but still waiting: "
+                                "finished, not expired", deposit_id, posted)  # fmt: skip
+                    await cur.execute(
+                        q.MARK_FINISHED, {"id": str(deposit_id), "transaction_id": posted}
+                    )
+            unpaid = [str(d) for d in due if _credit_key(d) not in credited]
+            await cur.execute(q.EXPIRE, {"ids": unpaid})
             return [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
 
     async def apply_ipn(self, raw_body: bytes, signature: str | None) -> tuple[Outcome, Deposit]:
@@ -152,7 +180,7 @@ class DepositsService(BoundedService):
         if not verify(raw_body, signature, self._ipn_secret):
             raise Unauthorized("invalid IPN signature", service=SERVICE, code="invalid_signature")
         payment_id, reported, body = _read_ipn(raw_body)
-        async with self.db.transaction() as cur:
+        async with self._ipn_hold(), self.db.transaction() as cur:
             await cur.execute(q.DEPOSIT_BY_PAYMENT_FOR_UPDATE, {"payment_id": payment_id})
             row = await cur.fetchone()
             if row is None:
@@ -178,6 +206,15 @@ class DepositsService(BoundedService):
             )
         return outcome, now
 
+    @contextlib.asynccontextmanager
+    async def _ipn_hold(self) -> AsyncIterator[None]:
+        """One of the ``ipn_holds`` an IPN may take at a time (none: no bound)."""
+        if self._ipn_holds is None:
+            yield
+            return
+        async with self._ipn_holds:
+            yield
+
     async def _move(self, cur: aiopg.Cursor, deposit: Deposit, status: DepositStatus) -> None:
         if status is not DepositStatus.FINISHED:
             await cur.execute(q.SET_STATUS, {"id": str(deposit.id), "status": status.value})
@@ -188,12 +225,17 @@ class DepositsService(BoundedService):
             deposit.amount,
             source=DEPOSITS_SOURCE,
             kind="deposit",
-            idempotency_key=f"deposit:{deposit.id}",
+            idempotency_key=_credit_key(deposit.id),
             reference=f"deposit:{deposit.id}",
         )
         await cur.execute(
             q.MARK_FINISHED, {"id": str(deposit.id), "transaction_id": posted.transaction_id}
         )
+
+
+def _credit_key(deposit_id: uuid.UUID) -> str:
+    """The wallet's idempotency key of a deposit's credit: one credit per deposit."""
+    return f"deposit:{deposit_id}"
 
 
 def _same_terms(existing: Deposit, currency: str, amount: Decimal) -> Deposit:

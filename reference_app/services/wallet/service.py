@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +92,12 @@ class WalletService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(q.SYSTEM_BALANCES, {"owner": PLATFORM_LIQUIDITY})
             return {currency: Decimal(balance) for currency, balance in await cur.fetchall()}
+
+    async def posted_under(self, keys: Sequence[str]) -> dict[str, int]:
+        """The transactions posted under any of ``keys``: key -> transaction id."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.TRANSACTIONS_BY_KEYS, {"keys": list(keys)})
+            return {key: int(tid) for key, tid in await cur.fetchall()}
 
     async def escrow_lock(self, reference: str) -> EscrowLock:
         async with self.db.cursor() as cur:
