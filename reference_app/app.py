@@ -114,7 +114,8 @@ def create_app(settings: AppSettings, *, fault_state_file: Path | None = None) -
 async def _schema(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.admin_dsn is not None:
-        applied = await asyncio.to_thread(migrate, settings.admin_dsn, SERVICES)
+        legacy = settings.architecture == "legacy"
+        applied = await asyncio.to_thread(migrate, settings.admin_dsn, SERVICES, legacy=legacy)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
     yield

@@ -1,7 +1,9 @@
 """Roles, schemas and migrations: one schema and one role per service, applied idempotently.
 
 Run as a superuser before the app serves (once, not per worker process). Each service's
-role owns its schema and nothing else; the legacy design's role is a member of them all.
+role owns its schema and nothing else. The legacy design's role, a member of them all, exists
+only while the legacy design is what runs: migrating for the isolated design drops it (a
+role that can read and write every service's data is exactly what isolation removes).
 Migrations are the ``NNN_name.sql`` files of ``reference_app/migrations/<service>/``,
 applied in order as the service's role and recorded in ``<schema>.schema_migrations``.
 
@@ -35,8 +37,10 @@ def migrations_of(service: str) -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 
 
-def migrate(admin_dsn: str, services: Iterable[str]) -> list[str]:
-    """Create roles and schemas and apply pending migrations; return what was applied."""
+def migrate(admin_dsn: str, services: Iterable[str], *, legacy: bool) -> list[str]:
+    """Create roles and schemas and apply pending migrations; return what was applied.
+    ``legacy``: for the legacy design, whose one role reaches every schema (else that role
+    is dropped if an earlier run made it)."""
     order = list(services)
     applied: list[str] = []
     conn = psycopg2.connect(admin_dsn)
@@ -45,9 +49,12 @@ def migrate(admin_dsn: str, services: Iterable[str]) -> list[str]:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
-                _ensure_role(cur, LEGACY_ROLE)
                 for service in order:
                     applied += _migrate_service(cur, service)
+                if legacy:
+                    _grant_legacy_role(cur, order)
+                else:
+                    _drop_legacy_role(cur)
                 if READER_SERVICE in order:
                     _grant_reads(cur, READER_SERVICE, [s for s in order if s != READER_SERVICE])
             finally:
@@ -61,6 +68,20 @@ def _ensure_role(cur: psycopg2.extensions.cursor, role: str) -> None:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
     if cur.fetchone() is None:
         cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+
+
+def _grant_legacy_role(cur: psycopg2.extensions.cursor, services: list[str]) -> None:
+    """The legacy design's one role, a member of every service's role: it reaches them all."""
+    _ensure_role(cur, LEGACY_ROLE)
+    for service in services:
+        role = sql.Identifier(role_of(service))
+        cur.execute(sql.SQL("GRANT {} TO {}").format(role, sql.Identifier(LEGACY_ROLE)))
+
+
+def _drop_legacy_role(cur: psycopg2.extensions.cursor) -> None:
+    """The legacy design's role gone, if a legacy run made it: it owns nothing (its
+    privileges are memberships, dropped with it)."""
+    cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(LEGACY_ROLE)))
 
 
 def _grant_reads(cur: psycopg2.extensions.cursor, reader: str, schemas: list[str]) -> None:
@@ -92,8 +113,6 @@ def _migrate_service(cur: psycopg2.extensions.cursor, service: str) -> list[str]
             sql.Identifier(role), sql.Identifier(service)
         )
     )
-    # The legacy design's single role reaches every service's tables.
-    cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(LEGACY_ROLE)))
     applied = []
     cur.execute("BEGIN")
     try:

@@ -50,7 +50,7 @@ def run_worker(settings_json: str, host: str, port: int, fault_file: str) -> Non
 def serve(settings: AppSettings, host: str, port: int, workers: int) -> int:
     """Run ``workers`` processes until told to stop; return the exit code."""
     if settings.admin_dsn is not None:
-        applied = migrate(settings.admin_dsn, SERVICES)
+        applied = migrate(settings.admin_dsn, SERVICES, legacy=settings.architecture == "legacy")
         log.info("migrations applied: %s", ", ".join(applied) or "none pending")
         settings = settings.model_copy(update={"admin_dsn": None})
     runtime = Path(tempfile.mkdtemp(prefix="reference-app-"))

@@ -23,6 +23,8 @@ from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.process import ProcessRecord, children_of
 from isolation_harness.chaos.stack.settings import Settings
 from isolation_harness.chaos.stack.state import StackState
+from isolation_harness.reference_app.settings import SERVICES
+from isolation_harness.topology.services import LEGACY_ROLE, role_of
 from tests.plugins import commands
 from tests.plugins.pg_cluster import PostgresServer, cluster_folder
 
@@ -171,6 +173,17 @@ def test_up_status_down_lifecycle(harness: Harness) -> None:
     assert state.postgres.data_dir is not None
     in_ram = state.postgres.data_dir.is_relative_to(postgres.RAM_ROOT)
     assert in_ram == postgres._has_room(postgres.RAM_ROOT), state.postgres.data_dir
+    # the isolated design's database has no role reaching every service's data
+    conn = postgres.connect(state.postgres.dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolname FROM pg_roles WHERE rolname = %s", (LEGACY_ROLE,))
+            assert cur.fetchall() == [], "the legacy design's role is there"
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)",
+                        ([role_of(s) for s in SERVICES],))  # fmt: skip
+            assert cur.fetchone() == (len(SERVICES),)
+    finally:
+        conn.close()
 
     status = harness.run("status", "--json")
     assert status.returncode == 0, status.stderr

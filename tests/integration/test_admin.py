@@ -465,7 +465,7 @@ def test_grants_are_renewed_on_every_run_and_cover_new_tables(
             cur.execute(f"SELECT count(*) FROM wallet.{table}")  # default privileges
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute("SELECT count(*) FROM wallet.users")
-        assert migrate(app_database, SERVICES) == []
+        assert migrate(app_database, SERVICES, legacy=True) == []
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM wallet.users")
     finally:

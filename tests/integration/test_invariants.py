@@ -30,7 +30,7 @@ def scratch(pg_server: PostgresServer) -> Iterator[str]:
     name = f"inv_{uuid.uuid4().hex[:10]}"
     postgres.ensure_database(pg_server.dsn(), name)
     dsn = pg_server.dsn(name)
-    migrate(dsn, SERVICES)
+    migrate(dsn, SERVICES, legacy=True)
     yield dsn
     postgres.drop_database(pg_server.dsn(), name)
 

@@ -53,6 +53,35 @@ def test_the_legacy_role_reaches_every_schema(pg_server: PostgresServer, app_dat
         conn.close()
 
 
+def roles(app_database: str) -> set[str]:
+    conn = postgres.connect(app_database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolname FROM pg_roles")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_the_legacy_role_exists_only_while_the_legacy_design_runs(
+    pg_server: PostgresServer, app_database: str
+) -> None:
+    """Migrated for the isolated design, the database has no role reaching every service's
+    data; migrated for the legacy design, it has (and the next isolated start drops it)."""
+    try:
+        migrate(app_database, SERVICES, legacy=False)
+        assert LEGACY_ROLE not in roles(app_database)
+        assert {role_of(s) for s in SERVICES} <= roles(app_database)
+        with pytest.raises(psycopg2.OperationalError, match=LEGACY_ROLE):
+            as_role(pg_server, LEGACY_ROLE)
+        migrate(app_database, SERVICES, legacy=True)
+        test_the_legacy_role_reaches_every_schema(pg_server, app_database)
+        migrate(app_database, SERVICES, legacy=False)
+        assert LEGACY_ROLE not in roles(app_database)
+    finally:  # the other tests of this worker start either design on this database
+        migrate(app_database, SERVICES, legacy=True)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_has_its_schema_and_role(
     pg_server: PostgresServer, app_database: str, service: str
@@ -70,7 +99,7 @@ def test_every_service_has_its_schema_and_role(
 
 
 def test_migrations_are_idempotent(pg_server: PostgresServer, app_database: str) -> None:
-    assert migrate(app_database, SERVICES) == []
+    assert migrate(app_database, SERVICES, legacy=True) == []
     conn = postgres.connect(app_database)
     try:
         with conn.cursor() as cur:

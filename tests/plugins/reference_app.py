@@ -37,10 +37,11 @@ TOKEN_SECRET = "secret-" + "s" * 24
 
 @pytest.fixture(scope="session")
 def app_database(pg_server: PostgresServer) -> str:
-    """The app's database on this worker's server, migrated; returns its admin DSN."""
+    """The app's database on this worker's server, migrated for both designs (the tests
+    start either on it); returns its admin DSN."""
     postgres.ensure_database(pg_server.dsn(), APP_DATABASE)
     admin_dsn = pg_server.dsn(APP_DATABASE)
-    migrate(admin_dsn, SERVICES)
+    migrate(admin_dsn, SERVICES, legacy=True)
     return admin_dsn
 
 
