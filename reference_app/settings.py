@@ -92,6 +92,10 @@ class AppSettings(BaseModel):
     swap_fee_rate: Decimal = Field(default=Decimal("0.002"), ge=0, lt=1)
     quote_ttl_seconds: float = Field(default=30.0, gt=0)
     trade_ttl_seconds: float = Field(default=900.0, gt=0)
+    #: seconds a ``paid`` trade waits for its seller's release before it goes to dispute
+    trade_release_seconds: float = Field(default=86_400.0, gt=0)
+    #: trades a buyer may have under way at once (pending, open or paid)
+    max_open_trades: int = Field(default=10, ge=1)
     express_markup: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
     express_quote_ttl_seconds: float = Field(default=30.0, gt=0)
 

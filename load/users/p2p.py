@@ -76,7 +76,8 @@ class P2PTraderUser(HarnessUser):
             self.open_trades.append(trade_id)
         elif reply.code in ("offer_exhausted", "offer_closed"):
             self.offers.remove(offer_id)
-        elif reply.code == "seller_cannot_cover":
+        elif reply.code == "seller_cannot_cover":  # the offer is withdrawn with it
+            self.offers.remove(offer_id)
             self.fund(self.accounts["seller"], CURRENCY, SELLER_FUNDS)
 
     @task(3)

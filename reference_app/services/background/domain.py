@@ -62,6 +62,8 @@ class JobName(StrEnum):
     EXPIRE_QUOTES = "expire_quotes"
     EXPIRE_EXPRESS_QUOTES = "expire_express_quotes"
     EXPIRE_TRADES = "expire_trades"
+    DISPUTE_TRADES = "dispute_unreleased_trades"
+    RESUME_TRADES = "resume_interrupted_trades"
     PRUNE_PRICE_HISTORY = "prune_price_history"
 
 

@@ -13,6 +13,13 @@ expire_express_quotes      open express quotes past their     ``expire_quotes_ev
 expire_trades              unpaid P2P trades past their       ``expire_trades_every``
                            deadline -> ``expired``, the
                            escrow back to the seller
+dispute_unreleased_trades  paid P2P trades not released for   ``expire_trades_every``
+                           ``trade_release_seconds`` ->
+                           ``disputed`` (the admin decides)
+resume_interrupted_trades  P2P transitions begun two service  ``expire_trades_every``
+                           time limits ago, never finished
+                           (their request cut short) ->
+                           finished
 prune_price_history        the feed's history older than      ``prune_price_history_every``
                            ``price_history_seconds``
 =========================  =================================  ==============================
@@ -31,9 +38,10 @@ here:
   once, a row that moved on meanwhile (an IPN, an execution) is left alone, and the ids a
   run returns are the rows *that run* expired. Express quotes: express's own account
   (:meth:`ExpressService.expire_quotes`).
-- trades: P2P's own protocol (the trade's row lock, the intent recorded before the wallet
-  moves, the wallet idempotent per escrow reference): the escrow goes back once, and a
-  trade another worker expired first is refused as a conflict, logged and skipped.
+- trades (expired, disputed, resumed): P2P's own protocol (the trade's row lock, the
+  intent recorded before the wallet moves, the wallet idempotent per escrow reference):
+  the escrow moves once, and a trade another worker moved first is refused as a
+  conflict, logged and skipped.
 - price history: a ``DELETE`` of rows picked ``FOR UPDATE SKIP LOCKED``.
 
 **Idempotency keys: nothing to clean up.** No table holds idempotency keys on their own:
@@ -110,6 +118,10 @@ def scheduled_jobs(background: BackgroundService, settings: AppSettings) -> list
         Job(JobName.EXPIRE_EXPRESS_QUOTES, settings.expire_quotes_every,
             background.expire_express_quotes),
         Job(JobName.EXPIRE_TRADES, settings.expire_trades_every, background.expire_trades),
+        Job(JobName.DISPUTE_TRADES, settings.expire_trades_every,
+            background.dispute_unreleased_trades),
+        Job(JobName.RESUME_TRADES, settings.expire_trades_every,
+            background.resume_interrupted_trades),
         Job(JobName.PRUNE_PRICE_HISTORY, settings.prune_price_history_every,
             background.prune_price_history),
     ]  # fmt: skip

@@ -74,6 +74,16 @@ class BackgroundService(BoundedService):
         """Unpaid P2P trades past their deadline: expired, the escrow back to the seller."""
         return await self.p2p.expire_due_trades(now, limit=TRADE_BATCH)
 
+    async def dispute_unreleased_trades(self, now: datetime) -> list[uuid.UUID]:
+        """Paid P2P trades not released for ``trade_release_seconds``: disputed."""
+        return await self.p2p.dispute_unreleased_trades(now, limit=TRADE_BATCH)
+
+    async def resume_interrupted_trades(self, now: datetime) -> list[uuid.UUID]:
+        """P2P transitions begun at least two service time limits ago and never finished
+        (their request cut short): finished."""
+        before = now - timedelta(seconds=2 * self.settings.service_timeout)
+        return await self.p2p.resume_interrupted_trades(before, limit=TRADE_BATCH)
+
     async def prune_price_history(self, now: datetime) -> int:
         """Delete history older than ``price_history_seconds``; return how many rows."""
         before = now - timedelta(seconds=self.settings.price_history_seconds)

@@ -82,7 +82,8 @@ MAY_REQUEST: Mapping[TradeState, frozenset[Actor]] = {
     # The seller may not cancel: the buyer may be paying right now. An unpaid trade expires.
     TradeState.CANCELLED: frozenset({Actor.BUYER}),
     TradeState.EXPIRED: frozenset({Actor.SYSTEM}),
-    TradeState.DISPUTED: frozenset({Actor.BUYER, Actor.SELLER}),
+    # the system too: a paid trade its seller leaves unreleased goes to the admin
+    TradeState.DISPUTED: frozenset({Actor.BUYER, Actor.SELLER, Actor.SYSTEM}),
     TradeState.RESOLVED_BUYER: frozenset({Actor.ADMIN}),
     TradeState.RESOLVED_SELLER: frozenset({Actor.ADMIN}),
 }

@@ -121,6 +121,23 @@ ORDER BY expires_at
 LIMIT %(limit)s
 """
 
+# Paid trades whose seller has not released them since ``before``.
+UNRELEASED_TRADES = """
+SELECT id FROM p2p.trades
+WHERE state = 'paid' AND moving_to IS NULL AND updated_at <= %(before)s
+ORDER BY updated_at
+LIMIT %(limit)s
+"""
+
+# One buyer's openings, one at a time (a transaction-scoped lock on the buyer), so that
+# counting the trades under way and adding one cannot race past the limit.
+LOCK_BUYER = "SELECT pg_advisory_xact_lock(hashtextextended('p2p.buyer:' || %(buyer)s, 0))"
+
+TRADES_UNDER_WAY = """
+SELECT count(*) FROM p2p.trades
+WHERE buyer = %(buyer)s AND state IN ('pending', 'open', 'paid')
+"""
+
 INTERRUPTED_TRADES = """
 SELECT id FROM p2p.trades
 WHERE moving_to IS NOT NULL AND updated_at <= %(before)s

@@ -196,8 +196,8 @@ class P2PService(BoundedService):
         if trade.state is TradeState.FAILED:
             # Not the wallet's message: that one would tell the buyer the seller's balance.
             raise Conflict(
-                "the seller cannot cover this trade now", service=SERVICE,
-                code="seller_cannot_cover", trade_id=str(trade.id),
+                "the seller cannot cover this trade now: the offer is withdrawn",
+                service=SERVICE, code="seller_cannot_cover", trade_id=str(trade.id),
             )  # fmt: skip
         return trade, replayed
 
@@ -243,6 +243,26 @@ class P2PService(BoundedService):
             expired.append(trade.id)
         return expired
 
+    async def dispute_unreleased_trades(
+        self, now: datetime.datetime, limit: int = 100
+    ) -> list[uuid.UUID]:
+        """Paid trades the seller has not released for ``trade_release_seconds``: disputed,
+        so that the admin decides (the escrow stays); return their ids. Safe to run often
+        and concurrently: a trade released or disputed meanwhile is left alone."""
+        before = now - datetime.timedelta(seconds=self.settings.trade_release_seconds)
+        async with self.db.cursor() as cur:
+            await cur.execute(q.UNRELEASED_TRADES, {"before": before, "limit": limit})
+            due = [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
+        disputed = []
+        for trade_id in due:
+            try:
+                trade = await self._move(trade_id, Actor.SYSTEM, TradeState.DISPUTED)
+            except Conflict as exc:
+                log.info("p2p: trade %s not disputed: %s", trade_id, exc.message)
+                continue
+            disputed.append(trade.id)
+        return disputed
+
     async def resume_interrupted_trades(
         self, before: datetime.datetime, limit: int = 100
     ) -> list[uuid.UUID]:
@@ -279,6 +299,15 @@ class P2PService(BoundedService):
             row = await cur.fetchone()
             if row is not None:
                 return _same_trade(_trade(row), offer_id, amount), True
+            await cur.execute(q.LOCK_BUYER, by_key)
+            await cur.execute(q.TRADES_UNDER_WAY, by_key)
+            under_way = int((await cur.fetchone())[0])
+            if under_way >= self.settings.max_open_trades:
+                raise Conflict(
+                    f"{under_way} trades under way: at most {self.settings.max_open_trades} "
+                    "at once (finish, cancel or let one expire first)",
+                    service=SERVICE, code="too_many_open_trades",
+                )  # fmt: skip
             # The offer's row lock orders concurrent trades on it: none can oversell it.
             await cur.execute(q.OFFER_FOR_UPDATE, {"id": str(offer_id)})
             row = await cur.fetchone()
@@ -385,6 +414,10 @@ class P2PService(BoundedService):
                     await cur.execute(
                         q.RETURN_TO_OFFER, {"id": str(trade.offer_id), "amount": trade.amount}
                     )
+                if reached is TradeState.FAILED:
+                    # The seller could not cover it: the offer is withdrawn, so that no buyer
+                    # learns the seller's balance by trying amount after amount on it.
+                    await cur.execute(q.CANCEL_OFFER, {"id": str(trade.offer_id)})
                 await _record_event(cur, trade.id, reached, actor)
                 return finished
         current, _ = await self._visible(trade.id, Actor.SYSTEM)
