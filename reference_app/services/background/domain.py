@@ -61,6 +61,7 @@ class JobName(StrEnum):
     EXPIRE_DEPOSITS = "expire_unpaid_deposits"
     EXPIRE_QUOTES = "expire_quotes"
     EXPIRE_EXPRESS_QUOTES = "expire_express_quotes"
+    SETTLE_EXECUTIONS = "settle_interrupted_executions"
     EXPIRE_TRADES = "expire_trades"
     DISPUTE_TRADES = "dispute_unreleased_trades"
     RESUME_TRADES = "resume_interrupted_trades"

@@ -10,6 +10,13 @@ expire_quotes              open swap quotes past their        ``expire_quotes_ev
                            deadline -> ``expired``
 expire_express_quotes      open express quotes past their     ``expire_quotes_every``
                            deadline -> ``expired``
+settle_interrupted_        swap executions and express        ``expire_quotes_every``
+executions                 orders cut short (the wallet's
+                           answer lost), two service time
+                           limits past the deadline ->
+                           executed / filled if the wallet
+                           posted them, else expired /
+                           rejected, the key spent
 expire_trades              unpaid P2P trades past their       ``expire_trades_every``
                            deadline -> ``expired``, the
                            escrow back to the seller
@@ -117,6 +124,8 @@ def scheduled_jobs(background: BackgroundService, settings: AppSettings) -> list
         Job(JobName.EXPIRE_QUOTES, settings.expire_quotes_every, background.expire_quotes),
         Job(JobName.EXPIRE_EXPRESS_QUOTES, settings.expire_quotes_every,
             background.expire_express_quotes),
+        Job(JobName.SETTLE_EXECUTIONS, settings.expire_quotes_every,
+            background.settle_interrupted_executions),
         Job(JobName.EXPIRE_TRADES, settings.expire_trades_every, background.expire_trades),
         Job(JobName.DISPUTE_TRADES, settings.expire_trades_every,
             background.dispute_unreleased_trades),

@@ -70,6 +70,14 @@ class BackgroundService(BoundedService):
         its own clock, not ``now``)."""
         return await self.express.expire_quotes()
 
+    async def settle_interrupted_executions(self, now: datetime) -> list[uuid.UUID]:
+        """Swap executions and express orders whose wallet answer was lost, their deadline
+        two service time limits past (no call on them can still be under way): each
+        executed or filled if the wallet posted it, else expired or rejected for good."""
+        before = now - timedelta(seconds=2 * self.settings.service_timeout)
+        swaps = await self.swap.settle_stale_executions(before, limit=TRADE_BATCH)
+        return swaps + await self.express.settle_stale_orders(before, limit=TRADE_BATCH)
+
     async def expire_trades(self, now: datetime) -> list[uuid.UUID]:
         """Unpaid P2P trades past their deadline: expired, the escrow back to the seller."""
         return await self.p2p.expire_due_trades(now, limit=TRADE_BATCH)

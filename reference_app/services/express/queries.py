@@ -57,6 +57,19 @@ FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
 WHERE o.quote_id = %(quote_id)s
 """
 
+# Orders placed and never finished, on quotes whose deadline was before ``before``: their
+# wallet answer was lost.
+STALE_ORDERS = """
+SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
+       q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,
+       q.cost, q.fee, q.price, q.markup, q.rate, q.price_as_of, q.state, q.created_at,
+       q.expires_at
+FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
+WHERE o.state = 'pending' AND q.expires_at <= %(before)s
+ORDER BY q.expires_at
+LIMIT %(limit)s
+"""
+
 USER_ORDER = """
 SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
        q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,

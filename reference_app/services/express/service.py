@@ -177,6 +177,7 @@ class ExpressService(BoundedService):
         """
         now = self._clock()
         expired: Quote | None = None
+        placed_now = False
         async with self.db.transaction() as cur:
             quote = await self._lock_quote(cur, user_id, quote_id)
             order = await self._order_by_key(cur, user_id, idempotency_key)
@@ -191,6 +192,7 @@ class ExpressService(BoundedService):
             if order is None:
                 if quote.state is QuoteState.OPEN and not quote.is_past_deadline(now):
                     order = await self._create_order(cur, quote, idempotency_key, now)
+                    placed_now = True
                 else:
                     await cur.execute(q.EXPIRE_QUOTE, {"id": str(quote_id), "now": now})
                     expired = quote
@@ -203,6 +205,15 @@ class ExpressService(BoundedService):
                         {"id": str(order.id), "from": order_states_before(OrderState.PENDING)},
                     )
                     order = await self._order_of_quote(cur, quote_id)
+                    placed_now = True
+        assert order is not None or expired is not None
+        if (order is not None and order.state is OrderState.PENDING and not placed_now
+                and quote.is_past_deadline(now)):  # fmt: skip
+            # An order cut short (its wallet call never answered), retried after the
+            # deadline: settled by what the wallet holds, never carried on at the old price.
+            order = await self._settle(order)
+            if order.state is OrderState.REJECTED:
+                expired = quote
         # Out of the transaction, so that the expiry is written before it is answered.
         if expired is not None:
             raise Gone(
@@ -228,6 +239,10 @@ class ExpressService(BoundedService):
         except AppError as exc:
             if exc.status >= 500:
                 raise  # unknown outcome: the order stays pending, a retry settles it
+            if exc.code == "idempotency_key_reused":
+                # settled meanwhile as never filled (the key spent): nothing moved
+                raise Gone(f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
+                           service=SERVICE, code="quote_expired") from None  # fmt: skip
             # The wallet refused and rolled back: nothing moved.
             filled = await self._reject(order, exc.code)
             if filled is not None:  # meanwhile a concurrent placement had it filled
@@ -250,6 +265,39 @@ class ExpressService(BoundedService):
                 code="invalid_transition",
             )
         return Placement(order, replayed=posted.replayed)
+
+    async def settle_stale_orders(self, before: datetime, limit: int = 100) -> list[uuid.UUID]:
+        """Orders placed and never finished, on quotes past a deadline before ``before``:
+        each ends with one outcome, by what the wallet holds under the order's key (filled
+        with its transaction, or rejected with nothing moved); return their ids."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.STALE_ORDERS, {"before": before, "limit": limit})
+            stale = [_order(row) for row in await cur.fetchall()]
+        for order in stale:
+            await self._settle(order)
+        return [order.id for order in stale]
+
+    async def _settle(self, order: Order) -> Order:
+        """An order whose wallet answer was lost, past its quote's deadline: filled if the
+        wallet posted it, else rejected, and the key spent so that it never will be."""
+        posted = await self.wallet.void_key(order.wallet_key, order.reference)
+        async with self.db.cursor() as cur:
+            if posted is not None:
+                await cur.execute(
+                    q.MARK_FILLED,
+                    {"id": str(order.id), "now": self._clock(),
+                     "transaction_id": posted.transaction_id,
+                     "from": order_states_before(OrderState.FILLED)},
+                )  # fmt: skip
+            else:
+                await cur.execute(
+                    q.REJECT_ORDER,
+                    {"id": str(order.id), "reason": "quote_expired",
+                     "from": (OrderState.PENDING.value,)},
+                )  # fmt: skip
+            settled = await self._order_of_quote(cur, order.quote.id)
+        assert settled is not None
+        return settled
 
     # -- helpers --------------------------------------------------------------------------
 

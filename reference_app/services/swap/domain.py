@@ -37,8 +37,10 @@ class QuoteState(StrEnum):
 
 QUOTE_TRANSITIONS: dict[QuoteState, frozenset[QuoteState]] = {
     QuoteState.OPEN: frozenset({QuoteState.EXECUTING, QuoteState.EXPIRED, QuoteState.EXECUTED}),
-    # back to open when the wallet refused the exchange (insufficient funds): nothing moved
-    QuoteState.EXECUTING: frozenset({QuoteState.EXECUTED, QuoteState.OPEN}),
+    # back to open when the wallet refused the exchange (insufficient funds): nothing moved;
+    # expired when an execution cut short is settled after the deadline and the wallet
+    # never posted it (the key is spent: it never will)
+    QuoteState.EXECUTING: frozenset({QuoteState.EXECUTED, QuoteState.OPEN, QuoteState.EXPIRED}),
     QuoteState.EXECUTED: frozenset(),
     QuoteState.EXPIRED: frozenset(),
 }

@@ -38,6 +38,20 @@ RETURNING id, user_id, sell_currency, buy_currency, sell_amount, buy_amount, fee
           price, rate, price_as_of, state, created_at, expires_at, executed_at, transaction_id
 """
 
+# An execution cut short, settled after the deadline with nothing posted: expired.
+SETTLE_EXPIRED = """
+UPDATE swap.quotes SET state = 'expired'
+WHERE id = %(id)s AND state IN %(from)s AND expires_at <= %(now)s
+"""
+
+# Executions claimed before ``before`` (deadline) and never finished: their answer was lost.
+STALE_EXECUTIONS = """
+SELECT id, user_id FROM swap.quotes
+WHERE state = 'executing' AND expires_at <= %(before)s
+ORDER BY expires_at
+LIMIT %(limit)s
+"""
+
 GIVE_BACK = "UPDATE swap.quotes SET state = 'open' WHERE id = %(id)s AND state IN %(from)s"
 
 MARK_EXECUTED = """

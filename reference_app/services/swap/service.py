@@ -27,6 +27,8 @@ from isolation_harness.reference_app.services.wallet.service import WalletServic
 from isolation_harness.reference_app.settings import AppSettings
 
 SERVICE = "swap"
+#: the states the deadline alone expires: a claimed quote is settled by the wallet's record
+UNCLAIMED = (QuoteState.OPEN.value,)
 
 
 class SwapService(BoundedService):
@@ -138,7 +140,8 @@ class SwapService(BoundedService):
                 },
             )
             row = await cur.fetchone()
-            if row is not None:
+            claimed = row is not None
+            if claimed:
                 quote = _quote(row)
             else:
                 quote = await self._user_quote(cur, user_id, quote_id)
@@ -148,11 +151,15 @@ class SwapService(BoundedService):
                         {
                             "id": str(quote_id),
                             "now": now,
-                            "from": states_before(QuoteState.EXPIRED),
+                            "from": UNCLAIMED,
                         },
                     )
                     row = await cur.fetchone()
                     quote = _quote(row) if row else await self._user_quote(cur, user_id, quote_id)
+        if quote.state is QuoteState.EXECUTING and not claimed and now >= quote.expires_at:
+            # An execution cut short (its wallet call never answered), retried after the
+            # deadline: settled by what the wallet holds, never carried on at the old price.
+            quote = await self._settle(quote)
         if quote.state is QuoteState.EXECUTED:
             return Execution(quote, replayed=True)
         if quote.state is not QuoteState.EXECUTING:
@@ -174,6 +181,10 @@ class SwapService(BoundedService):
                 reference=quote.reference,
             )
         except AppError as exc:
+            if exc.code == "idempotency_key_reused":
+                # settled meanwhile as never executed (the key spent): nothing moved
+                raise Gone(f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
+                           service=SERVICE, code="quote_expired") from None  # fmt: skip
             if exc.status < 500:
                 # The wallet refused and rolled back: nothing moved, the quote is open again.
                 async with self.db.cursor() as cur:
@@ -202,6 +213,44 @@ class SwapService(BoundedService):
                 return Execution(row_quote, replayed=posted.replayed)
         return Execution(_quote(row), replayed=posted.replayed)
 
+    async def settle_stale_executions(self, before: datetime, limit: int = 100) -> list[uuid.UUID]:
+        """Executions claimed and never finished, past a deadline before ``before``: each
+        ends with one outcome, by what the wallet holds under the quote's key (executed
+        with its transaction, or expired with nothing moved); return their ids."""
+        async with self.db.cursor() as cur:
+            await cur.execute(q.STALE_EXECUTIONS, {"before": before, "limit": limit})
+            stale = [
+                (uuid.UUID(str(qid)), uuid.UUID(str(uid))) for qid, uid in await cur.fetchall()
+            ]
+        settled = []
+        for quote_id, user_id in stale:
+            async with self.db.cursor() as cur:
+                quote = await self._user_quote(cur, user_id, quote_id)
+            if quote.state is QuoteState.EXECUTING:
+                await self._settle(quote)
+                settled.append(quote_id)
+        return settled
+
+    async def _settle(self, quote: Quote) -> Quote:
+        """An execution whose wallet answer was lost, past its deadline: executed if the
+        wallet posted it, else expired, and the key spent so that it never will."""
+        posted = await self.wallet.void_key(quote.wallet_key, quote.reference)
+        async with self.db.cursor() as cur:
+            if posted is not None:
+                await cur.execute(
+                    q.MARK_EXECUTED,
+                    {"id": str(quote.id), "now": self._clock(),
+                     "transaction_id": posted.transaction_id,
+                     "from": states_before(QuoteState.EXECUTED)},
+                )  # fmt: skip
+            else:
+                await cur.execute(
+                    q.SETTLE_EXPIRED,
+                    {"id": str(quote.id), "now": self._clock(),
+                     "from": states_before(QuoteState.EXPIRED)},
+                )  # fmt: skip
+            return await self._user_quote(cur, quote.user_id, quote.id)
+
     async def expire_quotes(self, now: datetime, limit: int = 500) -> list[uuid.UUID]:
         """Mark open quotes past their deadline at ``now`` expired; return their ids.
 
@@ -213,7 +262,7 @@ class SwapService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(
                 q.EXPIRE_DUE,
-                {"now": now, "limit": limit, "from": states_before(QuoteState.EXPIRED)},
+                {"now": now, "limit": limit, "from": UNCLAIMED},
             )
             return [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
 

@@ -123,6 +123,10 @@ class Balance:
     escrow: Decimal
 
 
+#: the kind of the empty transaction that spends an idempotency key nothing was posted under
+VOID_KIND = "void"
+
+
 @dataclass(frozen=True)
 class Posted:
     """The outcome of a money movement; ``replayed`` when the idempotency key was seen."""

@@ -17,6 +17,10 @@ RETURNING id
 
 TRANSACTION_BY_KEY = "SELECT id FROM wallet.transactions WHERE idempotency_key = %(key)s"
 
+TRANSACTION_KIND_BY_KEY = """
+SELECT id, kind FROM wallet.transactions WHERE idempotency_key = %(key)s
+"""
+
 TRANSACTIONS_BY_KEYS = """
 SELECT idempotency_key, id FROM wallet.transactions WHERE idempotency_key = ANY(%(keys)s)
 """

@@ -21,6 +21,7 @@ from isolation_harness.reference_app.services.wallet.domain import (
     PLATFORM_REVENUE,
     SWAP_DESK,
     TREASURY,
+    VOID_KIND,
     AccountKind,
     AccountRef,
     Balance,
@@ -98,6 +99,23 @@ class WalletService(BoundedService):
         async with self.db.cursor() as cur:
             await cur.execute(q.TRANSACTIONS_BY_KEYS, {"keys": list(keys)})
             return {key: int(tid) for key, tid in await cur.fetchall()}
+
+    async def void_key(self, idempotency_key: str, reference: str) -> Posted | None:
+        """Settle a movement whose caller never heard the wallet's answer (a 5xx, a cut
+        link): the transaction posted under ``idempotency_key``, or None, and then nothing
+        ever will be: the key is spent on an empty ``void`` transaction, so that a call
+        still under way, or retried later, is refused (:class:`Conflict`
+        ``idempotency_key_reused``) instead of moving the money late."""
+        async with self.db.cursor() as cur:
+            await cur.execute(
+                q.INSERT_TRANSACTION,
+                {"kind": VOID_KIND, "reference": reference, "key": idempotency_key},
+            )
+            if await cur.fetchone() is not None:
+                return None
+            await cur.execute(q.TRANSACTION_KIND_BY_KEY, {"key": idempotency_key})
+            transaction_id, kind = await cur.fetchone()
+        return None if kind == VOID_KIND else Posted(int(transaction_id), replayed=True)
 
     async def escrow_lock(self, reference: str) -> EscrowLock:
         async with self.db.cursor() as cur:
