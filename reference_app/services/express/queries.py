@@ -48,45 +48,46 @@ WHERE id IN (SELECT id FROM express.quotes
   AND state = 'open'
 """
 
-ORDER_OF_QUOTE = """
+#: an order with its quote, as ``_order`` reads it
+ORDER_SELECT = """
 SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
        q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,
        q.cost, q.fee, q.price, q.markup, q.rate, q.price_as_of, q.state, q.created_at,
        q.expires_at
 FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
+"""
+
+ORDER_OF_QUOTE = (
+    ORDER_SELECT
+    + """\
 WHERE o.quote_id = %(quote_id)s
 """
+)
 
 # Orders placed and never finished, on quotes whose deadline was before ``before``: their
 # wallet answer was lost.
-STALE_ORDERS = """
-SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
-       q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,
-       q.cost, q.fee, q.price, q.markup, q.rate, q.price_as_of, q.state, q.created_at,
-       q.expires_at
-FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
+STALE_ORDERS = (
+    ORDER_SELECT
+    + """\
 WHERE o.state = 'pending' AND q.expires_at <= %(before)s
 ORDER BY q.expires_at
 LIMIT %(limit)s
 """
+)
 
-USER_ORDER = """
-SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
-       q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,
-       q.cost, q.fee, q.price, q.markup, q.rate, q.price_as_of, q.state, q.created_at,
-       q.expires_at
-FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
+USER_ORDER = (
+    ORDER_SELECT
+    + """\
 WHERE o.id = %(id)s AND o.user_id = %(user_id)s
 """
+)
 
-USER_ORDER_BY_KEY = """
-SELECT o.id, o.state, o.reason, o.created_at, o.filled_at, o.transaction_id,
-       q.id, q.user_id, q.buy_currency, q.pay_currency, q.buy_amount, q.pay_amount,
-       q.cost, q.fee, q.price, q.markup, q.rate, q.price_as_of, q.state, q.created_at,
-       q.expires_at
-FROM express.orders o JOIN express.quotes q ON q.id = o.quote_id
+USER_ORDER_BY_KEY = (
+    ORDER_SELECT
+    + """\
 WHERE o.user_id = %(user_id)s AND o.idempotency_key = %(key)s
 """
+)
 
 # ON CONFLICT covers both unique keys: the quote's one order (never concurrently: the quote
 # is locked) and the user's idempotency key (reused for another quote).

@@ -249,12 +249,7 @@ class ExpressService(BoundedService):
                 return Placement(filled, replayed=True)
             raise
         async with self.db.cursor() as cur:
-            await cur.execute(
-                q.MARK_FILLED,
-                {"id": str(order.id), "now": self._clock(),
-                 "transaction_id": posted.transaction_id,
-                 "from": order_states_before(OrderState.FILLED)},
-            )  # fmt: skip
+            await self._mark_filled(cur, order, posted.transaction_id)
             order = await self._order_of_quote(cur, quote_id)
         assert order is not None
         if order.state is not OrderState.FILLED:  # cannot happen: nothing leaves filled
@@ -283,12 +278,7 @@ class ExpressService(BoundedService):
         posted = await self.wallet.void_key(order.wallet_key, order.reference)
         async with self.db.cursor() as cur:
             if posted is not None:
-                await cur.execute(
-                    q.MARK_FILLED,
-                    {"id": str(order.id), "now": self._clock(),
-                     "transaction_id": posted.transaction_id,
-                     "from": order_states_before(OrderState.FILLED)},
-                )  # fmt: skip
+                await self._mark_filled(cur, order, posted.transaction_id)
             else:
                 await cur.execute(
                     q.REJECT_ORDER,
@@ -300,6 +290,13 @@ class ExpressService(BoundedService):
         return settled
 
     # -- helpers --------------------------------------------------------------------------
+
+    async def _mark_filled(self, cur: Any, order: Order, transaction_id: int) -> None:
+        await cur.execute(
+            q.MARK_FILLED,
+            {"id": str(order.id), "now": self._clock(), "transaction_id": transaction_id,
+             "from": order_states_before(OrderState.FILLED)},
+        )  # fmt: skip
 
     def _require_currency(self, currency: str) -> None:
         if currency not in self.settings.currencies:

@@ -194,12 +194,7 @@ class SwapService(BoundedService):
                     )
             raise
         async with self.db.cursor() as cur:
-            await cur.execute(
-                q.MARK_EXECUTED,
-                {"id": str(quote_id), "now": self._clock(),
-                 "transaction_id": posted.transaction_id,
-                 "from": states_before(QuoteState.EXECUTED)},
-            )  # fmt: skip
+            await self._mark_executed(cur, quote_id, posted.transaction_id)
             row = await cur.fetchone()
             if row is None:  # not executing nor open any more: a concurrent execution won
                 row_quote = await self._user_quote(cur, user_id, quote_id)
@@ -237,12 +232,7 @@ class SwapService(BoundedService):
         posted = await self.wallet.void_key(quote.wallet_key, quote.reference)
         async with self.db.cursor() as cur:
             if posted is not None:
-                await cur.execute(
-                    q.MARK_EXECUTED,
-                    {"id": str(quote.id), "now": self._clock(),
-                     "transaction_id": posted.transaction_id,
-                     "from": states_before(QuoteState.EXECUTED)},
-                )  # fmt: skip
+                await self._mark_executed(cur, quote.id, posted.transaction_id)
             else:
                 await cur.execute(
                     q.SETTLE_EXPIRED,
@@ -265,6 +255,14 @@ class SwapService(BoundedService):
                 {"now": now, "limit": limit, "from": UNCLAIMED},
             )
             return [uuid.UUID(str(row[0])) for row in await cur.fetchall()]
+
+    async def _mark_executed(self, cur: Any, quote_id: uuid.UUID, transaction_id: int) -> None:
+        """Executed with the wallet's transaction (the row, if it changed, to fetch)."""
+        await cur.execute(
+            q.MARK_EXECUTED,
+            {"id": str(quote_id), "now": self._clock(), "transaction_id": transaction_id,
+             "from": states_before(QuoteState.EXECUTED)},
+        )  # fmt: skip
 
     async def _user_quote(self, cur: Any, user_id: uuid.UUID, quote_id: uuid.UUID) -> Quote:
         await cur.execute(q.USER_QUOTE, {"id": str(quote_id), "user_id": str(user_id)})
