@@ -160,10 +160,10 @@ class ExpressService(BoundedService):
         The steps, in this order, each safe to repeat:
 
         1. place: in the express schema, with the quote locked, create the quote's one
-           order (``pending``), or take up its existing one. The deadline is judged here
-           once: an order placed in time may complete later, so a retry after a failure
-           between steps 2 and 3 finishes the order instead of expiring a quote whose money
-           has moved.
+           order (``pending``), or take up its existing one. A retry before the deadline
+           carries a pending order on; after it, the order is settled by what the wallet
+           holds under its key (:meth:`_settle`): filled if the money moved, else rejected
+           with the key spent, so that no retry moves the money at an old price.
         2. move the money in the wallet (its own database, one transaction): the payment
            from the user, the bought amount out of the liquidity, under an idempotency key
            derived from the order: whatever the retries and concurrent calls, the ledger

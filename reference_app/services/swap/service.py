@@ -111,10 +111,11 @@ class SwapService(BoundedService):
 
         The steps, in this order, each safe to repeat:
 
-        1. claim: ``open -> executing`` in the swap schema, only before the deadline. The
-           deadline is judged here once: a quote claimed in time may complete later, so a
-           retry after a failure between steps 2 and 3 finishes the execution instead of
-           expiring a quote whose money has moved.
+        1. claim: ``open -> executing`` in the swap schema, only before the deadline. A
+           retry before the deadline carries a claimed execution on; after it, the
+           execution is settled by what the wallet holds under its key (:meth:`_settle`):
+           executed if the money moved, else expired with the key spent, so that no retry
+           moves the money at an old price hours later.
         2. exchange in the wallet (its own database, its own transaction), under an
            idempotency key derived from the quote id: whatever the retries and concurrent
            calls, the ledger holds the exchange at most once, and a repeat answers the
@@ -123,7 +124,8 @@ class SwapService(BoundedService):
 
         The wallet goes first because it is the truth: marking the quote executed first
         would claim a movement that may never happen. If step 3 fails the quote stays
-        ``executing`` with the money moved, and any retry completes it (step 2 replays).
+        ``executing`` with the money moved: a retry completes it (step 2 replays), or the
+        settlement does.
         No swap connection is held during step 2, so a slow wallet cannot exhaust the
         swap pool and stop quoting.
         """
