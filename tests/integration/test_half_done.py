@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
-from isolation_harness.reference_app.app_keys import DATABASES, EXPRESS, FAULTS, SWAP, WALLET
+from isolation_harness.reference_app.app_keys import DATABASES, EXPRESS, SWAP, WALLET
 from isolation_harness.reference_app.errors import DependencyUnavailable, Gone
 from isolation_harness.reference_app.faults import Fault, FaultMode
 from isolation_harness.reference_app.services.background.domain import JobName
@@ -26,7 +26,7 @@ from isolation_harness.reference_app.services.wallet.service import WalletServic
 from tests.plugins.ledger import funded_user
 from tests.plugins.polling import until
 from tests.plugins.quotes import until_expired
-from tests.plugins.reference_app import PricesFake, RunningApp, StartApp
+from tests.plugins.reference_app import PricesFake, RunningApp, StartApp, service_fault
 
 D = Decimal
 #: quotes short-lived, and no job running by itself: each test runs what it means to
@@ -53,13 +53,10 @@ async def balances(wallet: WalletService, user: uuid.UUID, *currencies: str) -> 
 
 async def wallet_fails_at_once(api: RunningApp, call: Callable[[], Awaitable[Any]]) -> None:
     """``call`` with the wallet broken: it fails at its first connection, nothing posted."""
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.RAISE))
-    try:
+    async with service_fault(api, "wallet"):
         with pytest.raises(DependencyUnavailable) as failed:
             await call()
         assert failed.value.service == "wallet"
-    finally:
-        await api.app[FAULTS].clear_all()
 
 
 async def answer_lost(
@@ -67,17 +64,16 @@ async def answer_lost(
 ) -> None:
     """``call`` whose wallet movement commits while its service's own link is cut: the
     money moves, the service never records it, its caller gets a 503."""
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.SLOW, 1000))
-    task = asyncio.ensure_future(call())
-    try:
-        wallet_pool = api.app[DATABASES].for_service("wallet").pool
-        await until(lambda: wallet_pool.stats().in_use > 0 or None, timeout=10)
-        await toxiproxy.disable(link.name)
-        with pytest.raises(DependencyUnavailable):
-            await task
-    finally:
-        await toxiproxy.enable(link.name)
-        await api.app[FAULTS].clear_all()
+    async with service_fault(api, "wallet", Fault(FaultMode.SLOW, 1000)):
+        task = asyncio.ensure_future(call())
+        try:
+            wallet_pool = api.app[DATABASES].for_service("wallet").pool
+            await until(lambda: wallet_pool.stats().in_use > 0 or None, timeout=10)
+            await toxiproxy.disable(link.name)
+            with pytest.raises(DependencyUnavailable):
+                await task
+        finally:
+            await toxiproxy.enable(link.name)
 
 
 async def test_a_swap_retried_after_its_deadline_moves_nothing(

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from isolation_harness.reference_app.app_keys import FAULTS, P2P, WALLET
+from isolation_harness.reference_app.app_keys import P2P, WALLET
 from isolation_harness.reference_app.errors import (
     BadRequest,
     Conflict,
@@ -17,7 +17,6 @@ from isolation_harness.reference_app.errors import (
     Forbidden,
     NotFound,
 )
-from isolation_harness.reference_app.faults import Fault, FaultMode
 from isolation_harness.reference_app.services.p2p.domain import Actor, Offer, Trade, TradeState
 from isolation_harness.reference_app.services.p2p.service import P2PService
 from isolation_harness.reference_app.services.wallet.domain import (
@@ -26,7 +25,7 @@ from isolation_harness.reference_app.services.wallet.domain import (
     LockState,
 )
 from isolation_harness.reference_app.services.wallet.service import WalletService
-from tests.plugins.reference_app import RunningApp
+from tests.plugins.reference_app import RunningApp, service_fault
 
 D = Decimal
 
@@ -449,13 +448,10 @@ async def test_an_open_cut_short_by_the_wallet_is_finished_by_the_retry(
     seller, buyer = parties
     offer = await offer_of(p2p, seller)
     key = uuid.uuid4().hex
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.RAISE))
-    try:
+    async with service_fault(api, "wallet"):
         with pytest.raises(DependencyUnavailable) as down:
             await p2p.open_trade(buyer, offer.id, D("0.2"), key)
         assert down.value.service == "wallet"
-    finally:
-        await api.app[FAULTS].clear_all()
     (pending,) = await p2p.trades(buyer)
     assert (pending.state, pending.moving_to) == (TradeState.PENDING, TradeState.OPEN)
     assert await balance(wallet, seller) == (D("1"), 0)
@@ -472,12 +468,9 @@ async def test_a_release_cut_short_is_finished_by_the_next_call(
     seller, buyer = parties
     trade = await open_trade(p2p, buyer, await offer_of(p2p, seller), "0.2")
     await p2p.mark_paid(trade.id, buyer)
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.RAISE))
-    try:
+    async with service_fault(api, "wallet"):
         with pytest.raises(DependencyUnavailable):
             await p2p.release(trade.id, seller)
-    finally:
-        await api.app[FAULTS].clear_all()
     stuck = await p2p.trade(trade.id, seller)
     assert (stuck.state, stuck.moving_to) == (TradeState.PAID, TradeState.RELEASED)
     with pytest.raises(Conflict):
@@ -496,12 +489,9 @@ async def test_money_moved_but_not_recorded_is_recorded_once_by_the_resume_job(
     seller, buyer = parties
     offer = await offer_of(p2p, seller)
     trade = await open_trade(p2p, buyer, offer, "0.2")
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.RAISE))
-    try:
+    async with service_fault(api, "wallet"):
         with pytest.raises(DependencyUnavailable):
             await p2p.cancel_trade(trade.id, buyer)
-    finally:
-        await api.app[FAULTS].clear_all()
     await wallet.unlock_escrow(trade.escrow_reference)  # step 2 happened, step 3 did not
     assert (await p2p.trade(trade.id, buyer)).moving_to is TradeState.CANCELLED
 

@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 
-from isolation_harness.reference_app.app_keys import FAULTS, P2P, WALLET
+from isolation_harness.reference_app.app_keys import P2P, WALLET
 from isolation_harness.reference_app.clock import utc_now
 from isolation_harness.reference_app.errors import Conflict, DependencyUnavailable
-from isolation_harness.reference_app.faults import Fault, FaultMode
 from isolation_harness.reference_app.services.background.views import BACKGROUND
 from isolation_harness.reference_app.services.p2p.domain import TradeState
 from tests.integration.test_p2p import balance, new_user, offer_of, open_trade
 from tests.plugins.polling import until
-from tests.plugins.reference_app import StartApp
+from tests.plugins.reference_app import StartApp, service_fault
 
 D = Decimal
 #: no job runs by itself unless a test asks for it
@@ -106,12 +105,9 @@ async def test_a_transition_cut_short_is_finished_by_the_schedule(start_app: Sta
     p2p, wallet = api.app[P2P], api.app[WALLET]
     seller, buyer = await new_user(wallet, {"BTC": "1"}), await new_user(wallet)
     trade = await open_trade(p2p, buyer, await offer_of(p2p, seller), "0.4")
-    await api.app[FAULTS].set("wallet", Fault(FaultMode.RAISE))
-    try:
+    async with service_fault(api, "wallet"):
         with pytest.raises(DependencyUnavailable):
             await p2p.cancel_trade(trade.id, buyer)
-    finally:
-        await api.app[FAULTS].clear_all()
     stuck = await p2p.trade(trade.id, buyer)
     assert (stuck.state, stuck.moving_to) == (TradeState.OPEN, TradeState.CANCELLED)
 

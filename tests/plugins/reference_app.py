@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from isolation_harness.chaos.stack import postgres
 from isolation_harness.chaos.toxiproxy.client import Proxy, ToxiproxyClient
 from isolation_harness.reference_app.app import create_app
+from isolation_harness.reference_app.app_keys import FAULTS
 from isolation_harness.reference_app.fakes.payments import PaymentsFakeConfig, create_payments_app
 from isolation_harness.reference_app.fakes.prices import (
     PRICE_BOOK,
@@ -26,6 +27,7 @@ from isolation_harness.reference_app.fakes.prices import (
     PricesFakeConfig,
     create_prices_app,
 )
+from isolation_harness.reference_app.faults import Fault, FaultMode
 from isolation_harness.reference_app.migrate import migrate
 from isolation_harness.reference_app.settings import SERVICES, AppSettings, PoolSettings
 from isolation_harness.topology.services import APP_DATABASE, LEGACY_ROLE, role_of
@@ -268,6 +270,19 @@ async def start_app(
     for running in started:
         await running.http.close()
         await running.server.close()
+
+
+@contextlib.asynccontextmanager
+async def service_fault(
+    api: RunningApp, service: str, fault: Fault | None = None
+) -> AsyncIterator[None]:
+    """``service`` broken through the app's fault switches (default: ``raise``, failing
+    at its first connection) within the block, every fault cleared after it."""
+    await api.app[FAULTS].set(service, fault or Fault(FaultMode.RAISE))
+    try:
+        yield
+    finally:
+        await api.app[FAULTS].clear_all()
 
 
 @pytest.fixture
