@@ -81,7 +81,12 @@ class LocustRun:
 async def run_locust(
     folder: Path, *args: str, env: Mapping[str, str], users: int, run_time: str
 ) -> LocustRun:
-    """``locust -f load/locustfile.py --headless`` in a subprocess; its samples in ``folder``."""
+    """``locust -f load/locustfile.py --headless`` in a subprocess; its samples in ``folder``.
+
+    ``run_time`` counts from Locust's start: on a machine busy with the rest of the suite
+    its start-up and the users' sign-up take seconds, so a run that must see a request of
+    some kind lasts several seconds more than that request needs, with short pauses (a
+    3-second run once ended before a depositor's first deposit)."""
     environ = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
     environ.update({ENV_SAMPLES_DIR: str(folder), **env})
     process = await asyncio.create_subprocess_exec(
@@ -212,7 +217,7 @@ async def test_every_kind_of_user_against_the_app(
 
 async def test_a_mix_of_health_only_runs_liveness_only(app: RunningApp, tmp_path: Path) -> None:
     run = await run_locust(
-        tmp_path, "-H", app_url(app), users=1, run_time="2s",
+        tmp_path, "-H", app_url(app), users=1, run_time="4s",
         env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "health"},
     )  # fmt: skip
     assert_clean(run)
@@ -233,8 +238,8 @@ async def test_each_sample_keeps_the_error_code_and_service_the_app_answered(
     assert status == 200, body
     try:
         run = await run_locust(
-            tmp_path, "-H", app_url(app), users=2, run_time="3s",
-            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "deposits"},
+            tmp_path, "-H", app_url(app), users=2, run_time="6s",
+            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "deposits", ENV_THINK_TIME: "0,0.05"},
         )  # fmt: skip
     finally:
         await app.call("DELETE", "/api/_faults", token=ADMIN_TOKEN)
@@ -335,7 +340,7 @@ async def test_users_never_send_cookies_back(tmp_path: Path) -> None:
     server.router.add_get("/health/live", live)
     async with serving(server) as url:
         run = await run_locust(
-            tmp_path, "-H", url, users=2, run_time="2s",
+            tmp_path, "-H", url, users=2, run_time="4s",
             env={ENV_MIX: "health"},
         )  # fmt: skip
     assert_clean(run)
@@ -366,7 +371,10 @@ async def test_host_and_admin_token_default_to_the_stack(app: RunningApp, tmp_pa
     )
     samples = tmp_path / "samples"
     run = await run_locust(
-        samples, users=1, run_time="2s", env={ENV_MIX: "wallet", ENV_STATE_DIR: str(state)}
+        samples,
+        users=1,
+        run_time="5s",
+        env={ENV_MIX: "wallet", ENV_STATE_DIR: str(state), ENV_THINK_TIME: "0,0.05"},
     )
     assert_clean(run)
     names = {s.name for s in run.samples}
@@ -539,8 +547,8 @@ async def test_a_2xx_without_a_documented_field_is_a_failure_and_indeterminate(
     server.router.add_get("/api/wallet/transactions", balances)
     async with serving(server) as url:
         run = await run_locust(
-            tmp_path, "-H", url, users=2, run_time="3s",
-            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "wallet"},
+            tmp_path, "-H", url, users=2, run_time="6s",
+            env={ENV_ADMIN_TOKEN: ADMIN_TOKEN, ENV_MIX: "wallet", ENV_THINK_TIME: "0,0.05"},
         )  # fmt: skip
     assert run.returncode == 1, run.output  # Locust's own code when requests failed
     money = [s for s in run.samples if s.name in ("admin.credit", "wallet.withdraw")]
