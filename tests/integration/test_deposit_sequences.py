@@ -163,10 +163,13 @@ async def test_ipns_waiting_on_a_hanging_wallet_leave_deposits_its_pool(
         assert all(isinstance(r, AppError) and r.code == "pool_timeout" for r in failed_reads)
         return
     assert failed_reads == []
-    # every IPN ended within the service's limit as a 503, and nothing was credited
+    # every IPN ended within the service's limit as a 503
     assert all(isinstance(a, DependencyUnavailable) for a in answered), answered
-    assert (await api.app[WALLET].balance(user, "BTC")).available == 0
-    # the provider calls again once the wallet is back: each credited once
+    # The provider calls again once the wallet is back: each credited once. (A use case
+    # past its limit is cancelled, not waited for, and a cancellation that lands as a
+    # driver call completes can be lost: such an IPN may finish its credit once the wallet
+    # is mended, under its row lock, and its retry is then a repeat.)
     again = await asyncio.gather(*(callback(deposits, d, "finished") for d in made))
-    assert set(again) == {Outcome.APPLIED}
+    assert set(again) <= {Outcome.APPLIED, Outcome.REPEATED}
     assert (await api.app[WALLET].balance(user, "BTC")).available == Decimal("0.01") * IPNS
+    assert {(await deposits.deposit(user, d.id)).status for d in made} == {DepositStatus.FINISHED}
