@@ -591,9 +591,11 @@ async def test_each_failure_keeps_its_identity_on_a_real_client(tmp_path: Path) 
         # meanwhile, a run against a port nothing listens on: 3 s, not 1 (on a busy machine
         # Locust's start took the whole second once, and left no sample)
         run, refused = await asyncio.gather(
+            # the timed-out request must start a client timeout before the run's end, and
+            # Locust's start under make test's load took most of 3 s once
             run_locust(
                 tmp_path, "-H", url, users=3,
-                run_time=f"{CLIENT_TIMEOUT + 3:g}s", env={ENV_MIX: "health"},
+                run_time=f"{CLIENT_TIMEOUT + 8:g}s", env={ENV_MIX: "health"},
             ),
             run_locust(
                 tmp_path / "refused", "-H", f"http://127.0.0.1:{free_port()}", users=1,
