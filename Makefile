@@ -9,11 +9,12 @@ ACTIONLINT := .tools/bin/actionlint
 ACTIONLINT_VERSION := v1.7.12
 # Go's own installer puts it in /usr/local/go, often not on PATH
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
-# one worker per core and three more: the heavy tests take at most one core each at a time
+# one worker per core and two more: the heavy tests take at most one core each at a time
 # (tests/plugins/ordering.py), and the extra workers run the light ones beside them (many
-# of which wait on subprocesses: on two cores, pytest took 308 and 311 s with five workers,
-# 328 to 354 s with four, measured side by side on 2026-12-03)
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 3 )))
+# of which wait on subprocesses). Three more were faster on a warm clone (pytest 308-311 s
+# against 328-354 s, 2026-12-03) but overloaded two cores: a fresh clone's run then failed
+# five load-sensitive tests (scenario verdicts, Locust timings) at once.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 # Python keeps compiled modules (and pytest its rewritten tests) only if it may write them:
 # with PYTHONDONTWRITEBYTECODE set, every process of the stack and every test worker compiles
 # them again, which costs the suite more than a minute of CPU on two cores.

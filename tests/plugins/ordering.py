@@ -4,7 +4,7 @@ per core at a time, and the light ones beside them.
 A heavy test runs a whole stack and a load generator (a scenario, a benchmark, a load run):
 about two thirds of a core for twenty seconds, most of it waiting for its timeline. Two at
 once keep two cores busy without saturating them (the scenarios' verdicts, measured by
-``bench/stability.py``); a third would. So ``make test`` starts three workers more than
+``bench/stability.py``); a third would. So ``make test`` starts two workers more than
 there are cores, and the heavy tests share :data:`HEAVY_SLOTS` slots (file locks, across
 the workers): the extra workers run the light tests meanwhile (API, integration, unit, the
 stack commands), which took eight minutes of a worker's time, much of it waiting on the
