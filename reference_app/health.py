@@ -18,6 +18,7 @@ from isolation_harness.reference_app.http_api import Route, respond
 from isolation_harness.reference_app.settings import SERVICES
 
 READY_TIMEOUT = 1.0
+SERVICE_SCHEMA = {"type": "string", "enum": list(SERVICES)}
 log = logging.getLogger("reference_app.health")
 
 
@@ -78,7 +79,9 @@ ROUTES = [
     Route("GET", "/health/ready", ready, "Every service's database answers", "health",
           auth="none", responses={200: "ready", 503: "a service is not ready"}),
     Route("GET", "/health/ready/{service}", ready, "One service's database answers", "health",
-          auth="none", responses={200: "ready", 503: "not ready", 404: "unknown service"}),
-    Route("GET", "/metrics", metrics, "Prometheus metrics", "health", auth="none"),
+          auth="none", path_schemas=lambda _: {"service": SERVICE_SCHEMA},
+          responses={200: "ready", 503: "not ready", 404: "unknown service"}),
+    Route("GET", "/metrics", metrics, "Prometheus metrics", "health", auth="none",
+          content_type="text/plain"),
     Route("GET", "/openapi.json", openapi, "This document", "health", auth="none"),
 ]  # fmt: skip

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Literal, TypeVar, overload
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from isolation_harness.reference_app.errors import BadRequest
 from isolation_harness.reference_app.money import to_json
@@ -20,6 +21,19 @@ from isolation_harness.reference_app.money import to_json
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Any]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: what an Idempotency-Key may be (the OpenAPI document says the same)
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,128}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.strip("^$"))
+#: a query integer as the OpenAPI document describes it: digits only
+_DIGITS = re.compile("[0-9]{1,18}")
+_UUID = re.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+#: a JSON Schema
+Schema = dict[str, Any]
+#: the schemas of some request parts (query or path parameters, a body), given the app's
+#: currencies (code -> decimal places), which they may depend on
+Described = Callable[[Mapping[str, int]], Schema]
 
 
 @dataclass(frozen=True)
@@ -32,9 +46,24 @@ class Route:
     summary: str
     tag: str
     auth: str = "user"  # user | admin | none | signature
+    #: the body's shape (parsed with it); ``schema`` adds what the view checks past it
     body: type[BaseModel] | None = None
     idempotent: bool = False
     responses: Mapping[int, str] = field(default_factory=dict)
+    #: the body's whole JSON Schema (currency codes, amounts per currency), where the model
+    #: alone does not say it all
+    schema: Described | None = None
+    #: query parameters: name -> JSON Schema (none required)
+    query: Described | None = None
+    #: path parameters that are not UUIDs (every ``..._id`` is one): name -> JSON Schema
+    path_schemas: Described | None = None
+    #: required headers other than Authorization and Idempotency-Key: name -> JSON Schema
+    headers: Mapping[str, Schema] = field(default_factory=dict)
+    #: rules a request may break that its schema cannot express (a 400's ``code`` -> the
+    #: rule): the only 400s a request the document calls valid may get
+    rules: Mapping[str, str] = field(default_factory=dict)
+    #: what answers: JSON (the error shape on failures) unless this says another type
+    content_type: str = "application/json"
 
 
 def _default(value: object) -> object:
@@ -94,7 +123,8 @@ def idempotency_key(request: web.Request, *, required: bool) -> str | None: ...
 
 
 def idempotency_key(request: web.Request, *, required: bool = True) -> str | None:
-    """The ``Idempotency-Key`` header (1 to 128 printable characters)."""
+    """The ``Idempotency-Key`` header: 1 to 128 printable ASCII characters, no spaces
+    (:data:`IDEMPOTENCY_KEY_PATTERN`)."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         if required:
@@ -102,32 +132,42 @@ def idempotency_key(request: web.Request, *, required: bool = True) -> str | Non
                 f"{IDEMPOTENCY_HEADER} header required", code="missing_idempotency_key"
             )
         return None
-    key = key.strip()
-    if not 1 <= len(key) <= 128 or not key.isprintable():
+    if _IDEMPOTENCY_KEY.fullmatch(key) is None:
         raise BadRequest(
-            f"{IDEMPOTENCY_HEADER}: 1 to 128 printable characters", code="invalid_idempotency_key"
+            f"{IDEMPOTENCY_HEADER}: 1 to 128 printable ASCII characters without spaces",
+            code="invalid_idempotency_key",
         )
     return key
 
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:
-    """A UUID from the path; a malformed one is a 404 (no such resource)."""
+    """A UUID from the path (8-4-4-4-12 hex digits); anything else is a 404 (no such
+    resource)."""
     from isolation_harness.reference_app.errors import NotFound
 
-    try:
-        return uuid.UUID(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"no such {name.removesuffix('_id')}") from None
+    raw = request.match_info[name]
+    if _UUID.fullmatch(raw) is None:
+        raise NotFound(f"no such {name.removesuffix('_id')}")
+    return uuid.UUID(raw)
+
+
+def _canonical_uuid(value: object) -> object:
+    if isinstance(value, str) and _UUID.fullmatch(value) is None:
+        raise ValueError("must be a UUID such as 123e4567-e89b-12d3-a456-426614174000")
+    return value
+
+
+#: a UUID in a body: only its 8-4-4-4-12 form, as the OpenAPI document's ``format: uuid``
+UuidIn = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name}: must be an integer", code="invalid_query") from None
+    if _DIGITS.fullmatch(raw) is None:
+        raise BadRequest(f"{name}: must be an integer", code="invalid_query")
+    value = int(raw)
     if not low <= value <= high:
         raise BadRequest(f"{name}: must be between {low} and {high}", code="invalid_query")
     return value

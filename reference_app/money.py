@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from isolation_harness.reference_app.errors import BadRequest
 
 #: currency -> number of decimal places accepted
 DEFAULT_CURRENCIES: Mapping[str, int] = {"BTC": 8, "ETH": 8, "USDT": 6, "USD": 2}
-#: the largest amount accepted (NUMERIC(38, 18) holds 20 integer digits)
+#: every amount accepted is below this (NUMERIC(38, 18) holds 20 integer digits)
 MAX_AMOUNT = Decimal("1e15")
+#: the integer digits of an amount (below :data:`MAX_AMOUNT`)
+MAX_INTEGER_DIGITS = 15
 #: decimal places of a rate (the scale of NUMERIC(38, 18))
 RATE_PLACES = 18
+
+
+#: why an amount in a quote request's syntax may still not be quoted (the price of
+#: the moment decides): the 400's code -> the rule
+UNQUOTABLE_RULES = {
+    "amount_too_small": "the amount buys nothing after the fee at the current price",
+    "amount_too_large": "the amount would buy more than 10^15 at the current price",
+}
 
 
 class UnquotableAmount(ValueError):
@@ -30,16 +41,15 @@ def unit(places: int) -> Decimal:
 
 
 def parse_currency(value: object, currencies: Mapping[str, int], field: str = "currency") -> str:
-    """A known currency code, upper-case."""
-    if not isinstance(value, str) or not value.strip():
+    """A known currency code, exactly as listed (upper-case, no spaces)."""
+    if not isinstance(value, str) or not value:
         raise BadRequest(f"{field}: must be a currency code such as BTC", code="invalid_currency")
-    code = value.strip().upper()
-    if code not in currencies:
+    if value not in currencies:
         known = ", ".join(sorted(currencies))
         raise BadRequest(
             f"{field}: unknown currency {value!r} (known: {known})", code="invalid_currency"
         )
-    return code
+    return value
 
 
 def parse_currency_pair(
@@ -58,31 +68,45 @@ def parse_currency_pair(
 def parse_amount(
     value: object, currency: str, currencies: Mapping[str, int], field: str = "amount"
 ) -> Decimal:
-    """A positive amount with at most the currency's decimal places.
+    """A positive amount below :data:`MAX_AMOUNT` with at most the currency's decimal places.
 
-    Accepts a decimal string (preferred) or an integer; floats are refused, since they
-    cannot represent most amounts exactly.
+    Accepts a plain decimal string only (``"0.5"``: digits, at most one point, no sign,
+    exponent, spaces or leading zeros): JSON numbers are refused, since a float cannot hold
+    most amounts exactly. :func:`amount_pattern` describes the same strings.
     """
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if not isinstance(value, str):
         raise BadRequest(f'{field}: must be a decimal string such as "0.5"', code="invalid_amount")
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise BadRequest(f"{field}: {value!r} is not a number", code="invalid_amount") from None
-    if not amount.is_finite():
-        raise BadRequest(f"{field}: must be a finite number", code="invalid_amount")
+    if _DECIMAL.fullmatch(value) is None:
+        raise BadRequest(
+            f'{field}: {value[:40]!r} is not a plain decimal string such as "0.5"',
+            code="invalid_amount",
+        )
+    amount = Decimal(value)
     if amount <= 0:
         raise BadRequest(f"{field}: must be positive", code="invalid_amount")
-    if amount > MAX_AMOUNT:
-        raise BadRequest(f"{field}: must be at most {MAX_AMOUNT:f}", code="invalid_amount")
+    if amount >= MAX_AMOUNT:
+        raise BadRequest(f"{field}: must be less than {MAX_AMOUNT:f}", code="invalid_amount")
     places = currencies[currency]
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > places:
+    if len(value.partition(".")[2]) > places:
         raise BadRequest(
             f"{field}: {currency} takes at most {places} decimal places", code="invalid_amount"
         )
     return amount
+
+
+#: the syntax of an amount string (its value and places are checked apart)
+_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?", re.ASCII)
+
+
+def amount_pattern(places: int) -> str:
+    """The regular expression (ECMA-262 and Python alike) of exactly the amount strings
+    :func:`parse_amount` accepts for a currency of ``places`` decimal places."""
+    digits = MAX_INTEGER_DIGITS - 1
+    fraction = f"(\\.[0-9]{{1,{places}}})?" if places else ""
+    choices = [f"[1-9][0-9]{{0,{digits}}}{fraction}"]
+    # below one: at least one digit that is not zero among the first ``places``
+    choices += [f"0\\.0{{{zeros}}}[1-9][0-9]{{0,{places - zeros - 1}}}" for zeros in range(places)]
+    return "^(?:" + "|".join(choices) + ")$"
 
 
 def quantize(amount: Decimal, currency: str, currencies: Mapping[str, int]) -> Decimal:

@@ -136,7 +136,7 @@ def random_amount(chance: random.Random, low: Decimal, high: Decimal) -> str:
     from ``chance`` (a user's own ``random``)."""
     exponent = int(low.as_tuple().exponent)
     steps = int((high - low).scaleb(-exponent))
-    return str(low + Decimal(chance.randint(0, steps)).scaleb(exponent))
+    return format(low + Decimal(chance.randint(0, steps)).scaleb(exponent), "f")
 
 
 class HarnessUser(ApiUser):

@@ -32,7 +32,7 @@ async def deposit_rows(api: RunningApp, user: uuid.UUID) -> int:
 async def test_user_deposit_flow_over_http(api: RunningApp, payments_fake: PaymentsFake) -> None:
     _user, token = await api.new_user()
     status, created = await api.call(
-        "POST", CREATE, token=token, key="dep-1", json={"currency": "btc", "amount": "0.5"}
+        "POST", CREATE, token=token, key="dep-1", json={"currency": "BTC", "amount": "0.5"}
     )
     assert status == 201, created
     assert created["currency"] == "BTC"
@@ -115,13 +115,13 @@ BAD_DEPOSITS: list[tuple[str, Any, int, str]] = [
     ("bool amount", {"currency": "BTC", "amount": True}, 400, "amount"),
     ("list amount", {"currency": "BTC", "amount": ["1"]}, 400, "amount"),
     ("zero", {"currency": "BTC", "amount": "0"}, 400, "positive"),
-    ("negative", {"currency": "BTC", "amount": "-1"}, 400, "positive"),
+    ("negative", {"currency": "BTC", "amount": "-1"}, 400, "plain decimal string"),
     ("over-precise", {"currency": "BTC", "amount": "0.000000001"}, 400, "8 decimal places"),
     ("over-precise usdt", {"currency": "USDT", "amount": "1.0000001"}, 400, "6 decimal places"),
-    ("not a number", {"currency": "BTC", "amount": "one"}, 400, "not a number"),
-    ("infinite", {"currency": "BTC", "amount": "Infinity"}, 400, "finite"),
-    ("nan", {"currency": "BTC", "amount": "NaN"}, 400, "finite"),
-    ("huge", {"currency": "BTC", "amount": "1e30"}, 400, "at most"),
+    ("not a number", {"currency": "BTC", "amount": "one"}, 400, "plain decimal string"),
+    ("infinite", {"currency": "BTC", "amount": "Infinity"}, 400, "plain decimal string"),
+    ("nan", {"currency": "BTC", "amount": "NaN"}, 400, "plain decimal string"),
+    ("huge", {"currency": "BTC", "amount": "1000000000000000"}, 400, "less than"),
     ("unknown currency", {"currency": "DOGE", "amount": "1"}, 400, "unknown currency"),
     ("fiat deposit", {"currency": "USD", "amount": "1"}, 400, "deposits are taken in"),
     ("currency type", {"currency": 42, "amount": "1"}, 400, "currency"),
@@ -140,7 +140,9 @@ async def test_bad_create_deposit_is_4xx_and_writes_nothing(
     reason: str,
 ) -> None:
     user, token = await api.new_user()
-    status, answer = await api.call("POST", CREATE, token=token, key=f"k-{case}", json=body)
+    status, answer = await api.call(
+        "POST", CREATE, token=token, key=f"k-{case.replace(' ', '-')}", json=body
+    )
     assert_error(status, answer, expected, reason)
     assert await deposit_rows(api, user) == 0
     assert (await payments_fake.control("GET", "/payments"))["payments"] == []

@@ -109,7 +109,7 @@ async def test_the_feed_polls_through_the_link_and_prices_from_memory(
 
     async def history() -> list[dict[str, Any]]:
         status, body = await app.call(
-            "GET", "/api/admin/prices/btc-usdt/history?limit=5", token=ADMIN_TOKEN
+            "GET", "/api/admin/prices/BTC-USDT/history?limit=5", token=ADMIN_TOKEN
         )
         assert status == 200, body
         assert body["pair"] == "BTC-USDT"

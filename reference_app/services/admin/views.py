@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from isolation_harness.reference_app.api_schema import Schema
 from isolation_harness.reference_app.app_keys import ADMIN, TOKENS
 from isolation_harness.reference_app.errors import BadRequest
 from isolation_harness.reference_app.http_api import Route, respond
 from isolation_harness.reference_app.services.admin.domain import BadPeriod, Dashboard, Period
 
 DASHBOARD_PARAMETERS = frozenset({"from", "to"})
-_MAX_TIME_LENGTH = 64
+#: the times the dashboard takes, by syntax (whether the day, hour and offset exist is
+#: checked apart): a date, a date-time with or without an offset
+_NAIVE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|" + _NAIVE + r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?")
 
 
 def parse_time(name: str, raw: str) -> datetime:
-    """An ISO-8601 time; one without a UTC offset is taken as UTC."""
-    text = raw.strip()
-    if not text or len(text) > _MAX_TIME_LENGTH:
+    """A time as :func:`period_query` describes it: an RFC 3339 date-time, a date (its
+    midnight) or a date-time without offset, both taken as UTC."""
+    if _TIME.fullmatch(raw) is None:
         raise BadRequest(
-            f"{name}: must be an ISO-8601 time such as 2025-01-01T00:00:00Z", code="invalid_query"
+            f"{name}: {raw[:40]!r} is not a time such as 2025-01-01T00:00:00Z (or 2025-01-01)",
+            code="invalid_query",
         )
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(
-            f"{name}: {raw!r} is not an ISO-8601 time (such as 2025-01-01T00:00:00Z)",
-            code="invalid_query",
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
+        value = datetime.fromisoformat(raw.upper())
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-    except OverflowError:
-        raise BadRequest(f"{name}: {raw!r} is out of range", code="invalid_query") from None
+    except (ValueError, OverflowError):  # no such day, hour or offset; before year 1
+        raise BadRequest(f"{name}: {raw!r} is no time that can be", code="invalid_range") from None
 
 
 def parse_period(request: web.Request, now: datetime) -> Period:
@@ -82,6 +83,22 @@ def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
     }
 
 
+def period_query(_: Mapping[str, int]) -> Schema:
+    time = {
+        "type": "string",
+        "anyOf": [{"format": "date-time"}, {"format": "date"}, {"pattern": f"^{_NAIVE}$"}],
+        "description": "an RFC 3339 date-time, a date (its midnight, UTC) or a date-time "
+        "without offset (UTC)",
+    }
+    return {"from": time, "to": time}
+
+
+PERIOD_RULES = {
+    "invalid_range": "each time exists (a real day, hour and offset, in years 1 to 9999), "
+    "from before to, and at most the longest period apart",
+}
+
+
 async def dashboard(request: web.Request) -> web.Response:
     request.app[TOKENS].admin(request)
     period = parse_period(request, datetime.now(UTC))
@@ -92,6 +109,6 @@ ROUTES = [
     Route("GET", "/api/admin/dashboard", dashboard,
           "Revenue and fees per service and currency, liquidity, counts by state and pool "
           "figures (query: from, to: ISO-8601 times; default the last 24 hours)", "admin",
-          auth="admin",
+          auth="admin", query=period_query, rules=PERIOD_RULES,
           responses={400: "bad time or period", 503: "the admin database is unavailable"}),
 ]  # fmt: skip

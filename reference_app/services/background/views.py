@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
+from isolation_harness.reference_app.api_schema import Schema
 from isolation_harness.reference_app.app_keys import SETTINGS, TOKENS
 from isolation_harness.reference_app.errors import BadRequest, NotFound
 from isolation_harness.reference_app.http_api import Route, query_int, respond
@@ -142,9 +144,25 @@ async def run_job(request: web.Request) -> web.Response:
     return respond({"job": name, "worker": os.getpid(), **(_run_json(run) or {})})
 
 
+def pair_schema(currencies: Mapping[str, int]) -> Schema:
+    pairs = [f"{one}-{other}" for one in currencies for other in currencies if one != other]
+    return {"pair": {"type": "string", "enum": sorted(pairs)}}
+
+
+def history_query(_: Mapping[str, int]) -> Schema:
+    return {
+        "since_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_SINCE},
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY},
+    }
+
+
+def job_schema(_: Mapping[str, int]) -> Schema:
+    return {"job": {"type": "string", "enum": [job.value for job in JobName]}}
+
+
 def _pair(request: web.Request) -> str:
     raw = request.match_info["pair"]
-    match = _PAIR.fullmatch(raw.upper())
+    match = _PAIR.fullmatch(raw)
     currencies = request.app[SETTINGS].currencies
     if match is None or match[1] == match[2]:
         raise BadRequest(f"pair: {raw!r} is not a pair such as BTC-USDT", code="invalid_pair")
@@ -163,11 +181,12 @@ ROUTES = [
           auth="admin"),
     Route("GET", "/api/admin/prices/{pair}/history", price_history,
           "The recorded prices of a pair, newest first", "background", auth="admin",
+          path_schemas=pair_schema, query=history_query,
           responses={400: "bad pair or query", 503: "background database unavailable"}),
     Route("GET", "/api/admin/jobs", job_status,
           "The scheduled jobs: runs, failures, rows changed, last run (this worker)",
           "background", auth="admin"),
     Route("POST", "/api/admin/jobs/{job}/run", run_job,
           "Run a scheduled job now (this worker); the answer says how it went", "background",
-          auth="admin", responses={404: "no such job"}),
+          auth="admin", path_schemas=job_schema, responses={404: "no such job"}),
 ]  # fmt: skip

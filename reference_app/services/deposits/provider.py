@@ -8,6 +8,7 @@ from decimal import Decimal
 import aiohttp
 
 from isolation_harness.reference_app.http_reads import AnswerTooLarge, read_body
+from isolation_harness.reference_app.money import to_json
 from isolation_harness.reference_app.services.deposits.domain import ProviderPayment
 
 #: our currency -> NOWPayments' ticker (USDT is taken on TRON, as the provider names it)
@@ -39,7 +40,7 @@ class PaymentProvider:
         """``POST /v1/payment`` for ``amount`` of ``currency``, paid in the same currency."""
         ticker = PROVIDER_TICKERS[currency]
         body = {
-            "price_amount": str(amount),
+            "price_amount": to_json(amount),  # plain digits: never "7E-7"
             "price_currency": ticker,
             "pay_currency": ticker,
             "order_id": order_id,

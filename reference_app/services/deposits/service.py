@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -258,9 +259,44 @@ def _read_ipn(raw_body: bytes) -> tuple[str, DepositStatus, dict[str, Any]]:
         raise BadRequest(
             f"malformed IPN body ({exc})", service=SERVICE, code="invalid_ipn"
         ) from None
-    if isinstance(payment_id, bool) or not isinstance(body, dict):
+    if not isinstance(body, dict):
         raise BadRequest("malformed IPN body", service=SERVICE, code="invalid_ipn")
-    return str(payment_id), status, body
+    if _holds_nul(body):  # PostgreSQL's jsonb cannot keep the callback as evidence
+        raise BadRequest("malformed IPN body (a NUL character)", service=SERVICE,
+                         code="invalid_ipn")  # fmt: skip
+    number = _payment_id(payment_id)
+    if number is None:
+        raise BadRequest(
+            "malformed IPN body (payment_id: must be a whole number)",
+            service=SERVICE, code="invalid_ipn",
+        )  # fmt: skip
+    return number, status, body
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _payment_id(value: object) -> str | None:
+    """The provider's id of a payment, in digits: it sends a number (``1.0`` is one too) or a
+    string of digits; nothing else is looked up."""
+    if isinstance(value, str):
+        return value if _PAYMENT_ID.fullmatch(value) else None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return None
+    if value < 0 or value != int(value) or value >= 10**30:
+        return None
+    return str(int(value))
+
+
+#: a payment id sent as a string: digits only
+_PAYMENT_ID = re.compile("[0-9]{1,30}")
 
 
 def _mismatch(deposit: Deposit, body: dict[str, Any]) -> list[str]:
@@ -271,11 +307,11 @@ def _mismatch(deposit: Deposit, body: dict[str, Any]) -> list[str]:
     ticker = PROVIDER_TICKERS[deposit.currency]
     if str(body.get("price_currency", "")).lower() != ticker:
         wrong.append(f"price_currency {body.get('price_currency')!r}, not {ticker!r}")
-    try:
-        amount: Decimal | None = Decimal(str(body.get("price_amount")))
+    try:  # a signalling NaN raises even when compared
+        same_amount = Decimal(str(body.get("price_amount"))) == deposit.amount
     except ArithmeticError:
-        amount = None
-    if amount != deposit.amount:
+        same_amount = False
+    if not same_amount:
         wrong.append(f"price_amount {body.get('price_amount')!r}, not {deposit.amount}")
     return wrong
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from collections.abc import Mapping
 
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from isolation_harness.reference_app.api_schema import (
+    Schema,
+    amount_of_currency,
+)
 from isolation_harness.reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
 from isolation_harness.reference_app.errors import BadRequest
 from isolation_harness.reference_app.http_api import (
@@ -16,7 +22,7 @@ from isolation_harness.reference_app.http_api import (
     respond,
 )
 from isolation_harness.reference_app.money import parse_amount, parse_currency
-from isolation_harness.reference_app.services.deposits.domain import Deposit
+from isolation_harness.reference_app.services.deposits.domain import Deposit, DepositStatus
 from isolation_harness.reference_app.services.deposits.provider import PROVIDER_TICKERS
 
 IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
@@ -25,7 +31,33 @@ IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
 class CreateDeposit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     currency: str
-    amount: StrictStr | StrictInt
+    amount: StrictStr
+
+
+def deposit_schema(currencies: Mapping[str, int]) -> Schema:
+    """A deposit in one of the provider's currencies, its amount in that one's places."""
+    return amount_of_currency({c: p for c, p in currencies.items() if c in PROVIDER_TICKERS})
+
+
+def ipn_schema(_: Mapping[str, int]) -> Schema:
+    """A NOWPayments callback: what the app reads of it (the provider sends more)."""
+    return {
+        "type": "object",
+        "properties": {
+            "payment_id": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 10**30 - 1},
+                    {"type": "string", "pattern": "^[0-9]{1,30}$"},
+                ]
+            },
+            "payment_status": {"type": "string", "enum": [s.value for s in DepositStatus]},
+        },
+        "required": ["payment_id", "payment_status"],
+    }
+
+
+def limit_query(_: Mapping[str, int]) -> Schema:
+    return {"limit": {"type": "integer", "minimum": 1, "maximum": 500}}
 
 
 def _public(deposit: Deposit) -> dict[str, object]:
@@ -83,14 +115,21 @@ async def ipn(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/api/nowpayments/create-deposit", create_deposit,
           "Create a deposit address at the payment provider", "deposits", body=CreateDeposit,
-          idempotent=True, responses={201: "created", 200: "replayed (same Idempotency-Key)",
-                                      503: "provider or database unavailable"}),
+          idempotent=True, schema=deposit_schema,
+          responses={201: "created", 200: "replayed (same Idempotency-Key)",
+                     409: "Idempotency-Key used for another deposit",
+                     502: "the provider refused the request",
+                     503: "provider or database unavailable"}),
     Route("GET", "/api/nowpayments/deposits", list_deposits, "The caller's deposits",
-          "deposits"),
+          "deposits", query=limit_query),
     Route("GET", "/api/nowpayments/deposits/{deposit_id}", get_deposit, "One deposit",
           "deposits", responses={404: "no such deposit (or someone else's)"}),
     Route("POST", "/api/nowpayments/ipn", ipn, "Payment status callback (signed with "
-          "HMAC-SHA512 in x-nowpayments-sig)", "deposits", auth="signature",
+          "HMAC-SHA512 in x-nowpayments-sig)", "deposits", auth="signature", schema=ipn_schema,
+          rules={"invalid_ipn": "no NUL character in any key or string (the callback is kept "
+                                "as evidence in PostgreSQL's jsonb, which cannot hold one)"},
+          headers={IPN_SIGNATURE_HEADER: {"type": "string", "pattern": "^[0-9a-f]{128}$"}},
           responses={200: "applied, repeated or refused", 401: "bad signature",
+                     404: "no deposit for the payment",
                      409: "another order, currency or amount than the deposit's (recorded)"}),
 ]  # fmt: skip

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr
 
+from isolation_harness.reference_app.api_schema import (
+    Schema,
+    amount_of_currency,
+    amount_schema,
+    const,
+    object_schema,
+    one_of,
+)
 from isolation_harness.reference_app.app_keys import EXPRESS, SETTINGS, TOKENS
 from isolation_harness.reference_app.http_api import (
     Route,
@@ -16,7 +25,12 @@ from isolation_harness.reference_app.http_api import (
     read_model,
     respond,
 )
-from isolation_harness.reference_app.money import parse_amount, parse_currency, parse_currency_pair
+from isolation_harness.reference_app.money import (
+    UNQUOTABLE_RULES,
+    parse_amount,
+    parse_currency,
+    parse_currency_pair,
+)
 from isolation_harness.reference_app.services.express.domain import Order, Quote
 
 
@@ -34,7 +48,18 @@ class FundLiquidity(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     currency: StrictStr
-    amount: StrictStr | StrictInt
+    amount: StrictStr
+
+
+def express_quote_schema(currencies: Mapping[str, int]) -> Schema:
+    """Two different currencies, the amount bought in the places of the one bought."""
+    return one_of(
+        (object_schema({"buy": const(buy), "pay": const(pay),
+                        "amount": amount_schema(currencies[buy])},
+                       ["buy", "pay", "amount"])
+         for buy in currencies for pay in currencies if buy != pay),
+        "buy, pay (another currency), and the amount bought in the places of buy",
+    )  # fmt: skip
 
 
 def _terms(quote: Quote) -> dict[str, Any]:
@@ -142,14 +167,14 @@ async def liquidity_levels(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/api/admin/liquidity", fund_liquidity,
           "Fund the express-buy liquidity from the treasury", "admin", auth="admin",
-          body=FundLiquidity, idempotent=True,
+          body=FundLiquidity, schema=amount_of_currency, idempotent=True,
           responses={201: "funded", 200: "funded before (replayed)", 400: "bad currency or amount",
                      409: "Idempotency-Key used for another currency or amount"}),
     Route("GET", "/api/admin/liquidity", liquidity_levels,
           "Express-buy liquidity per currency", "admin", auth="admin"),
     Route("POST", "/api/express/quotes", request_express_quote,
           "Quote an express buy at the current price plus the markup", "express",
-          body=RequestExpressQuote,
+          body=RequestExpressQuote, schema=express_quote_schema, rules=UNQUOTABLE_RULES,
           responses={201: "quoted", 400: "bad currency or amount",
                      503: "price source unavailable or stale"}),
     Route("GET", "/api/express/quotes/{quote_id}", get_express_quote,

@@ -192,14 +192,14 @@ def check_offer_terms(
         if value <= 0:
             raise BadTerms(f"{name}: must be positive", "invalid_amount")
     if min_amount > max_amount:
-        raise BadTerms("min_amount: must not exceed max_amount", "invalid_amount")
+        raise BadTerms("min_amount: must not exceed max_amount", "invalid_terms")
     if max_amount > amount:
-        raise BadTerms("max_amount: must not exceed amount", "invalid_amount")
+        raise BadTerms("max_amount: must not exceed amount", "invalid_terms")
     if _product(amount, price) > MAX_AMOUNT:
         # what a buyer of all of it pays: it must fit where every amount fits
         raise BadTerms(
             f"amount: at this price it is worth more than {MAX_AMOUNT:f} {fiat}",
-            "invalid_amount",
+            "invalid_terms",
         )
 
 

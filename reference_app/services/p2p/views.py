@@ -7,17 +7,26 @@ outside the platform, so it needs no wallet balance.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr
 
+from isolation_harness.reference_app.api_schema import (
+    UUID_SCHEMA,
+    Schema,
+    amount_schema,
+    const,
+    currency_schema,
+    object_schema,
+    one_of,
+)
 from isolation_harness.reference_app.app_keys import P2P, SETTINGS, TOKENS
 from isolation_harness.reference_app.http_api import (
     Route,
+    UuidIn,
     idempotency_key,
     path_uuid,
     query_int,
@@ -28,7 +37,7 @@ from isolation_harness.reference_app.money import parse_amount, parse_currency
 from isolation_harness.reference_app.services.p2p.domain import FIAT_CURRENCIES, Actor, Offer, Trade
 
 #: an amount as sent: a decimal string (preferred) or an integer, never a float or a bool
-AmountIn = StrictStr | StrictInt
+AmountIn = StrictStr
 
 
 class PostOffer(BaseModel):
@@ -43,13 +52,58 @@ class PostOffer(BaseModel):
 
 class OpenTrade(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    offer_id: uuid.UUID
+    offer_id: UuidIn
     amount: AmountIn
 
 
 class ResolveDispute(BaseModel):
     model_config = ConfigDict(extra="forbid")
     winner: Literal["buyer", "seller"]
+
+
+def offer_schema(currencies: Mapping[str, int]) -> Schema:
+    """A crypto currency and another fiat one; the amounts in the places of the one, the
+    price in the places of the other."""
+    variants = []
+    for currency, places in currencies.items():
+        coins = amount_schema(places)
+        for fiat, fiat_places in FIAT_CURRENCIES.items():
+            if fiat == currency:
+                continue
+            properties = {"currency": const(currency), "fiat": const(fiat),
+                          "price": amount_schema(fiat_places), "amount": coins,
+                          "min_amount": coins, "max_amount": coins}  # fmt: skip
+            variants.append(object_schema(properties, ["currency", "fiat", "price", "amount"]))
+    return one_of(variants, "an offer's terms: each amount in the places of its currency")
+
+
+def trade_schema(currencies: Mapping[str, int]) -> Schema:
+    finest = max(currencies.values())
+    return object_schema(
+        {"offer_id": UUID_SCHEMA, "amount": amount_schema(finest)},
+        ["offer_id", "amount"],
+    )
+
+
+def offers_query(currencies: Mapping[str, int]) -> Schema:
+    return {"currency": currency_schema(currencies), "fiat": currency_schema(FIAT_CURRENCIES),
+            "limit": LIMIT}  # fmt: skip
+
+
+def trades_query(_: Mapping[str, int]) -> Schema:
+    return {"limit": LIMIT}
+
+
+LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": 500}
+OFFER_RULES = {
+    "invalid_terms": "min_amount (by default the currency's smallest unit) at most "
+    "max_amount (by default the amount) at most amount, and amount times price at most 10^15",
+}
+TRADE_RULES = {
+    "invalid_amount": "the amount has at most the decimal places of the offer's currency, "
+    "and lies between the offer's min_amount and max_amount",
+    "own_offer": "not on your own offer",
+}
 
 
 def offer_json(offer: Offer) -> dict[str, Any]:
@@ -194,18 +248,22 @@ MOVED = {404: "no such trade (or not yours)", 409: "invalid transition"}
 
 ROUTES = [
     Route("POST", "/api/p2p/offers", post_offer, "Offer crypto for fiat", "p2p",
-          body=PostOffer, responses={201: "offer created", 400: "bad terms"}),
+          body=PostOffer, schema=offer_schema, rules=OFFER_RULES,
+          responses={201: "offer created", 400: "bad terms"}),
     Route("GET", "/api/p2p/offers", list_offers,
-          "Open offers, cheapest first (?currency=&fiat=&limit=)", "p2p"),
+          "Open offers, cheapest first (?currency=&fiat=&limit=)", "p2p", query=offers_query),
     Route("GET", "/api/p2p/offers/{offer_id}", get_offer, "One offer", "p2p",
           responses={404: "no such offer"}),
     Route("POST", "/api/p2p/offers/{offer_id}/cancel", cancel_offer, "Withdraw your offer",
           "p2p", responses={403: "not your offer", 409: "already cancelled"}),
     Route("POST", "/api/p2p/trades", open_trade,
           "Open a trade on an offer (the seller's funds go to escrow)", "p2p", body=OpenTrade,
-          idempotent=True,
-          responses={201: "trade opened", 200: "replayed", 409: "offer closed or exhausted"}),
-    Route("GET", "/api/p2p/trades", my_trades, "Your trades, newest first", "p2p"),
+          schema=trade_schema, rules=TRADE_RULES, idempotent=True,
+          responses={201: "trade opened", 200: "replayed", 404: "no such offer",
+                     409: "offer closed or exhausted, too many open trades, or the seller "
+                          "cannot cover it"}),
+    Route("GET", "/api/p2p/trades", my_trades, "Your trades, newest first", "p2p",
+          query=trades_query),
     Route("GET", TRADE, get_trade, "One of your trades", "p2p", responses={404: MOVED[404]}),
     Route("GET", TRADE + "/events", trade_history, "The states a trade went through", "p2p",
           responses={404: MOVED[404]}),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictStr
 
+from isolation_harness.reference_app.api_schema import (
+    Schema,
+    amount_schema,
+    const,
+    object_schema,
+    one_of,
+)
 from isolation_harness.reference_app.app_keys import SETTINGS, SWAP, TOKENS
 from isolation_harness.reference_app.http_api import (
     Route,
@@ -16,7 +24,11 @@ from isolation_harness.reference_app.http_api import (
     read_model,
     respond,
 )
-from isolation_harness.reference_app.money import parse_amount, parse_currency_pair
+from isolation_harness.reference_app.money import (
+    UNQUOTABLE_RULES,
+    parse_amount,
+    parse_currency_pair,
+)
 from isolation_harness.reference_app.services.swap.domain import Quote
 
 
@@ -27,6 +39,17 @@ class RequestQuote(BaseModel):
     sell: StrictStr
     buy: StrictStr
     amount: StrictStr
+
+
+def quote_request_schema(currencies: Mapping[str, int]) -> Schema:
+    """Two different currencies, the amount sold in the places of the one sold."""
+    return one_of(
+        (object_schema({"sell": const(sell), "buy": const(buy),
+                        "amount": amount_schema(currencies[sell])},
+                       ["sell", "buy", "amount"])
+         for sell in currencies for buy in currencies if sell != buy),
+        "sell, buy (another currency), and the amount sold in the places of sell",
+    )  # fmt: skip
 
 
 def quote_json(quote: Quote) -> dict[str, Any]:
@@ -82,7 +105,7 @@ async def execute_quote(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("POST", "/api/swap/quotes", request_quote, "Quote a swap at the current price",
-          "swap", body=RequestQuote,
+          "swap", body=RequestQuote, schema=quote_request_schema, rules=UNQUOTABLE_RULES,
           responses={201: "quoted", 400: "bad currency or amount",
                      503: "price source unavailable or stale"}),
     Route("GET", "/api/swap/quotes/{quote_id}", get_quote, "One of the caller's quotes", "swap",

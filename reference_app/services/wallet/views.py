@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from isolation_harness.reference_app.api_schema import (
+    UUID_SCHEMA,
+    Schema,
+    amount_of_currency,
+)
 from isolation_harness.reference_app.app_keys import SETTINGS, TOKENS, WALLET
 from isolation_harness.reference_app.http_api import (
     Route,
+    UuidIn,
     idempotency_key,
     query_int,
     read_model,
@@ -27,11 +33,19 @@ class CreateUser(BaseModel):
 class MoveMoney(BaseModel):
     model_config = ConfigDict(extra="forbid")
     currency: str
-    amount: StrictStr | StrictInt
+    amount: StrictStr
 
 
 class FundUser(MoveMoney):
-    user_id: uuid.UUID
+    user_id: UuidIn
+
+
+def fund_user_schema(currencies: Mapping[str, int]) -> Schema:
+    return amount_of_currency(currencies, {"user_id": UUID_SCHEMA})
+
+
+def limit_query(_: Mapping[str, int]) -> Schema:
+    return {"limit": {"type": "integer", "minimum": 1, "maximum": 500}}
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -99,10 +113,13 @@ ROUTES = [
           auth="none", body=CreateUser, responses={201: "user created", 409: "username taken"}),
     Route("GET", "/api/wallet/balances", balances, "Balances per currency", "wallet"),
     Route("GET", "/api/wallet/transactions", transactions, "Ledger entries, newest first",
-          "wallet"),
+          "wallet", query=limit_query),
     Route("POST", "/api/wallet/withdraw", withdraw, "Withdraw (debit without overdraft)",
-          "wallet", body=MoveMoney, idempotent=True,
-          responses={201: "debited", 409: "insufficient funds"}),
+          "wallet", body=MoveMoney, schema=amount_of_currency, idempotent=True,
+          responses={201: "debited", 200: "debited before (replayed)",
+                     409: "insufficient funds, or Idempotency-Key used for another amount"}),
     Route("POST", "/api/admin/credit", fund_user, "Fund a user from the treasury", "admin",
-          auth="admin", body=FundUser, idempotent=True, responses={201: "credited"}),
+          auth="admin", body=FundUser, schema=fund_user_schema, idempotent=True,
+          responses={201: "credited", 200: "credited before (replayed)", 404: "no such user",
+                     409: "Idempotency-Key used for another amount"}),
 ]  # fmt: skip

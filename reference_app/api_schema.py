@@ -1,0 +1,67 @@
+"""JSON Schemas of what requests carry, for the OpenAPI document: the same rules the views
+check (currency codes, amounts per currency, ids), written once here from their sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from isolation_harness.reference_app.money import MAX_AMOUNT, amount_pattern
+
+Schema = dict[str, Any]
+
+UUID_SCHEMA: Schema = {"type": "string", "format": "uuid"}
+
+
+def currency_schema(codes: Iterable[str]) -> Schema:
+    """One of ``codes``, exactly (upper-case)."""
+    return {"type": "string", "enum": sorted(codes)}
+
+
+def amount_schema(places: int) -> Schema:
+    """An amount of a currency with ``places`` decimal places: a plain decimal string."""
+    return {
+        "type": "string",
+        "pattern": amount_pattern(places),
+        "description": f"a positive decimal string below {MAX_AMOUNT:f} with at most "
+        f"{places} decimal places",
+    }
+
+
+def object_schema(
+    properties: Mapping[str, Schema], required: Iterable[str], *, title: str | None = None
+) -> Schema:
+    """A JSON object with these properties and no others."""
+    schema: Schema = {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(required),
+        "additionalProperties": False,
+    }
+    if title is not None:
+        schema["title"] = title
+    return schema
+
+
+def one_of(variants: Iterable[Schema], description: str) -> Schema:
+    """One of several objects (e.g. one per currency, where an amount's places depend on
+    it): every variant names its currencies with ``const``, so exactly one matches."""
+    return {"type": "object", "description": description, "oneOf": list(variants)}
+
+
+def amount_of_currency(
+    currencies: Mapping[str, int], extra: Mapping[str, Schema] | None = None
+) -> Schema:
+    """``{"currency", "amount"}`` (and the ``extra`` properties, all required): one of
+    ``currencies`` (code -> decimal places), and an amount in that one's places."""
+    more = dict(extra or {})
+    return one_of(
+        (object_schema({"currency": const(code), "amount": amount_schema(places),
+                        **more}, ["currency", "amount", *more])
+         for code, places in currencies.items()),
+        "currency, and amount with at most that currency's decimal places",
+    )  # fmt: skip
+
+
+def const(value: str) -> Schema:
+    return {"type": "string", "const": value}
