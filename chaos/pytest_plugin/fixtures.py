@@ -112,7 +112,8 @@ def harness_user(harness_app_url: str, harness_admin_token: str) -> Callable[...
         for currency, amount in (funds or {}).items():
             _post(
                 harness_app_url + "/api/admin/credit",
-                {"user_id": user.user_id, "currency": currency, "amount": amount},
+                # the API takes amounts as decimal strings only
+                {"user_id": user.user_id, "currency": currency, "amount": str(amount)},
                 {"Authorization": f"Bearer {harness_admin_token}",
                  "Idempotency-Key": uuid.uuid4().hex},
             )  # fmt: skip
