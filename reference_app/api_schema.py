@@ -63,5 +63,16 @@ def amount_of_currency(
     )  # fmt: skip
 
 
+def exchange(currencies: Mapping[str, int], measured: str, other: str) -> Schema:
+    """``{measured, other, "amount"}``: two different currencies of ``currencies``, and an
+    amount in the places of the one named ``measured`` (the one sold, or bought)."""
+    return one_of(
+        (object_schema({measured: const(one), other: const(two),
+                        "amount": amount_schema(currencies[one])}, [measured, other, "amount"])
+         for one in currencies for two in currencies if one != two),
+        f"{measured}, {other} (another currency), and the amount in the places of {measured}",
+    )  # fmt: skip
+
+
 def const(value: str) -> Schema:
     return {"type": "string", "const": value}

@@ -12,10 +12,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from isolation_harness.reference_app.api_schema import (
     Schema,
     amount_of_currency,
-    amount_schema,
-    const,
-    object_schema,
-    one_of,
+    exchange,
 )
 from isolation_harness.reference_app.app_keys import EXPRESS, SETTINGS, TOKENS
 from isolation_harness.reference_app.http_api import (
@@ -52,14 +49,7 @@ class FundLiquidity(BaseModel):
 
 
 def express_quote_schema(currencies: Mapping[str, int]) -> Schema:
-    """Two different currencies, the amount bought in the places of the one bought."""
-    return one_of(
-        (object_schema({"buy": const(buy), "pay": const(pay),
-                        "amount": amount_schema(currencies[buy])},
-                       ["buy", "pay", "amount"])
-         for buy in currencies for pay in currencies if buy != pay),
-        "buy, pay (another currency), and the amount bought in the places of buy",
-    )  # fmt: skip
+    return exchange(currencies, "buy", "pay")
 
 
 def _terms(quote: Quote) -> dict[str, Any]:

@@ -11,10 +11,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 
 from isolation_harness.reference_app.api_schema import (
     Schema,
-    amount_schema,
-    const,
-    object_schema,
-    one_of,
+    exchange,
 )
 from isolation_harness.reference_app.app_keys import SETTINGS, SWAP, TOKENS
 from isolation_harness.reference_app.http_api import (
@@ -42,14 +39,7 @@ class RequestQuote(BaseModel):
 
 
 def quote_request_schema(currencies: Mapping[str, int]) -> Schema:
-    """Two different currencies, the amount sold in the places of the one sold."""
-    return one_of(
-        (object_schema({"sell": const(sell), "buy": const(buy),
-                        "amount": amount_schema(currencies[sell])},
-                       ["sell", "buy", "amount"])
-         for sell in currencies for buy in currencies if sell != buy),
-        "sell, buy (another currency), and the amount sold in the places of sell",
-    )  # fmt: skip
+    return exchange(currencies, "sell", "buy")
 
 
 def quote_json(quote: Quote) -> dict[str, Any]:
