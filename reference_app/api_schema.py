@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from isolation_harness.reference_app.money import MAX_AMOUNT, amount_pattern
+from isolation_harness.reference_app.money import (
+    MAX_AMOUNT,
+    MAX_INTEGER_DIGITS,
+    amount_pattern,
+    unit,
+)
 
 Schema = dict[str, Any]
 
@@ -20,11 +25,13 @@ def currency_schema(codes: Iterable[str]) -> Schema:
 
 def amount_schema(places: int) -> Schema:
     """An amount of a currency with ``places`` decimal places: a plain decimal string."""
+    largest = "9" * MAX_INTEGER_DIGITS + ("." + "9" * places if places else "")
     return {
         "type": "string",
         "pattern": amount_pattern(places),
         "description": f"a positive decimal string below {MAX_AMOUNT:f} with at most "
         f"{places} decimal places",
+        "examples": [format(unit(places), "f"), "1", largest],
     }
 
 

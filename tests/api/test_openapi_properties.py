@@ -45,8 +45,8 @@ pytestmark = pytest.mark.timeout(600)
 
 #: examples per operation, of requests the document calls valid, by the caller it is for;
 #: a quarter as many invalid ones, and a few of each by the other caller (refused at once)
-EXAMPLES = int(os.environ.get("API_PROPERTIES_EXAMPLES", "40"))
-OTHER_CALLER_EXAMPLES = 3
+EXAMPLES = int(os.environ.get("API_PROPERTIES_EXAMPLES", "20"))
+OTHER_CALLER_EXAMPLES = 2
 SEED = os.environ.get("API_PROPERTIES_SEED")
 #: answers to a request the document calls valid that its state explains
 STATE_REFUSALS = frozenset({401, 403, 404, 409, 410})
@@ -99,7 +99,14 @@ def _explore(document: dict[str, Any], world: World) -> list[str]:
                     count = OTHER_CALLER_EXAMPLES
                     if caller == _meant_for(operation):
                         count = EXAMPLES if mode is GenerationMode.POSITIVE else EXAMPLES // 4
-                    _examples(operation, caller, mode, count, world, session, failures)
+                    strategy = operation.as_strategy(generation_mode=mode)
+                    _examples(operation, caller, mode, strategy, count, world, session, failures)
+            # and the document's own examples (each currency's smallest, 1 and largest amount)
+            documented = schema.get_strategies_from_examples(operation)
+            if documented:
+                _examples(operation, _meant_for(operation), GenerationMode.POSITIVE,
+                          st.one_of(documented), 3 * len(documented), world, session,
+                          failures)  # fmt: skip
     return failures
 
 
@@ -109,7 +116,8 @@ def _meant_for(operation: Any) -> str:
 
 
 def _examples(
-    operation: Any, caller: str, mode: GenerationMode, count: int, world: World,
+    operation: Any, caller: str, mode: GenerationMode, strategy: st.SearchStrategy[Any],
+    count: int, world: World,
     session: requests.Session, failures: list[str],
 ) -> None:  # fmt: skip
     rules: Mapping[str, str] = operation.definition.raw.get("x-rules", {})
@@ -123,7 +131,7 @@ def _examples(
         phases=[hypothesis.Phase.generate],
         suppress_health_check=list(hypothesis.HealthCheck),
     )
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    @hypothesis.given(case=strategy, data=st.data())
     def example(case: Any, data: st.DataObject) -> None:
         def negated(location: ParameterLocation) -> bool:  # what the request gets wrong
             return case.meta is not None and case.meta.is_negative_at(location)

@@ -18,6 +18,8 @@ import pytest
 
 from isolation_harness.chaos.stack.process import ProcessRecord, children_of, wait_gone
 from isolation_harness.chaos.toxiproxy.client import Proxy
+from isolation_harness.reference_app.migrate import migrate
+from isolation_harness.reference_app.settings import SERVICES
 from isolation_harness.topology.ports import free_port, is_listening
 from tests.plugins.api_helpers import metric
 from tests.plugins.pg_cluster import PostgresServer
@@ -63,6 +65,9 @@ async def served(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+        # its start migrated for the isolated design, dropping the legacy role: the next
+        # legacy app of this worker needs it back (its first request failed, role missing)
+        await asyncio.to_thread(migrate, app_database, SERVICES, legacy=True)
 
 
 async def test_workers_share_the_port_faults_and_metrics(

@@ -49,6 +49,9 @@ HEAVY = (
 #: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (
     *HEAVY,
+    # a second of generated requests per operation: twenty seconds of one core alone, three
+    # times that beside the rest; started late, it was the suite's last minute
+    "tests/api/test_openapi_properties.py",
     "tests/cli/test_environment_cli.py",
     "tests/cli/test_stack_cli.py",
     "tests/cli/test_load_cli.py",
@@ -78,20 +81,24 @@ def _workers(config: pytest.Config) -> int:
 def deal(items: list[T], heavy: Callable[[T], bool], workers: int, slots: int) -> list[T]:
     """``items`` laid out for worksteal's first shares: the heavy ones (in their order) dealt
     to the first ``slots`` shares, each share filled up with light ones to the size worksteal
-    cuts (what is left divided by the workers left)."""
+    cuts (what is left divided by the workers left). The light-only shares are filled first,
+    so the longest light tests open them and start at once."""
     if workers <= slots:
         return list(items)
     light = [item for item in items if not heavy(item)]
     shares: list[list[T]] = [[] for _ in range(workers)]
     for n, item in enumerate(item for item in items if heavy(item)):
         shares[n % slots].append(item)
+    sizes = []
     left = len(items)
-    for n, share in enumerate(shares):
-        take = max(0, left // (workers - n) - len(share))
-        share.extend(light[:take])
+    for n in range(workers):  # the sizes worksteal cuts, share by share
+        sizes.append(left // (workers - n))
+        left -= sizes[-1]
+    for index in [*range(slots, workers), *range(slots)]:
+        take = max(0, sizes[index] - len(shares[index]))
+        shares[index].extend(light[:take])
         del light[:take]
-        left -= len(share)
-    shares[-1].extend(light)
+    shares[slots - 1].extend(light)
     return [item for share in shares for item in share]
 
 

@@ -30,7 +30,7 @@ def accepted(text: str, currency: str) -> bool:
     return True
 
 
-@settings(max_examples=2000, derandomize=True, database=None)
+@settings(max_examples=500, derandomize=True, database=None)
 @given(text=NEAR_AMOUNTS | st.from_regex(r"\A[0-9]{1,17}(\.[0-9]{1,10})?\Z"),
        currency=st.sampled_from(sorted(DEFAULT_CURRENCIES)))  # fmt: skip
 @example(text="0.00000001", currency="BTC")

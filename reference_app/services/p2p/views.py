@@ -67,12 +67,13 @@ def offer_schema(currencies: Mapping[str, int]) -> Schema:
     variants = []
     for currency, places in currencies.items():
         coins = amount_schema(places)
+        bound = {"oneOf": [coins, {"type": "null", "description": "the default"}]}
         for fiat, fiat_places in FIAT_CURRENCIES.items():
             if fiat == currency:
                 continue
             properties = {"currency": const(currency), "fiat": const(fiat),
                           "price": amount_schema(fiat_places), "amount": coins,
-                          "min_amount": coins, "max_amount": coins}  # fmt: skip
+                          "min_amount": bound, "max_amount": bound}  # fmt: skip
             variants.append(object_schema(properties, ["currency", "fiat", "price", "amount"]))
     return one_of(variants, "an offer's terms: each amount in the places of its currency")
 
