@@ -4,18 +4,29 @@ check (currency codes, amounts per currency, ids), written once here from their 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
+from isolation_harness.reference_app.http_api import MAX_LIMIT
+from isolation_harness.reference_app.http_api import Schema as Schema  # views take it from here
 from isolation_harness.reference_app.money import (
     MAX_AMOUNT,
     MAX_INTEGER_DIGITS,
     amount_pattern,
     unit,
 )
-
-Schema = dict[str, Any]
+from isolation_harness.reference_app.settings import SERVICES
 
 UUID_SCHEMA: Schema = {"type": "string", "format": "uuid"}
+#: a service's name in a path (readiness, the fault API)
+SERVICE_SCHEMA: Schema = {"type": "string", "enum": list(SERVICES)}
+
+
+def service_path(_: Mapping[str, int]) -> Schema:
+    return {"service": SERVICE_SCHEMA}
+
+
+def limit_query(_: Mapping[str, int]) -> Schema:
+    """``?limit=`` of a listing (:func:`http_api.query_int` with :data:`http_api.MAX_LIMIT`)."""
+    return {"limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}
 
 
 def currency_schema(codes: Iterable[str]) -> Schema:
@@ -35,19 +46,14 @@ def amount_schema(places: int) -> Schema:
     }
 
 
-def object_schema(
-    properties: Mapping[str, Schema], required: Iterable[str], *, title: str | None = None
-) -> Schema:
+def object_schema(properties: Mapping[str, Schema], required: Iterable[str]) -> Schema:
     """A JSON object with these properties and no others."""
-    schema: Schema = {
+    return {
         "type": "object",
         "properties": dict(properties),
         "required": list(required),
         "additionalProperties": False,
     }
-    if title is not None:
-        schema["title"] = title
-    return schema
 
 
 def one_of(variants: Iterable[Schema], description: str) -> Schema:

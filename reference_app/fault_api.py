@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from isolation_harness.reference_app.api_schema import service_path
 from isolation_harness.reference_app.app_keys import DATABASES, FAULTS, TOKENS
 from isolation_harness.reference_app.errors import NotFound
 from isolation_harness.reference_app.faults import Fault, FaultMode
 from isolation_harness.reference_app.http_api import Route, read_model, respond
-from isolation_harness.reference_app.settings import SERVICES
 
 
 class SetFault(BaseModel):
@@ -65,15 +63,11 @@ async def recycle(request: web.Request) -> web.Response:
     return respond({"service": service, "pool": pool.name, "recycled": True})
 
 
-def SERVICE(_: Mapping[str, int]) -> dict[str, object]:
-    return {"service": {"type": "string", "enum": list(SERVICES)}}
-
-
 ROUTES = [
     Route("GET", "/api/_faults", list_faults, "Faults per service", "faults", auth="admin"),
     Route("PUT", "/api/_faults/{service}", set_fault, "Break a service (raise|hang|slow|leak) "
-          "or mend it (none)", "faults", auth="admin", body=SetFault, path_schemas=SERVICE),
+          "or mend it (none)", "faults", auth="admin", body=SetFault, path_schemas=service_path),
     Route("DELETE", "/api/_faults", clear_faults, "Mend every service", "faults", auth="admin"),
     Route("POST", "/api/_faults/{service}/recycle", recycle, "Close the service's idle "
-          "connections", "faults", auth="admin", path_schemas=SERVICE),
+          "connections", "faults", auth="admin", path_schemas=service_path),
 ]  # fmt: skip

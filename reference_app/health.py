@@ -10,6 +10,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from isolation_harness.reference_app.api_schema import service_path
 from isolation_harness.reference_app.app_keys import DATABASES, METRICS, SETTINGS
 from isolation_harness.reference_app.boundary import failure_kind
 from isolation_harness.reference_app.db import PoolTimeout
@@ -18,7 +19,6 @@ from isolation_harness.reference_app.http_api import Route, respond
 from isolation_harness.reference_app.settings import SERVICES
 
 READY_TIMEOUT = 1.0
-SERVICE_SCHEMA = {"type": "string", "enum": list(SERVICES)}
 log = logging.getLogger("reference_app.health")
 
 
@@ -79,7 +79,7 @@ ROUTES = [
     Route("GET", "/health/ready", ready, "Every service's database answers", "health",
           auth="none", responses={200: "ready", 503: "a service is not ready"}),
     Route("GET", "/health/ready/{service}", ready, "One service's database answers", "health",
-          auth="none", path_schemas=lambda _: {"service": SERVICE_SCHEMA},
+          auth="none", path_schemas=service_path,
           responses={200: "ready", 503: "not ready", 404: "unknown service"}),
     Route("GET", "/metrics", metrics, "Prometheus metrics", "health", auth="none",
           content_type="text/plain"),

@@ -24,6 +24,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: what an Idempotency-Key may be (the OpenAPI document says the same)
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,128}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.strip("^$"))
+#: the most rows a listing's ``limit`` may ask for (its default: :data:`PAGE`)
+MAX_LIMIT = 500
+PAGE = 50
 #: a query integer as the OpenAPI document describes it: digits only
 _DIGITS = re.compile("[0-9]{1,18}")
 _UUID = re.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -157,10 +157,10 @@ def _responses(route: Route) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     for status in sorted(texts):
         answer: dict[str, Any] = {"description": texts[status]}
-        if status >= 400:
-            schema = _UNAVAILABLE if status == 503 and route.tag != "health" else _ERROR
-            if route.tag == "health" and status == 503:  # readiness: the report itself
-                schema = {"type": "object"}
+        if status == 503 and route.tag == "health":  # readiness: the report itself
+            answer["content"] = {"application/json": {"schema": {"type": "object"}}}
+        elif status >= 400:
+            schema = _UNAVAILABLE if status == 503 else _ERROR
             answer["content"] = {"application/json": {"schema": schema}}
         else:
             answer["content"] = {route.content_type: {"schema": _success(route)}}

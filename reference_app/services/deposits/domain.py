@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+#: the provider's id of a payment when sent as a string: digits only (as a number it is a
+#: whole number below 10**PAYMENT_ID_DIGITS)
+PAYMENT_ID_DIGITS = 30
+PAYMENT_ID_PATTERN = f"^[0-9]{{1,{PAYMENT_ID_DIGITS}}}$"
+
 
 class DepositStatus(StrEnum):
     WAITING = "waiting"

@@ -28,6 +28,8 @@ from isolation_harness.reference_app.errors import (
 from isolation_harness.reference_app.payments_signature import verify
 from isolation_harness.reference_app.services.deposits import queries as q
 from isolation_harness.reference_app.services.deposits.domain import (
+    PAYMENT_ID_DIGITS,
+    PAYMENT_ID_PATTERN,
     Deposit,
     DepositStatus,
     Outcome,
@@ -290,13 +292,12 @@ def _payment_id(value: object) -> str | None:
         return value if _PAYMENT_ID.fullmatch(value) else None
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
-    if value < 0 or value != int(value) or value >= 10**30:
+    if value < 0 or value != int(value) or value >= 10**PAYMENT_ID_DIGITS:
         return None
     return str(int(value))
 
 
-#: a payment id sent as a string: digits only
-_PAYMENT_ID = re.compile("[0-9]{1,30}")
+_PAYMENT_ID = re.compile(PAYMENT_ID_PATTERN.strip("^$"))
 
 
 def _mismatch(deposit: Deposit, body: dict[str, Any]) -> list[str]:

@@ -10,10 +10,13 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from isolation_harness.reference_app.api_schema import (
     Schema,
     amount_of_currency,
+    limit_query,
 )
 from isolation_harness.reference_app.app_keys import DEPOSITS, SETTINGS, TOKENS
 from isolation_harness.reference_app.errors import BadRequest
 from isolation_harness.reference_app.http_api import (
+    MAX_LIMIT,
+    PAGE,
     Route,
     idempotency_key,
     path_uuid,
@@ -22,7 +25,12 @@ from isolation_harness.reference_app.http_api import (
     respond,
 )
 from isolation_harness.reference_app.money import parse_amount, parse_currency
-from isolation_harness.reference_app.services.deposits.domain import Deposit, DepositStatus
+from isolation_harness.reference_app.services.deposits.domain import (
+    PAYMENT_ID_DIGITS,
+    PAYMENT_ID_PATTERN,
+    Deposit,
+    DepositStatus,
+)
 from isolation_harness.reference_app.services.deposits.provider import PROVIDER_TICKERS
 
 IPN_SIGNATURE_HEADER = "x-nowpayments-sig"
@@ -46,18 +54,14 @@ def ipn_schema(_: Mapping[str, int]) -> Schema:
         "properties": {
             "payment_id": {
                 "oneOf": [
-                    {"type": "integer", "minimum": 0, "maximum": 10**30 - 1},
-                    {"type": "string", "pattern": "^[0-9]{1,30}$"},
+                    {"type": "integer", "minimum": 0, "maximum": 10**PAYMENT_ID_DIGITS - 1},
+                    {"type": "string", "pattern": PAYMENT_ID_PATTERN},
                 ]
             },
             "payment_status": {"type": "string", "enum": [s.value for s in DepositStatus]},
         },
         "required": ["payment_id", "payment_status"],
     }
-
-
-def limit_query(_: Mapping[str, int]) -> Schema:
-    return {"limit": {"type": "integer", "minimum": 1, "maximum": 500}}
 
 
 def _public(deposit: Deposit) -> dict[str, object]:
@@ -100,7 +104,7 @@ async def get_deposit(request: web.Request) -> web.Response:
 
 async def list_deposits(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
-    limit = query_int(request, "limit", 50, 1, 500)
+    limit = query_int(request, "limit", PAGE, 1, MAX_LIMIT)
     found = await request.app[DEPOSITS].deposits(user, limit)
     return respond({"deposits": [_public(d) for d in found]})
 

@@ -20,11 +20,14 @@ from isolation_harness.reference_app.api_schema import (
     amount_schema,
     const,
     currency_schema,
+    limit_query,
     object_schema,
     one_of,
 )
 from isolation_harness.reference_app.app_keys import P2P, SETTINGS, TOKENS
 from isolation_harness.reference_app.http_api import (
+    MAX_LIMIT,
+    PAGE,
     Route,
     UuidIn,
     idempotency_key,
@@ -88,14 +91,9 @@ def trade_schema(currencies: Mapping[str, int]) -> Schema:
 
 def offers_query(currencies: Mapping[str, int]) -> Schema:
     return {"currency": currency_schema(currencies), "fiat": currency_schema(FIAT_CURRENCIES),
-            "limit": LIMIT}  # fmt: skip
+            **limit_query(currencies)}  # fmt: skip
 
 
-def trades_query(_: Mapping[str, int]) -> Schema:
-    return {"limit": LIMIT}
-
-
-LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": 500}
 OFFER_RULES = {
     "invalid_terms": "min_amount (by default the currency's smallest unit) at most "
     "max_amount (by default the amount) at most amount, and amount times price at most 10^15",
@@ -156,7 +154,7 @@ async def list_offers(request: web.Request) -> web.Response:
         currency=parse_currency(currency, request.app[SETTINGS].currencies)
         if currency is not None else None,
         fiat=parse_currency(fiat, FIAT_CURRENCIES, field="fiat") if fiat is not None else None,
-        limit=query_int(request, "limit", 50, 1, 500),
+        limit=query_int(request, "limit", PAGE, 1, MAX_LIMIT),
     )  # fmt: skip
     return respond({"offers": [offer_json(o) for o in offers]})
 
@@ -190,7 +188,7 @@ async def open_trade(request: web.Request) -> web.Response:
 
 async def my_trades(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
-    trades = await request.app[P2P].trades(user, query_int(request, "limit", 50, 1, 500))
+    trades = await request.app[P2P].trades(user, query_int(request, "limit", PAGE, 1, MAX_LIMIT))
     return respond({"trades": [trade_json(t) for t in trades]})
 
 
@@ -264,7 +262,7 @@ ROUTES = [
                      409: "offer closed or exhausted, too many open trades, or the seller "
                           "cannot cover it"}),
     Route("GET", "/api/p2p/trades", my_trades, "Your trades, newest first", "p2p",
-          query=trades_query),
+          query=limit_query),
     Route("GET", TRADE, get_trade, "One of your trades", "p2p", responses={404: MOVED[404]}),
     Route("GET", TRADE + "/events", trade_history, "The states a trade went through", "p2p",
           responses={404: MOVED[404]}),

@@ -11,9 +11,12 @@ from isolation_harness.reference_app.api_schema import (
     UUID_SCHEMA,
     Schema,
     amount_of_currency,
+    limit_query,
 )
 from isolation_harness.reference_app.app_keys import SETTINGS, TOKENS, WALLET
 from isolation_harness.reference_app.http_api import (
+    MAX_LIMIT,
+    PAGE,
     Route,
     UuidIn,
     idempotency_key,
@@ -44,10 +47,6 @@ def fund_user_schema(currencies: Mapping[str, int]) -> Schema:
     return amount_of_currency(currencies, {"user_id": UUID_SCHEMA})
 
 
-def limit_query(_: Mapping[str, int]) -> Schema:
-    return {"limit": {"type": "integer", "minimum": 1, "maximum": 500}}
-
-
 async def create_user(request: web.Request) -> web.Response:
     body = await read_model(request, CreateUser)
     user_id = await request.app[WALLET].create_user(body.username)
@@ -66,7 +65,7 @@ async def balances(request: web.Request) -> web.Response:
 
 async def transactions(request: web.Request) -> web.Response:
     user = request.app[TOKENS].user(request)
-    limit = query_int(request, "limit", 50, 1, 500)
+    limit = query_int(request, "limit", PAGE, 1, MAX_LIMIT)
     return respond({"entries": await request.app[WALLET].entries(user, limit)})
 
 
