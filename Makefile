@@ -20,7 +20,7 @@ PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 # them again, which costs the suite more than a minute of CPU on two cores.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup system-packages demo gate test lint format clean
+.PHONY: setup system-packages demo gate test lint format clean screenshot
 
 ## setup: system packages if missing, virtualenv in .venv, editable install with test and
 ## dev tools, Toxiproxy build
@@ -29,7 +29,7 @@ setup: system-packages $(INSTALLED) $(TOXIPROXY) $(ACTIONLINT)
 	@# once: 364 s for `make test` without __pycache__, 354 s with); then only what changed.
 	$(BIN)/python -m compileall -q -j 0 chaos load reference_app topology bench
 
-## system-packages: PostgreSQL's server, python3-venv and wrk, installed with apt-get as
+## system-packages: PostgreSQL's server, python3-venv, wrk and chromium, installed with apt-get as
 ## root when missing, or named with the command to run (scripts/system-packages.sh)
 system-packages:
 	@PYTHON=$(PYTHON) scripts/system-packages.sh
@@ -68,6 +68,12 @@ test: setup
 GATE_JOBS ?= 2
 gate: setup
 	$(BIN)/harness suite scenarios --jobs $(GATE_JOBS) --reports reports
+
+## screenshot: the README's picture of a report (docs/img/report.png), taken in Chromium of
+## the headline scenario's page, from a run made for it
+screenshot: setup
+	-$(BIN)/harness run scenarios/deposits-survive-p2p-outage.yaml --reports reports
+	$(BIN)/python scripts/screenshot.py reports/deposits-survive-p2p-outage-isolated/report.html docs/img/report.png
 
 ## lint: ruff (lint and format) and mypy
 lint: setup

@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from isolation_harness.chaos.report.repetition import closest as closest_threshold  # noqa: E402
 from isolation_harness.chaos.scenario.loader import load_scenario  # noqa: E402
 
 HARNESS = str(ROOT / ".venv" / "bin" / "harness")
@@ -99,8 +100,7 @@ def measure(path: Path, runs: int, reports: Path, condition: str) -> dict[str, A
     wall = time.monotonic() - started
     found = json.loads((reports / f"{scenario.name}-{scenario.variant}" / "repeat.json")
                        .read_text())["scenarios"][0]  # fmt: skip
-    # the closest one with room to measure (an "== 0" that held has a margin of 0 always)
-    closest = next((t for t in found["thresholds"] if t["relative_min"] is not None), None)
+    closest = closest_threshold(found["thresholds"])
     breached = [t for t in found["thresholds"] if t["breached"]]
     journals = [json.loads(Path(path).read_text()) for path in found["journals"]]
     costs = [j["fixed_cost_seconds"] for j in journals if "fixed_cost_seconds" in j]

@@ -29,6 +29,15 @@ EXIT_INVARIANT = 2
 EXIT_INVALID = 3
 EXIT_HARNESS_ERROR = 4
 
+#: what each exit code says, in a report's words
+EXIT_LABELS = {
+    EXIT_PASS: "PASS",
+    EXIT_THRESHOLD: "FAIL (threshold)",
+    EXIT_INVARIANT: "FAIL (invariant)",
+    EXIT_INVALID: "INVALID",
+    EXIT_HARNESS_ERROR: "ERROR",
+}
+
 #: when there are several results (a suite, repeated runs), the most serious one is the exit
 #: code: money first, then an invalid run, then a breach
 SEVERITY = (EXIT_HARNESS_ERROR, EXIT_INVARIANT, EXIT_INVALID, EXIT_THRESHOLD, EXIT_PASS)

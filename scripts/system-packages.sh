@@ -7,6 +7,8 @@
 #                               (not needed with HARNESS_PG_BIN or HARNESS_PG_DSN set)
 #   python3-venv                the virtualenv `make setup` creates
 #   wrk                         the benchmarks' reference load generator (`make test` runs them)
+#   chromium                    the browser the reports' end-to-end tests open them in
+#                               (`make test`), and `make screenshot` photographs one with
 #
 # APT_GET names the package manager's command (default apt-get), PYTHON the interpreter the
 # virtualenv is made from. Exit 0 when everything is there (or was installed), 4 otherwise.
@@ -25,12 +27,14 @@ has_postgres() {
 }
 has_venv() { "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; }
 has_wrk() { command -v wrk >/dev/null 2>&1; }
+has_chromium() { command -v chromium >/dev/null 2>&1; }
 
 missing() {
   local packages=()
   has_postgres || packages+=(postgresql)
   has_venv || packages+=(python3-venv)
   has_wrk || packages+=(wrk)
+  has_chromium || packages+=(chromium)
   echo "${packages[@]}"
 }
 
@@ -68,6 +72,6 @@ install || { "$APT_GET" update -q && install; }
 read -r -a still <<<"$(missing)"
 if ((${#still[@]})); then
   echo "make setup: $APT_GET installed ${needed[*]}, but ${still[*]} still cannot be found" \
-    "(wrk on PATH, the PostgreSQL server in /usr/lib/postgresql/*/bin)" >&2
+    "(wrk and chromium on PATH, the PostgreSQL server in /usr/lib/postgresql/*/bin)" >&2
   exit 4
 fi

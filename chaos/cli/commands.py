@@ -200,6 +200,15 @@ def demo(ctx: click.Context, link: str, cut_seconds: float) -> None:
     help="Write the result as JSON.",
 )
 @click.option("--csv", "csv_prefix", help="Write PREFIX_stats.csv and PREFIX_samples.csv.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("reports/load/report.html"),
+    show_default=True,
+    help="Write the HTML report here (its timeline and percentiles).",
+)
+@click.option("--no-report", is_flag=True, help="Write no HTML report.")
 @click.pass_context
 def load(
     ctx: click.Context,
@@ -212,12 +221,23 @@ def load(
     admin_token: str | None,
     json_path: Path | None,
     csv_prefix: str | None,
+    report_path: Path,
+    no_report: bool,
 ) -> None:
     """Run Locust against the app, keep every sample, print exact figures per group."""
     from isolation_harness.chaos.cli.load import LoadOptions, run_load_command
 
     options = LoadOptions(
-        users, spawn_rate, duration, mix, workers, host, admin_token, json_path, csv_prefix
+        users,
+        spawn_rate,
+        duration,
+        mix,
+        workers,
+        host,
+        admin_token,
+        json_path,
+        csv_prefix,
+        None if no_report else report_path,
     )
     run_load_command(Stack(_settings(ctx)), _out, options)
 
@@ -344,6 +364,40 @@ def suite(
         reports=reports, junit=junit, repeat=repeat, jobs=jobs,
     )  # fmt: skip
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("journals", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--index",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the suite index of these runs (index.html) into this folder.",
+)
+def report(journals: tuple[Path, ...], index: Path | None) -> None:
+    """Render the HTML report of runs again: report.html beside each journal (a folder:
+    every journal.json under it)."""
+    from isolation_harness.chaos.cli.pages import report as write_reports
+
+    sys.exit(write_reports(list(journals), _out, index=index))
+
+
+@cli.command()
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("reports/compare.html"),
+    show_default=True,
+    help="Where to write the page.",
+)
+@click.option("--label-a", help="What to call run A (default: scenario, variant, start time).")
+@click.option("--label-b", help="What to call run B.")
+def compare(a: Path, b: Path, out: Path, label_a: str | None, label_b: str | None) -> None:
+    """Two runs side by side (journals A and B): timelines overlaid, metric deltas (B - A)."""
+    from isolation_harness.chaos.cli.pages import compare as write_compare
+
+    sys.exit(write_compare(a, b, out, _out, labels=(label_a, label_b)))
 
 
 @cli.command()

@@ -13,7 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from isolation_harness.chaos.errors import ConfigError
-from isolation_harness.chaos.report.load_report import stats_table, write_csv, write_json
+from isolation_harness.chaos.report.load_report import (
+    stats_table,
+    write_csv,
+    write_html,
+    write_json,
+)
 from isolation_harness.chaos.stack.lifecycle import Stack
 from isolation_harness.chaos.stack.warden import Warden
 from isolation_harness.load.kinds import parse_mix, parse_think_time
@@ -45,6 +50,8 @@ class LoadOptions:
     admin_token: str | None
     json_path: Path | None
     csv_prefix: str | None
+    #: the HTML report (its timeline and percentiles); None: none
+    report_path: Path | None = None
 
 
 def run_load_command(
@@ -98,6 +105,9 @@ def run_load_command(
     if csv_prefix is not None:
         for path in write_csv(result, csv_prefix):
             console.print(f"csv: {path}")
+    if options.report_path is not None:
+        write_html(result, options.report_path)
+        console.print(f"report: {options.report_path}", soft_wrap=True, markup=False)
     return result
 
 

@@ -8,22 +8,18 @@ change is pointed out in one line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
 
 from isolation_harness.chaos.cli.runs import run_files
 from isolation_harness.chaos.errors import ConfigError
-from isolation_harness.chaos.report.journal import JOURNAL_VERSION
+from isolation_harness.chaos.report.journal import A_JOURNAL, JOURNAL_VERSION, read_journal
 from isolation_harness.chaos.scenario.loader import load_scenario
 from isolation_harness.chaos.scenario.model import Scenario
 from isolation_harness.chaos.stack.settings import Settings
-
-_A_JOURNAL = "pass the journal.json a run wrote (reports/<scenario>-<variant>/journal.json)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ def replay_run(
 def read_recorded_run(path: Path) -> RecordedRun:
     """The run recorded in the journal at ``path``; :class:`ConfigError` naming the file if
     it is not a journal of this harness."""
-    data = _journal_data(path)
+    data = read_journal(path)
     version = data["journal_version"]
     if version != JOURNAL_VERSION:
         raise ConfigError(
@@ -93,7 +89,7 @@ def read_recorded_run(path: Path) -> RecordedRun:
     scenario, seed, variant = data.get("scenario"), data.get("seed"), data.get("variant")
     if not isinstance(scenario, dict) or type(seed) is not int or not isinstance(variant, str):
         raise ConfigError(f"{path} is not a harness journal: it records no scenario, seed "
-                          "and variant", _A_JOURNAL)  # fmt: skip
+                          "and variant", A_JOURNAL)  # fmt: skip
     try:
         recorded = Scenario.from_record(scenario).with_variant(variant)
     except (ValidationError, ConfigError) as exc:
@@ -103,20 +99,6 @@ def read_recorded_run(path: Path) -> RecordedRun:
         ) from None
     source = data.get("source")
     return RecordedRun(path, recorded, seed, Path(source) if isinstance(source, str) else None)
-
-
-def _journal_data(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", _A_JOURNAL) from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or "journal_version" not in data:
-        raise ConfigError(f"{path} is not a harness journal", _A_JOURNAL)
-    return data
 
 
 def _first_error(exc: ValidationError | ConfigError) -> str:

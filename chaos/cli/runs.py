@@ -19,6 +19,7 @@ from rich.text import Text
 
 from isolation_harness.chaos.errors import EXIT_PASS, ConfigError, worst
 from isolation_harness.chaos.interruption import Interruption
+from isolation_harness.chaos.report.html import Entry, write_index, write_run_report
 from isolation_harness.chaos.report.journal import write_journal
 from isolation_harness.chaos.report.junit import write_junit
 from isolation_harness.chaos.report.repetition import repetition, write_repetitions
@@ -113,9 +114,24 @@ def run_files(
     if repetitions:
         write_repetitions(repetitions, folder / "repeat.json")
         console.print(f"repeat: {folder / 'repeat.json'}", soft_wrap=True, markup=False)
+    write_pages(ran, folder, console, index=len(scenarios) > 1 or repeat > 1)
     journals = [data for item in ran for data in item.journals]
     console.print(wall_line(wall, journals, jobs), highlight=False)
     return worst([int(data["exit_code"]) for data in journals])
+
+
+def write_pages(ran: Sequence[_Scenario], folder: Path, console: Console, *, index: bool) -> None:
+    """``report.html`` beside every journal, and with ``index`` the suite's ``index.html``
+    in ``folder``: drawn once every run is over, so that no drawing shares the machine
+    with a run's judged phases."""
+    for item in ran:
+        for data, target in zip(item.journals, item.targets, strict=True):
+            page = write_run_report(target, data)
+            if not index:
+                console.print(f"report: {page}", soft_wrap=True, markup=False)
+    if index and ran:
+        page = write_index([Entry(item.journals, item.targets) for item in ran], folder)
+        console.print(f"report: {page}", soft_wrap=True, markup=False)
 
 
 class _Suite:

@@ -19,6 +19,7 @@ from isolation_harness.chaos.errors import (
     EXIT_HARNESS_ERROR,
     EXIT_INVALID,
     EXIT_INVARIANT,
+    EXIT_LABELS,
     EXIT_PASS,
     EXIT_THRESHOLD,
 )
@@ -155,14 +156,7 @@ class Outcome:
         return EXIT_INVALID if self.unproven else EXIT_PASS
 
     def label(self) -> str:
-        code = self.exit_code()
-        return {
-            EXIT_PASS: "PASS",
-            EXIT_THRESHOLD: "FAIL (threshold)",
-            EXIT_INVARIANT: "FAIL (invariant)",
-            EXIT_INVALID: "INVALID",
-            EXIT_HARNESS_ERROR: "ERROR",
-        }[code]
+        return EXIT_LABELS[self.exit_code()]
 
     def reasons(self) -> list[str]:
         """One line per thing that went wrong (or was not as expected)."""

@@ -15,6 +15,7 @@ import pytest
 from isolation_harness.chaos.errors import HarnessError
 from isolation_harness.chaos.interruption import RunInterrupted
 from isolation_harness.chaos.pytest_plugin.turns import TURNS
+from isolation_harness.chaos.report.html import write_run_report
 from isolation_harness.chaos.report.journal import write_journal
 from isolation_harness.chaos.run.record import RunRecord
 from isolation_harness.chaos.run.runner import run_scenario
@@ -66,6 +67,8 @@ class ScenarioItem(pytest.Item):
         target = reports / f"{self.scenario.name}-{self.scenario.variant}" / "journal.json"
         data = write_journal(record, target)
         self.user_properties.append(("journal", str(target)))
+        report = write_run_report(target, data)
+        self.user_properties.append(("report", str(report)))
         return data
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -81,6 +84,8 @@ class ScenarioItem(pytest.Item):
                       for v in verdicts["validity"] if not v["passed"]]  # fmt: skip
             lines += [f"  harness error: {e}" for e in verdicts["harness_errors"]]
             lines += [f"  replay: {data['replay']}"] if data.get("replay") else []
+            report = dict(self.user_properties).get("report")
+            lines += [f"  report: {report}"] if report else []
             return "\n".join(lines)
         if isinstance(excinfo.value, HarnessError):
             return f"harness error: {excinfo.value}"

@@ -10,9 +10,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from isolation_harness.chaos.errors import ConfigError
 from isolation_harness.chaos.run.record import RunRecord
 
 JOURNAL_VERSION = 2
+#: what to pass instead of something that is not a journal
+A_JOURNAL = "pass the journal.json a run wrote (reports/<scenario>-<variant>/journal.json)"
 
 
 def journal(record: RunRecord) -> dict[str, Any]:
@@ -44,6 +47,8 @@ def journal(record: RunRecord) -> dict[str, Any]:
             "operations": record.operations,
             "saturated": record.saturated,
         },
+        # the requests over time per group, for the report's timeline (load/series.py)
+        "series": record.series,
         "stats": record.stats,
         "server": record.server,
         "recovered_after_s": record.recovered_after,
@@ -62,6 +67,22 @@ def journal(record: RunRecord) -> dict[str, Any]:
         "exit_code": outcome.exit_code(),
         "reasons": outcome.reasons(),
     }
+
+
+def read_journal(path: Path) -> dict[str, Any]:
+    """The journal at ``path``; :class:`ConfigError` naming the file if it cannot be read or
+    is not a journal of this harness."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", A_JOURNAL) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "journal_version" not in data:
+        raise ConfigError(f"{path} is not a harness journal", A_JOURNAL)
+    return data
 
 
 def write_journal(record: RunRecord, path: Path) -> dict[str, Any]:

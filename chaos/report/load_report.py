@@ -1,4 +1,4 @@
-"""How a load run is shown and saved: a table per request group, JSON, CSV."""
+"""How a load run is shown and saved: a table per request group, JSON, CSV, an HTML page."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 from rich.table import Table
 
+from isolation_harness.chaos.report.html import load_page
 from isolation_harness.load.operations import outcome_counts
 from isolation_harness.load.runner import LoadResult
+from isolation_harness.load.series import time_series
 from isolation_harness.load.stats import GroupStats
 
 
@@ -63,6 +65,13 @@ def _finite(values: dict[str, object]) -> dict[str, object]:
 
 def write_json(result: LoadResult, path: Path) -> None:
     path.write_text(json.dumps(result_json(result), indent=2))
+
+
+def write_html(result: LoadResult, path: Path) -> None:
+    """The run's page: its timeline from every sample, and its percentiles per group."""
+    page = load_page(result_json(result), time_series(result.samples, result.started_at))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
 
 
 def write_csv(result: LoadResult, prefix: str) -> list[Path]:

@@ -101,6 +101,13 @@ def margin_spread(journals: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     return [row for _, row in rows]
 
 
+def closest(thresholds: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Of :func:`margin_spread`'s rows, the closest to its limit with room to measure: an
+    ``== 0`` that held has a margin of 0 in every run, and says nothing of how near a
+    breach the gate came."""
+    return next((t for t in thresholds if t["relative_min"] is not None), None)
+
+
 def repetition(
     journals: Sequence[Mapping[str, Any]], *, requested: int, paths: Sequence[Path] = ()
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.table import Table
 _COLOURS = {0: "green", 1: "red", 2: "red", 3: "yellow", 4: "red"}
 
 
-def _num(value: object) -> str:
+def number(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -21,7 +21,7 @@ def _num(value: object) -> str:
     return str(value)
 
 
-def _margin(margin: float | None, relative: float | None) -> str:
+def margin_text(margin: float | None, relative: float | None) -> str:
     """``+50 (+20%)``: the margin in the threshold's unit, and as a share of its limit."""
     if margin is None:
         return "-"
@@ -42,8 +42,8 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
             result = "[green]ok[/green]" if t["passed"] else "[red]BREACHED[/red]"
         table.add_row(
             t["expression"], f"{t['group']} / {t['phase']} ({t['samples']} req)",
-            _num(t["measured"]), _num(t["expected"]),
-            _margin(t.get("margin"), t.get("relative_margin")), result,
+            number(t["measured"]), number(t["expected"]),
+            margin_text(t.get("margin"), t.get("relative_margin")), result,
         )  # fmt: skip
     for i in verdicts["invariants"]:
         detail = "" if i["passed"] else "; ".join(i["violations"][:2])
@@ -173,7 +173,7 @@ def print_repetition(figures: dict[str, Any], console: Console) -> None:
             where += f" (judged in {t['judged']})"
         relative = t["relative_min"]
         table.add_row(
-            t["expression"], where, _margin(t["min"], None), _margin(t["median"], None),
+            t["expression"], where, margin_text(t["min"], None), margin_text(t["median"], None),
             "-" if relative is None else f"{relative:+.0%}",
             f"[red]{t['breached']}[/red]" if t["breached"] else "0",
             f"[yellow]{t['undefined']}[/yellow]" if t["undefined"] else "0",

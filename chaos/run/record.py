@@ -34,6 +34,8 @@ class RunRecord:
     samples: int = 0
     #: the money-moving requests of the load, by outcome (acknowledged, failed, indeterminate)
     operations: dict[str, int] = field(default_factory=dict)
+    #: the requests over time, per group (:func:`load.series.time_series`)
+    series: dict[str, Any] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
     interrupted: bool = False
     versions: dict[str, str] = field(default_factory=dict)

@@ -60,6 +60,7 @@ from isolation_harness.load.kinds import CLIENT_TIMEOUT
 from isolation_harness.load.operations import outcome_counts
 from isolation_harness.load.runner import LoadError, LoadPlan, LoadResult, LoadRun
 from isolation_harness.load.seeding import random_seed
+from isolation_harness.load.series import time_series
 from isolation_harness.reference_app.settings import AppSettings
 from isolation_harness.topology.environment import ENV_PAYMENTS_URL, ENV_SEED, ENV_THINK_TIME
 from isolation_harness.topology.services import APP_DATABASE
@@ -418,6 +419,8 @@ class ScenarioRunner:
             errors.append("the load produced no result")
             return
         record.samples = len(result.samples)
+        origin = record.phases[0].start if record.phases else record.started_at
+        record.series = time_series(result.samples, origin)
         record.operations = outcome_counts(result.operations)
         record.saturated = result.saturated
         outcome = judge(

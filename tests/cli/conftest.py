@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -20,6 +21,14 @@ HARNESS = str(Path(sys.executable).with_name("harness"))
 def stack_env() -> Iterator[dict[str, str]]:
     """The environment of a stack brought up by ``harness up`` (one app worker), taken down
     after the test."""
+    with harness_stack_env() as env:
+        yield env
+
+
+@contextlib.contextmanager
+def harness_stack_env() -> Iterator[dict[str, str]]:
+    """The environment of a stack brought up by ``harness up`` (one app worker), taken down
+    when the block ends."""
     folder = cluster_folder("harness-test-cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "TOXIPROXY_"))}
     env.update(HARNESS_STATE_DIR=str(folder), HARNESS_APP_WORKERS="1", PYTHONUNBUFFERED="1")

@@ -79,7 +79,8 @@ def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> 
         assert up.returncode == 0, up.stderr
         result = commands.run(
             [HARNESS, "load", "--users", "6", "--duration", "3s", "--mix", "deposits=2,wallet=1",
-             "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run")],
+             "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run"),
+             "--report", str(tmp_path / "load" / "report.html")],
             env=env, timeout=120,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
@@ -92,6 +93,12 @@ def test_a_load_run_prints_its_table_and_writes_json_and_csv(tmp_path: Path) -> 
         samples = (tmp_path / "run_samples.csv").read_text().splitlines()
         assert len(samples) - 1 == data["samples"]
         assert (tmp_path / "run_stats.csv").read_text().startswith("group,count")
+        # the page: every request name's percentiles, a throughput line per service
+        page = (tmp_path / "load" / "report.html").read_text()
+        assert f"report: {tmp_path / 'load' / 'report.html'}" in result.stdout
+        assert 'id="series-throughput-deposits"' in page
+        assert 'id="series-throughput-wallet"' in page
+        assert "<td>deposits.create</td>" in page
     finally:
         commands.run([HARNESS, "down"], env=env, timeout=120)
         import shutil

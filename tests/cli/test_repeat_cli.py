@@ -72,12 +72,19 @@ def test_every_run_is_kept_uses_the_fixed_seed_and_ctrl_c_stops_the_repetition(
     assert runner.seeds == [5, 5], "--seed fixes every run's seed; nothing runs after Ctrl-C"
     folder = tmp_path / "minimal-isolated"
     assert sorted(p.name for p in folder.iterdir()) == [
+        "index.html",
         "junit.xml",
         "repeat.json",
         "run-1",
         "run-2",
     ]
+    for run in ("run-1", "run-2"):
+        assert sorted(p.name for p in (folder / run).iterdir()) == ["journal.json", "report.html"]
     text = console.export_text()
+    assert f"report: {folder / 'index.html'}" in text
+    index = (folder / "index.html").read_text()
+    assert ">1/2 <" in index
+    assert "(interrupted)" in index
     assert "passed 1/2 runs (interrupted after 2 of 3)" in text
     [figures] = json.loads((folder / "repeat.json").read_text())["scenarios"]
     assert (figures["requested"], figures["runs"], figures["interrupted"]) == (3, 2, True)
@@ -119,6 +126,10 @@ def test_suite_repeat_runs_each_scenario_n_times_with_one_repeat_json(
         assert (folder / "run-2" / "journal.json").is_file()
     suites = ET.parse(reports / "junit.xml").getroot().findall("testsuite")
     assert [properties(s)["runs"] for s in suites] == ["2", "2"]
+    index = (reports / "index.html").read_text()
+    assert f"report: {reports / 'index.html'}" in out
+    assert index.count(">2/2<") == 2  # one row per scenario, each with its pass rate
+    assert 'href="minimal-isolated/run-2/report.html"' in index
 
 
 STEADY = """\

@@ -45,6 +45,7 @@ HEAVY = (
     "tests/cli/test_repeat_cli.py",
     "tests/cli/test_run_cli.py",
     "tests/packaging/test_plugin_project.py",
+    "tests/e2e/test_reports_in_browser.py",
 )
 #: the files whose tests run a whole scenario, a stack or a load generator each, longest first
 LONGEST = (

@@ -67,8 +67,22 @@ EXERCISED: dict[str, tuple[str, ...]] = {
         "tests/chaos/test_ctk.py::test_the_example_holds_its_steady_state_and_rolls_back",
     ),
     "harness load --users 120 --spawn-rate 60 --duration 30s --mix deposits=6,p2p=2,swap=2 "
-    "[--workers N] [--json F] [--csv PREFIX]": (
+    "[--workers N] [--json F] [--csv PREFIX] [--report F]": (
         "tests/cli/test_load_cli.py::test_a_load_run_prints_its_table_and_writes_json_and_csv",
+    ),
+    "harness report reports/": (
+        "tests/cli/test_report_cli.py::test_report_renders_every_journal_of_a_folder_and_its_index",
+    ),
+    "harness report reports/ --index reports/": (
+        "tests/cli/test_report_cli.py::test_report_renders_every_journal_of_a_folder_and_its_index",
+    ),
+    "harness compare A/journal.json B/journal.json --out reports/compare.html": (
+        "tests/cli/test_report_cli.py::test_compare_writes_both_runs_side_by_side",
+        "tests/e2e/test_reports_in_browser.py::test_two_runs_compared_in_the_browser",
+    ),
+    "make screenshot": (
+        "tests/e2e/test_reports_in_browser.py::test_the_readme_screenshot_is_taken_of_a_run_page",
+        "tests/unit/test_readme_commands.py::test_make_demo_and_gate_run_what_the_readme_says",
     ),
     "locust -f load/locustfile.py": (
         "tests/load/test_users.py::test_the_locustfile_serves_locusts_web_ui",
@@ -139,3 +153,9 @@ def test_make_demo_and_gate_run_what_the_readme_says() -> None:
 
     assert "harness run scenarios/deposits-survive-p2p-outage.yaml" in recipe("demo")
     assert "harness suite scenarios --jobs 2" in recipe("gate")
+    screenshot = recipe("screenshot")
+    assert "harness run scenarios/deposits-survive-p2p-outage.yaml" in screenshot
+    assert (
+        "scripts/screenshot.py reports/deposits-survive-p2p-outage-isolated/report.html "
+        "docs/img/report.png" in screenshot
+    )
